@@ -1,0 +1,1 @@
+//! Schedule evaluation: is a hub awake now, and when does that change?
