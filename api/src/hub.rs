@@ -30,6 +30,9 @@ pub const VERSION: &str = "v1alpha1";
     category = "all",
     namespaced,
     cel,
+    validation = Rule::new("size(self.metadata.name) <= 55").message(
+        "a MidiHub's name may have at most 55 characters: it names the hub's pod and labels"
+    ),
     status = "MidiHubStatus",
     derive = "PartialEq",
     doc = "An internet MIDI hub: RTP-MIDI rooms on a public host, awake on a schedule.",
@@ -66,7 +69,10 @@ pub struct MidiHubSpec {
     /// `topology.kubernetes.io/region=<region>`. Choose the region with the lowest latency to
     /// all participants. Empty means any region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+    )]
     pub region: Option<String>,
 
     /// When the hub is awake. Outside these windows it sleeps: no pod runs and it costs nothing.
