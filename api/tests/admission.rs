@@ -135,6 +135,15 @@ fn wake_until_alone_is_admitted() {
     assert_admitted(&admission, &hub);
 }
 
+#[test]
+fn a_hub_name_longer_than_55_characters_is_refused() {
+    let admission = SchemaAdmission::from_committed_crd();
+    let mut hub = example_hub();
+    hub["metadata"]["name"] = json!("j".repeat(56));
+    let rejections = admission.rejections(&hub);
+    assert_rejected(&rejections, "", &["name may have at most 55 characters"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Ports
 
