@@ -1,0 +1,399 @@
+//! A fake API server for tests, not Kubernetes.
+//!
+//! It serves the Kubernetes REST API over plain HTTP on 127.0.0.1 from an in-memory store of
+//! JSON objects, well enough that the real `kube::Client`, `kube::Api` and kube-runtime
+//! watchers and controllers work against it unchanged. It knows no schemas and does no
+//! discovery: any `/api/{version}/...` or `/apis/{group}/{version}/...` path is a resource.
+//!
+//! What it does like Kubernetes: server-managed metadata (uid, a global resourceVersion,
+//! creationTimestamp, generation, generateName), list with label and field selectors, watches
+//! that resume from any resource version (and `sendInitialEvents`), create/replace/patch/delete
+//! with `NotFound`, `AlreadyExists` and `Conflict` as `Status` bodies, the `status`
+//! subresource, and garbage collection of dependents through `ownerReferences`.
+//!
+//! Where it is simpler, knowingly:
+//! - Every resource behaves as if it had a status subresource: `.status` sent to the main
+//!   resource is ignored (and dropped on create); only `.../status` changes it.
+//! - Server-side apply is a recursive merge of the applied object; field ownership, conflicts
+//!   between field managers and `managedFields` are not modelled. Strategic merge patches are
+//!   treated as JSON merge patches.
+//! - Deletion is immediate: finalizers and `deletionTimestamp` are not modelled.
+//! - Lists return everything in one page; no admission, validation, defaulting or RBAC.
+//!
+//! Besides HTTP, tests can read and write the store directly (to seed Nodes or to play the
+//! kubelet by setting a Pod's status), see every request that was made, make requests fail,
+//! and wait for a condition without sleeping blindly.
+
+mod error;
+mod path;
+mod selector;
+mod server;
+mod store;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use error::FakeApiServerError;
+pub use hyper::Method;
+
+use path::ResourcePath;
+use store::{Scope, StatusOnCreate, Store, UpdateScope};
+
+/// One HTTP request as the fake API server received it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedRequest {
+    pub method: Method,
+    pub path: String,
+    /// The raw query string, without the leading `?`.
+    pub query: String,
+    pub content_type: Option<String>,
+    /// The body when it was JSON; `None` for an empty or malformed body.
+    pub body: Option<Value>,
+}
+
+impl RecordedRequest {
+    /// The value of a query parameter, such as `fieldManager` or `labelSelector`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
+}
+
+/// Makes matching requests fail: the next `times` requests whose method matches (any method
+/// when `None`) and whose path contains `path_contains` are answered with `status` and a
+/// `Status` body, then normal service resumes.
+///
+/// Note that the kube client retries 429, 503 and 504 answers on its own (up to three
+/// times); use 500 or a 4xx code to see the failure in the caller at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureRule {
+    pub method: Option<Method>,
+    pub path_contains: String,
+    pub status: u16,
+    pub times: usize,
+}
+
+impl FailureRule {
+    /// Fails the next request of any method whose path contains `path_contains`.
+    pub fn new(path_contains: impl Into<String>, status: u16) -> Self {
+        Self {
+            method: None,
+            path_contains: path_contains.into(),
+            status,
+            times: 1,
+        }
+    }
+
+    #[must_use]
+    pub fn method(mut self, method: Method) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    #[must_use]
+    pub fn times(mut self, times: usize) -> Self {
+        self.times = times;
+        self
+    }
+
+    fn matches(&self, method: &Method, path: &str) -> bool {
+        self.times > 0
+            && self.method.as_ref().is_none_or(|wanted| wanted == method)
+            && path.contains(&self.path_contains)
+    }
+}
+
+/// State shared between the server task and the test's handle.
+pub(crate) struct Shared {
+    store: Mutex<Store>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    failure_rules: Mutex<Vec<FailureRule>>,
+    failures_served: AtomicUsize,
+    /// Bumped on every store operation and every request, to wake `wait_for`.
+    activity: watch::Sender<u64>,
+}
+
+/// Locks a mutex even if a panicking test thread poisoned it: the data stays usable, and the
+/// server task must not panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Runs an operation that may change the store, then wakes waiters.
+    pub(crate) fn with_store<T>(&self, operation: impl FnOnce(&mut Store) -> T) -> T {
+        let result = operation(&mut lock(&self.store));
+        self.notify();
+        result
+    }
+
+    /// Runs an operation that does not change any object; waiters are not woken, so that a
+    /// `wait_for` condition may read the store without waking itself.
+    pub(crate) fn read_store<T>(&self, operation: impl FnOnce(&mut Store) -> T) -> T {
+        operation(&mut lock(&self.store))
+    }
+
+    fn notify(&self) {
+        self.activity
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        lock(&self.requests).push(request);
+        self.notify();
+    }
+
+    /// The status of the first failure rule that matches, using up one of its times.
+    pub(crate) fn take_injected_failure(&self, method: &Method, path: &str) -> Option<u16> {
+        let mut rules = lock(&self.failure_rules);
+        let rule = rules.iter_mut().find(|rule| rule.matches(method, path))?;
+        rule.times -= 1;
+        let status = rule.status;
+        rules.retain(|rule| rule.times > 0);
+        drop(rules);
+        self.failures_served.fetch_add(1, Ordering::SeqCst);
+        self.notify();
+        Some(status)
+    }
+}
+
+/// A fake API server for tests, not Kubernetes: see the [module documentation](self).
+///
+/// Dropping it (or calling [`FakeApiServer::shutdown`]) stops the server and closes every open
+/// connection, watches included.
+pub struct FakeApiServer {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    client: kube::Client,
+    task: Option<JoinHandle<()>>,
+}
+
+impl FakeApiServer {
+    /// Starts a server on 127.0.0.1 with a free port.
+    ///
+    /// # Panics
+    ///
+    /// When no port can be bound, as a test cannot go on without its API server; use
+    /// [`FakeApiServer::try_start`] to handle that.
+    pub async fn start() -> Self {
+        match Self::try_start().await {
+            Ok(server) => server,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// Starts a server on 127.0.0.1 with a free port.
+    pub async fn try_start() -> Result<Self, FakeApiServerError> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(FakeApiServerError::Bind)?;
+        let address = listener.local_addr().map_err(FakeApiServerError::Bind)?;
+        let url = format!("http://{address}")
+            .parse::<hyper::Uri>()
+            .map_err(FakeApiServerError::Url)?;
+        // The same construction as in production, minus TLS and authentication.
+        let client =
+            kube::Client::try_from(kube::Config::new(url)).map_err(FakeApiServerError::Client)?;
+        let (activity, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            store: Mutex::new(Store::default()),
+            requests: Mutex::new(Vec::new()),
+            failure_rules: Mutex::new(Vec::new()),
+            failures_served: AtomicUsize::new(0),
+            activity,
+        });
+        let task = tokio::spawn(server::serve(listener, Arc::clone(&shared)));
+        Ok(Self {
+            shared,
+            address,
+            client,
+            task: Some(task),
+        })
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// A kube client for this server, with "default" as its default namespace.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// Stops the server and waits until it has stopped.
+    pub async fn shutdown(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // The task ends by being aborted; that is the expected outcome here.
+            let _aborted = task.await;
+        }
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// Every request received so far that was not a GET.
+    pub fn writes(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests)
+            .iter()
+            .filter(|request| request.method != Method::GET)
+            .cloned()
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.shared.requests).clear();
+    }
+
+    /// Makes matching requests fail; see [`FailureRule`].
+    pub fn fail_requests(&self, rule: FailureRule) {
+        lock(&self.shared.failure_rules).push(rule);
+    }
+
+    /// How many requests were answered with an injected failure.
+    pub fn failures_served(&self) -> usize {
+        self.shared.failures_served.load(Ordering::SeqCst)
+    }
+
+    /// The current (latest) resource version.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.read_store(|store| store.resource_version())
+    }
+
+    /// Creates an object without HTTP, keeping any `.status` it has (to seed Nodes, Pods and
+    /// the like). `path` is the collection (`/api/v1/nodes`) or the object path. Watches see
+    /// it as ADDED.
+    pub fn insert(&self, path: &str, object: Value) -> Result<Value, FakeApiServerError> {
+        let path = ResourcePath::parse(path)?;
+        self.shared
+            .with_store(|store| store.create(&path, object, StatusOnCreate::Keep))
+    }
+
+    /// Creates the object, or replaces all of it (status included) when it exists, keeping
+    /// the server-managed metadata. Watches see ADDED or MODIFIED.
+    pub fn upsert(&self, path: &str, object: Value) -> Result<Value, FakeApiServerError> {
+        let mut path = ResourcePath::parse(path)?;
+        if path.name.is_none() {
+            path.name = object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        if path.namespace.is_none() {
+            path.namespace = object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        let Some(key) = path.object_key() else {
+            return self.insert_parsed(&path, object);
+        };
+        self.shared.with_store(|store| {
+            if store.get(&key).is_some() {
+                store.update(&key, UpdateScope::Everything, |_| Ok(object))
+            } else {
+                store.create(&path, object, StatusOnCreate::Keep)
+            }
+        })
+    }
+
+    /// Changes an existing object in place, status included, as a kubelet or scheduler would
+    /// (`|pod| pod["status"]["phase"] = json!("Running")`). Watches see MODIFIED.
+    pub fn update(
+        &self,
+        path: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<Value, FakeApiServerError> {
+        let path = ResourcePath::parse(path)?;
+        let key = path
+            .object_key()
+            .ok_or_else(|| FakeApiServerError::PathNotServed {
+                path: format!("{}: an update needs an object path", path.resource.plural),
+            })?;
+        self.shared.with_store(|store| {
+            store.update(&key, UpdateScope::Everything, |stored| {
+                let mut object = stored.clone();
+                edit(&mut object);
+                Ok(object)
+            })
+        })
+    }
+
+    /// The object at `path`, if it exists.
+    pub fn get(&self, path: &str) -> Option<Value> {
+        let key = ResourcePath::parse(path).ok()?.object_key()?;
+        self.shared.read_store(|store| store.get(&key).cloned())
+    }
+
+    /// The objects of a collection path (all namespaces when the path has none), sorted by
+    /// namespace and name; empty for a path that is not a collection.
+    pub fn list(&self, collection_path: &str) -> Vec<Value> {
+        let Ok(path) = ResourcePath::parse(collection_path) else {
+            return Vec::new();
+        };
+        let scope = Scope {
+            resource: path.resource,
+            namespace: path.namespace,
+            name: path.name,
+            selectors: selector::Selectors::default(),
+        };
+        self.shared.read_store(|store| store.list(&scope))
+    }
+
+    /// Deletes the object at `path` and, as the garbage collector would, its dependents.
+    /// Watches see DELETED.
+    pub fn remove(&self, path: &str) -> Option<Value> {
+        let key = ResourcePath::parse(path).ok()?.object_key()?;
+        self.shared
+            .with_store(|store| store.delete(&key, true).ok())
+    }
+
+    /// Waits until `condition` holds, re-checking after every change and every request;
+    /// returns whether it held before `timeout`.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut condition: impl FnMut(&Self) -> bool,
+    ) -> bool {
+        let mut activity = self.shared.activity.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            activity.mark_unchanged();
+            if condition(self) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, activity.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return condition(self),
+            }
+        }
+    }
+
+    fn insert_parsed(
+        &self,
+        path: &ResourcePath,
+        object: Value,
+    ) -> Result<Value, FakeApiServerError> {
+        self.shared
+            .with_store(|store| store.create(path, object, StatusOnCreate::Keep))
+    }
+}
+
+impl Drop for FakeApiServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
