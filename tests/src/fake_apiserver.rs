@@ -68,14 +68,15 @@ impl RecordedRequest {
 }
 
 /// Makes matching requests fail: the next `times` requests whose method matches (any method
-/// when `None`) and whose path contains `path_contains` are answered with `status` and a
-/// `Status` body, then normal service resumes.
+/// when `None`; compared case-insensitively, so `Some("PATCH".into())` works) and whose path
+/// contains `path_contains` are answered with `status` and a `Status` body, then normal
+/// service resumes.
 ///
 /// Note that the kube client retries 429, 503 and 504 answers on its own (up to three
 /// times); use 500 or a 4xx code to see the failure in the caller at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailureRule {
-    pub method: Option<Method>,
+    pub method: Option<String>,
     pub path_contains: String,
     pub status: u16,
     pub times: usize,
@@ -92,9 +93,10 @@ impl FailureRule {
         }
     }
 
+    /// Only requests with this method (`Method::PATCH` or `"PATCH"`).
     #[must_use]
-    pub fn method(mut self, method: Method) -> Self {
-        self.method = Some(method);
+    pub fn method(mut self, method: impl AsRef<str>) -> Self {
+        self.method = Some(method.as_ref().to_owned());
         self
     }
 
@@ -106,10 +108,16 @@ impl FailureRule {
 
     fn matches(&self, method: &Method, path: &str) -> bool {
         self.times > 0
-            && self.method.as_ref().is_none_or(|wanted| wanted == method)
+            && self
+                .method
+                .as_ref()
+                .is_none_or(|wanted| wanted.eq_ignore_ascii_case(method.as_str()))
             && path.contains(&self.path_contains)
     }
 }
+
+/// How often `wait_for` re-checks its condition when nothing happens on the server.
+const RECHECK_INTERVAL: Duration = Duration::from_millis(20);
 
 /// State shared between the server task and the test's handle.
 pub(crate) struct Shared {
@@ -272,17 +280,39 @@ impl FakeApiServer {
     }
 
     /// Creates an object without HTTP, keeping any `.status` it has (to seed Nodes, Pods and
-    /// the like). `path` is the collection (`/api/v1/nodes`) or the object path. Watches see
-    /// it as ADDED.
-    pub fn insert(&self, path: &str, object: Value) -> Result<Value, FakeApiServerError> {
+    /// the like), and returns it as stored. `path` is the collection (`/api/v1/nodes`) or the
+    /// object path. Watches see it as ADDED.
+    ///
+    /// # Panics
+    ///
+    /// When the path is not a resource path or the object cannot be created (it exists, or has
+    /// no name): a mistake in the test. [`FakeApiServer::try_insert`] returns the error instead.
+    pub fn insert(&self, path: &str, object: Value) -> Value {
+        self.try_insert(path, object)
+            .unwrap_or_else(|error| panic!("could not insert into {path}: {error}"))
+    }
+
+    /// As [`FakeApiServer::insert`], returning what went wrong.
+    pub fn try_insert(&self, path: &str, object: Value) -> Result<Value, FakeApiServerError> {
         let path = ResourcePath::parse(path)?;
         self.shared
             .with_store(|store| store.create(&path, object, StatusOnCreate::Keep))
     }
 
     /// Creates the object, or replaces all of it (status included) when it exists, keeping
-    /// the server-managed metadata. Watches see ADDED or MODIFIED.
-    pub fn upsert(&self, path: &str, object: Value) -> Result<Value, FakeApiServerError> {
+    /// the server-managed metadata; returns it as stored. Watches see ADDED or MODIFIED.
+    ///
+    /// # Panics
+    ///
+    /// When the path is not a resource path or the object is not a JSON object with a name:
+    /// a mistake in the test. [`FakeApiServer::try_upsert`] returns the error instead.
+    pub fn upsert(&self, path: &str, object: Value) -> Value {
+        self.try_upsert(path, object)
+            .unwrap_or_else(|error| panic!("could not upsert at {path}: {error}"))
+    }
+
+    /// As [`FakeApiServer::upsert`], returning what went wrong.
+    pub fn try_upsert(&self, path: &str, object: Value) -> Result<Value, FakeApiServerError> {
         let mut path = ResourcePath::parse(path)?;
         if path.name.is_none() {
             path.name = object
@@ -296,15 +326,11 @@ impl FakeApiServer {
                 .and_then(Value::as_str)
                 .map(str::to_owned);
         }
-        let Some(key) = path.object_key() else {
-            return self.insert_parsed(&path, object);
-        };
-        self.shared.with_store(|store| {
-            if store.get(&key).is_some() {
+        self.shared.with_store(|store| match path.object_key() {
+            Some(key) if store.get(&key).is_some() => {
                 store.update(&key, UpdateScope::Everything, |_| Ok(object))
-            } else {
-                store.create(&path, object, StatusOnCreate::Keep)
             }
+            _ => store.create(&path, object, StatusOnCreate::Keep),
         })
     }
 
@@ -359,8 +385,9 @@ impl FakeApiServer {
             .with_store(|store| store.delete(&key, true).ok())
     }
 
-    /// Waits until `condition` holds, re-checking after every change and every request;
-    /// returns whether it held before `timeout`.
+    /// Waits until `condition` holds, re-checking after every change and every request (and
+    /// every few milliseconds, for conditions on state outside the server); returns whether it
+    /// held before `timeout`.
     pub async fn wait_for(
         &self,
         timeout: Duration,
@@ -373,20 +400,14 @@ impl FakeApiServer {
             if condition(self) {
                 return true;
             }
-            match tokio::time::timeout_at(deadline, activity.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => return condition(self),
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return false;
             }
+            let recheck_at = deadline.min(now + RECHECK_INTERVAL);
+            // Woken by a change or by the recheck interval, the condition is checked again.
+            let _woken = tokio::time::timeout_at(recheck_at, activity.changed()).await;
         }
-    }
-
-    fn insert_parsed(
-        &self,
-        path: &ResourcePath,
-        object: Value,
-    ) -> Result<Value, FakeApiServerError> {
-        self.shared
-            .with_store(|store| store.create(path, object, StatusOnCreate::Keep))
     }
 }
 

@@ -389,8 +389,11 @@ async fn a_streaming_list_watcher_sees_direct_store_changes() {
     fake.insert(
         "/api/v1/nodes",
         json!({ "metadata": { "name": "worker-1" }, "status": { "phase": "Running" } }),
-    )
-    .unwrap();
+    );
+    let again = fake
+        .try_insert("/api/v1/nodes/worker-1", json!({}))
+        .unwrap_err();
+    assert_eq!((again.code(), again.reason()), (409, "AlreadyExists"));
     let pods: Api<Pod> = Api::default_namespaced(fake.client());
     let mut events = watcher(pods, watcher::Config::default().streaming_lists()).boxed();
     let mut next = async || {
@@ -404,7 +407,7 @@ async fn a_streaming_list_watcher_sees_direct_store_changes() {
     assert!(matches!(next().await, watcher::Event::InitDone));
 
     let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "hub-0", "namespace": "default" } });
-    fake.insert("/api/v1/namespaces/default/pods", pod).unwrap();
+    fake.insert("/api/v1/namespaces/default/pods", pod);
     assert!(matches!(next().await, watcher::Event::Apply(pod) if pod.status.is_none()));
     fake.update("/api/v1/namespaces/default/pods/hub-0", |pod| {
         pod["status"] = json!({ "phase": "Running", "podIP": "10.0.0.7" });
