@@ -1,1 +1,301 @@
 //! Builders: pure functions from a MidiHub to the objects the operator applies. No I/O.
+//!
+//! Every child carries the hub's namespace, the hub's labels and a controller owner reference
+//! to the hub, so deleting the hub deletes its children and the controller is woken by their
+//! changes. The objects are applied with server-side apply under [`FIELD_MANAGER`].
+
+mod config_map;
+mod deployment;
+mod rbac;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+use midihub_api::MidiHub;
+use midihub_api::rtpmidid_config::ConfigError;
+
+pub use config_map::{CONFIG_FILE_KEY, CONFIG_MOUNT_DIR, config_hash, config_map};
+pub use deployment::{
+    CONFIG_HASH_ANNOTATION, NON_ROOT_USER, RTPMIDID_CONTAINER, SIDECAR_CONTAINER, deployment,
+};
+pub use rbac::{role, role_binding, service_account};
+
+/// Field manager of everything the operator applies.
+pub const FIELD_MANAGER: &str = "midihub-operator";
+/// Node label (value `"true"`) of nodes prepared for hubs: the dummy sound card and the ALSA
+/// sequencer are loaded.
+pub const SOUND_READY_LABEL: &str = "midihub.io/sound-ready";
+/// Node label a hub's `region` is matched against.
+pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
+/// Label on every child and on the hub's pod; its value is the hub's name.
+pub const HUB_LABEL: &str = "midihub.io/hub";
+
+/// Longest label value; the hub's name is one.
+const MAX_LABEL_VALUE_CHARS: usize = 63;
+
+/// How the hub's containers reach the host's ALSA sequencer (`/dev/snd/seq`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceAccess {
+    /// The containers run privileged. Kubernetes has no field that hands one host device to a
+    /// container, and a `hostPath` of `/dev/snd` alone is refused by the device cgroup, so
+    /// privilege is the way that works on every cluster.
+    Privileged,
+    /// A device plugin on the node grants `/dev/snd` as the extended resource `resource`; the
+    /// containers run as a non-root user in the supplementary group `audio_group` (the group
+    /// that owns the device nodes, 29 on Debian) without any privilege.
+    DevicePlugin { resource: String, audio_group: i64 },
+}
+
+/// Operator-wide settings the builders need.
+#[derive(Clone, Debug)]
+pub struct BuildConfig {
+    /// rtpmidid image used when a hub does not name its own.
+    pub rtpmidid_image: String,
+    /// hub-sidecar image used when a hub does not name its own.
+    pub sidecar_image: String,
+    /// How the containers reach the ALSA sequencer.
+    pub device_access: DeviceAccess,
+}
+
+/// A hub whose children cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("the MidiHub has no name: children can only be built for a hub read from the API")]
+    MissingName,
+    #[error(
+        "MidiHub {name} has no uid: children can only be built for a hub read from the API, because their owner reference needs it"
+    )]
+    MissingUid { name: String },
+    #[error(
+        "MidiHub {name} has no namespace: children can only be built for a hub read from the API"
+    )]
+    MissingNamespace { name: String },
+    #[error(
+        "MidiHub name {name:?} has {length} characters, but it is used as a label value, which holds at most 63: recreate the hub under a shorter name"
+    )]
+    NameTooLong { name: String, length: usize },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Name of the hub's Deployment, ConfigMap, ServiceAccount, Role and RoleBinding.
+pub fn child_name(hub: &MidiHub) -> String {
+    format!("midihub-{}", hub.name_any())
+}
+
+/// Labels of every child and of the hub's pod.
+pub fn labels(hub: &MidiHub) -> BTreeMap<String, String> {
+    let hub_name = hub.name_any();
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "midihub".to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), hub_name.clone()),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            FIELD_MANAGER.to_owned(),
+        ),
+        (HUB_LABEL.to_owned(), hub_name),
+    ])
+}
+
+/// The hub's name, checked to be usable as a label value.
+fn hub_name(hub: &MidiHub) -> Result<String, BuildError> {
+    let name = hub.meta().name.clone().ok_or(BuildError::MissingName)?;
+    if name.is_empty() {
+        return Err(BuildError::MissingName);
+    }
+    let length = name.chars().count();
+    if length > MAX_LABEL_VALUE_CHARS {
+        return Err(BuildError::NameTooLong { name, length });
+    }
+    Ok(name)
+}
+
+/// Metadata of a child: its name, the hub's namespace and labels, and the owner reference.
+fn child_metadata(hub: &MidiHub) -> Result<ObjectMeta, BuildError> {
+    let name = hub_name(hub)?;
+    let namespace = hub
+        .meta()
+        .namespace
+        .clone()
+        .ok_or_else(|| BuildError::MissingNamespace { name: name.clone() })?;
+    let owner = hub
+        .controller_owner_ref(&())
+        .ok_or_else(|| BuildError::MissingUid { name: name.clone() })?;
+    Ok(ObjectMeta {
+        name: Some(child_name(hub)),
+        namespace: Some(namespace),
+        labels: Some(labels(hub)),
+        owner_references: Some(vec![owner]),
+        ..ObjectMeta::default()
+    })
+}
+
+/// Example hubs shared by the builders' tests.
+#[cfg(test)]
+pub(crate) mod examples {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use midihub_api::{HubPodSettings, HubPort, MidiHub, MidiHubSpec};
+
+    use super::{BuildConfig, DeviceAccess};
+
+    pub const UID: &str = "6f1c2f9e-2d6c-4a55-9d38-2b7a5a0f1c11";
+
+    /// Hub `berlin` in namespace `music`: rooms 5004 ("Main room") and 5006 (default name),
+    /// region `eu-central`, a toleration, an extra node selector, a priority class and
+    /// resources for both containers.
+    pub fn hub() -> MidiHub {
+        let mut hub = MidiHub::new(
+            "berlin",
+            MidiHubSpec {
+                ports: vec![
+                    HubPort {
+                        port: 5004,
+                        name: Some("Main room".to_owned()),
+                    },
+                    HubPort {
+                        port: 5006,
+                        name: None,
+                    },
+                ],
+                region: Some("eu-central".to_owned()),
+                schedule: None,
+                suspend: false,
+                wake_until: None,
+                pod: HubPodSettings {
+                    rtpmidid_image: None,
+                    sidecar_image: None,
+                    rtpmidid_resources: Some(resources("100m", "64Mi")),
+                    sidecar_resources: Some(resources("50m", "32Mi")),
+                    tolerations: vec![Toleration {
+                        key: Some("audio".to_owned()),
+                        operator: Some("Exists".to_owned()),
+                        effect: Some("NoSchedule".to_owned()),
+                        ..Toleration::default()
+                    }],
+                    node_selector: BTreeMap::from([("disk".to_owned(), "ssd".to_owned())]),
+                    priority_class_name: Some("midi-realtime".to_owned()),
+                },
+            },
+        );
+        hub.metadata.namespace = Some("music".to_owned());
+        hub.metadata.uid = Some(UID.to_owned());
+        hub
+    }
+
+    pub fn resources(cpu: &str, memory: &str) -> ResourceRequirements {
+        let amounts = BTreeMap::from([
+            ("cpu".to_owned(), Quantity(cpu.to_owned())),
+            ("memory".to_owned(), Quantity(memory.to_owned())),
+        ]);
+        ResourceRequirements {
+            requests: Some(amounts.clone()),
+            limits: Some(amounts),
+            ..ResourceRequirements::default()
+        }
+    }
+
+    pub fn privileged_config() -> BuildConfig {
+        BuildConfig {
+            rtpmidid_image: "registry.example/rtpmidid:26.01".to_owned(),
+            sidecar_image: "registry.example/hub-sidecar:0.1.0".to_owned(),
+            device_access: DeviceAccess::Privileged,
+        }
+    }
+
+    pub fn device_plugin_config() -> BuildConfig {
+        BuildConfig {
+            device_access: DeviceAccess::DevicePlugin {
+                resource: "squat.ai/snd".to_owned(),
+                audio_group: 29,
+            },
+            ..privileged_config()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn children_are_named_after_the_hub() {
+        assert_eq!(child_name(&examples::hub()), "midihub-berlin");
+    }
+
+    #[test]
+    fn labels_name_the_app_the_instance_the_manager_and_the_hub() {
+        let labels = labels(&examples::hub());
+
+        assert_eq!(
+            labels,
+            BTreeMap::from([
+                ("app.kubernetes.io/name".to_owned(), "midihub".to_owned()),
+                ("app.kubernetes.io/instance".to_owned(), "berlin".to_owned()),
+                (
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    "midihub-operator".to_owned()
+                ),
+                ("midihub.io/hub".to_owned(), "berlin".to_owned()),
+            ])
+        );
+    }
+
+    #[test]
+    fn child_metadata_has_namespace_labels_and_a_controller_owner_reference() {
+        let hub = examples::hub();
+
+        let metadata = child_metadata(&hub).unwrap();
+
+        assert_eq!(metadata.name.as_deref(), Some("midihub-berlin"));
+        assert_eq!(metadata.namespace.as_deref(), Some("music"));
+        assert_eq!(metadata.labels, Some(labels(&hub)));
+        let owners = metadata.owner_references.unwrap();
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].api_version, "midihub.io/v1alpha1");
+        assert_eq!(owners[0].kind, "MidiHub");
+        assert_eq!(owners[0].name, "berlin");
+        assert_eq!(owners[0].uid, examples::UID);
+        assert_eq!(owners[0].controller, Some(true));
+    }
+
+    #[test]
+    fn a_hub_without_uid_namespace_or_name_cannot_have_children() {
+        let mut hub = examples::hub();
+        hub.metadata.uid = None;
+        assert!(matches!(
+            child_metadata(&hub),
+            Err(BuildError::MissingUid { name }) if name == "berlin"
+        ));
+
+        let mut hub = examples::hub();
+        hub.metadata.namespace = None;
+        assert!(matches!(
+            child_metadata(&hub),
+            Err(BuildError::MissingNamespace { .. })
+        ));
+
+        let mut hub = examples::hub();
+        hub.metadata.name = None;
+        assert!(matches!(child_metadata(&hub), Err(BuildError::MissingName)));
+    }
+
+    #[test]
+    fn a_hub_name_longer_than_a_label_value_is_refused() {
+        let mut hub = examples::hub();
+        hub.metadata.name = Some("h".repeat(64));
+        let error = child_metadata(&hub).unwrap_err();
+        assert!(matches!(error, BuildError::NameTooLong { length: 64, .. }));
+        assert!(error.to_string().contains("shorter name"), "{error}");
+
+        hub.metadata.name = Some("h".repeat(63));
+        assert!(child_metadata(&hub).is_ok());
+    }
+}

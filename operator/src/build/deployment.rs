@@ -1,0 +1,662 @@
+//! The hub's Deployment: one pod (or none while the hub sleeps) on the host network with
+//! rtpmidid and the hub sidecar, placed on a sound-ready node of the hub's region.
+//!
+//! Why it looks the way it does:
+//! - host network and `hostPort`s: RTP-MIDI is UDP on fixed ports that participants dial
+//!   directly, which NAT and Services break; declaring every port as a `hostPort` makes the
+//!   scheduler itself refuse two hubs with clashing ports on one node;
+//! - Recreate: a rolling update would start the new pod while the old one still holds the ports;
+//! - the config hash annotation: rtpmidid reads its INI only at start-up, so a new
+//!   configuration must replace the pod.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use midihub_api::MidiHub;
+use midihub_api::rtpmidid_config::{CONTROL_SOCKET_DIR, CONTROL_SOCKET_PATH, Room, rooms};
+
+use super::{
+    BuildConfig, BuildError, CONFIG_FILE_KEY, CONFIG_MOUNT_DIR, DeviceAccess, HUB_LABEL,
+    REGION_LABEL, SOUND_READY_LABEL, child_metadata, child_name, hub_name, labels,
+};
+
+/// Pod-template annotation holding [`super::config_hash`] of the hub's ConfigMap.
+pub const CONFIG_HASH_ANNOTATION: &str = "midihub.io/config-hash";
+/// Name of the rtpmidid container.
+pub const RTPMIDID_CONTAINER: &str = "rtpmidid";
+/// Name of the hub-sidecar container.
+pub const SIDECAR_CONTAINER: &str = "hub-sidecar";
+/// User and group the containers run as with [`DeviceAccess::DevicePlugin`] (the conventional
+/// "nonroot" id of distroless images).
+pub const NON_ROOT_USER: i64 = 65532;
+
+const CONFIG_VOLUME: &str = "config";
+const CONTROL_VOLUME: &str = "control";
+/// rtpmidid and the sidecar stop within a second or two; a long grace period would only keep
+/// the ports (and the next pod) waiting when the hub goes to sleep or is reconfigured.
+const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 10;
+/// Old ReplicaSets kept for `kubectl rollout undo`; every configuration change makes one.
+const REVISION_HISTORY_LIMIT: i32 = 3;
+
+/// The hub's Deployment with `replicas` pods (0 asleep, 1 awake), its pod template annotated
+/// with `config_hash` (see [`super::config_hash`]).
+pub fn deployment(
+    hub: &MidiHub,
+    replicas: i32,
+    config: &BuildConfig,
+    config_hash: &str,
+) -> Result<Deployment, BuildError> {
+    let metadata = child_metadata(hub)?;
+    let name = hub_name(hub)?;
+    // The same rooms the ConfigMap holds, checked the same way.
+    let rooms = rooms(&name, &hub.spec.ports)?;
+    let pod_settings = &hub.spec.pod;
+
+    let mut node_selector = pod_settings.node_selector.clone();
+    node_selector.insert(SOUND_READY_LABEL.to_owned(), "true".to_owned());
+
+    let rtpmidid = Container {
+        name: RTPMIDID_CONTAINER.to_owned(),
+        image: Some(
+            pod_settings
+                .rtpmidid_image
+                .clone()
+                .unwrap_or_else(|| config.rtpmidid_image.clone()),
+        ),
+        args: Some(vec![
+            "--ini".to_owned(),
+            format!("{CONFIG_MOUNT_DIR}/{CONFIG_FILE_KEY}"),
+        ]),
+        ports: Some(udp_ports(&rooms)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: CONFIG_VOLUME.to_owned(),
+                mount_path: CONFIG_MOUNT_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            control_socket_mount(),
+        ]),
+        resources: container_resources(
+            pod_settings.rtpmidid_resources.as_ref(),
+            &config.device_access,
+        ),
+        security_context: Some(container_security(&config.device_access)),
+        ..Container::default()
+    };
+
+    let sidecar = Container {
+        name: SIDECAR_CONTAINER.to_owned(),
+        image: Some(
+            pod_settings
+                .sidecar_image
+                .clone()
+                .unwrap_or_else(|| config.sidecar_image.clone()),
+        ),
+        env: Some(vec![
+            EnvVar {
+                name: "HUB_NAME".to_owned(),
+                value: Some(name.clone()),
+                value_from: None,
+            },
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+            field_env("POD_NAME", "metadata.name"),
+            field_env("NODE_NAME", "spec.nodeName"),
+            EnvVar {
+                name: "RTPMIDID_CONTROL_SOCKET".to_owned(),
+                value: Some(CONTROL_SOCKET_PATH.to_owned()),
+                value_from: None,
+            },
+        ]),
+        volume_mounts: Some(vec![control_socket_mount()]),
+        resources: container_resources(
+            pod_settings.sidecar_resources.as_ref(),
+            &config.device_access,
+        ),
+        security_context: Some(container_security(&config.device_access)),
+        ..Container::default()
+    };
+
+    let pod_spec = PodSpec {
+        host_network: Some(true),
+        // Without it a host-network pod resolves with the node's DNS, not the cluster's.
+        dns_policy: Some("ClusterFirstWithHostNet".to_owned()),
+        service_account_name: Some(child_name(hub)),
+        node_selector: Some(node_selector),
+        affinity: hub
+            .spec
+            .region
+            .as_ref()
+            .map(|region| region_affinity(region)),
+        tolerations: (!pod_settings.tolerations.is_empty())
+            .then(|| pod_settings.tolerations.clone()),
+        priority_class_name: pod_settings.priority_class_name.clone(),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
+        security_context: pod_security(&config.device_access),
+        containers: vec![rtpmidid, sidecar],
+        volumes: Some(vec![
+            Volume {
+                name: CONFIG_VOLUME.to_owned(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: child_name(hub),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            Volume {
+                name: CONTROL_VOLUME.to_owned(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            },
+        ]),
+        ..PodSpec::default()
+    };
+
+    Ok(Deployment {
+        metadata,
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            revision_history_limit: Some(REVISION_HISTORY_LIMIT),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".to_owned()),
+                rolling_update: None,
+            }),
+            selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([(HUB_LABEL.to_owned(), name)])),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(hub)),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_HASH_ANNOTATION.to_owned(),
+                        config_hash.to_owned(),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// Control port N (`ctl-N`) and data port N+1 (`midi-N+1`) of every room, each also claimed on
+/// the host. Port names hold at most 15 characters: `midi-65535` is the longest.
+fn udp_ports(rooms: &[Room]) -> Vec<ContainerPort> {
+    let udp_port = |name: String, port: i32| ContainerPort {
+        name: Some(name),
+        container_port: port,
+        host_port: Some(port),
+        protocol: Some("UDP".to_owned()),
+        host_ip: None,
+    };
+    rooms
+        .iter()
+        .flat_map(|room| {
+            let control = i32::from(room.port);
+            let data = control + 1;
+            [
+                udp_port(format!("ctl-{control}"), control),
+                udp_port(format!("midi-{data}"), data),
+            ]
+        })
+        .collect()
+}
+
+fn control_socket_mount() -> VolumeMount {
+    VolumeMount {
+        name: CONTROL_VOLUME.to_owned(),
+        mount_path: CONTROL_SOCKET_DIR.to_owned(),
+        ..VolumeMount::default()
+    }
+}
+
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_owned(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+fn region_affinity(region: &str) -> Affinity {
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_expressions: Some(vec![NodeSelectorRequirement {
+                        key: REGION_LABEL.to_owned(),
+                        operator: "In".to_owned(),
+                        values: Some(vec![region.to_owned()]),
+                    }]),
+                    match_fields: None,
+                }],
+            }),
+            preferred_during_scheduling_ignored_during_execution: None,
+        }),
+        ..Affinity::default()
+    }
+}
+
+// Both containers open the ALSA sequencer (rtpmidid for its ports, the sidecar for the wiring).
+// Kubernetes cannot hand one host device to a container, and a hostPath of /dev/snd alone is
+// refused by the device cgroup, so without a device plugin the containers must be privileged.
+// With a device plugin the device arrives through the extended resource, and the containers
+// need nothing but membership of the group owning /dev/snd/*: they run as a non-root user with
+// every capability dropped and the runtime's default seccomp profile.
+
+fn container_security(access: &DeviceAccess) -> SecurityContext {
+    match access {
+        DeviceAccess::Privileged => SecurityContext {
+            privileged: Some(true),
+            ..SecurityContext::default()
+        },
+        DeviceAccess::DevicePlugin { .. } => SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: None,
+            }),
+            run_as_non_root: Some(true),
+            run_as_user: Some(NON_ROOT_USER),
+            run_as_group: Some(NON_ROOT_USER),
+            ..SecurityContext::default()
+        },
+    }
+}
+
+fn pod_security(access: &DeviceAccess) -> Option<PodSecurityContext> {
+    match access {
+        DeviceAccess::Privileged => None,
+        DeviceAccess::DevicePlugin { audio_group, .. } => Some(PodSecurityContext {
+            supplemental_groups: Some(vec![*audio_group]),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                localhost_profile: None,
+            }),
+            ..PodSecurityContext::default()
+        }),
+    }
+}
+
+/// The user's resources, plus one unit of the device resource when a device plugin grants it
+/// (extended resources are requested and limited alike).
+fn container_resources(
+    user: Option<&ResourceRequirements>,
+    access: &DeviceAccess,
+) -> Option<ResourceRequirements> {
+    match access {
+        DeviceAccess::Privileged => user.cloned(),
+        DeviceAccess::DevicePlugin { resource, .. } => {
+            let mut resources = user.cloned().unwrap_or_default();
+            let one = Quantity("1".to_owned());
+            resources
+                .requests
+                .get_or_insert_with(BTreeMap::new)
+                .insert(resource.clone(), one.clone());
+            resources
+                .limits
+                .get_or_insert_with(BTreeMap::new)
+                .insert(resource.clone(), one);
+            Some(resources)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::{Value, json};
+
+    use super::super::examples;
+    use super::*;
+
+    const HASH: &str = "0123abcd";
+
+    fn pod_spec(deployment: &Deployment) -> &PodSpec {
+        deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+    }
+
+    fn container<'a>(deployment: &'a Deployment, name: &str) -> &'a Container {
+        pod_spec(deployment)
+            .containers
+            .iter()
+            .find(|container| container.name == name)
+            .unwrap()
+    }
+
+    fn to_json<T: serde::Serialize>(value: T) -> Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    #[test]
+    fn deployment_of_the_example_hub_is_exactly_as_designed() {
+        let hub = examples::hub();
+
+        let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+
+        // The whole object as JSON: any missing, changed or extra field fails the test.
+        assert_eq!(
+            to_json(&deployment),
+            json!({
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": "midihub-berlin",
+                    "namespace": "music",
+                    "labels": {
+                        "app.kubernetes.io/instance": "berlin",
+                        "app.kubernetes.io/managed-by": "midihub-operator",
+                        "app.kubernetes.io/name": "midihub",
+                        "midihub.io/hub": "berlin"
+                    },
+                    "ownerReferences": [{
+                        "apiVersion": "midihub.io/v1alpha1",
+                        "kind": "MidiHub",
+                        "name": "berlin",
+                        "uid": examples::UID,
+                        "controller": true
+                    }]
+                },
+                "spec": {
+                    "replicas": 1,
+                    "revisionHistoryLimit": 3,
+                    "strategy": {"type": "Recreate"},
+                    "selector": {"matchLabels": {"midihub.io/hub": "berlin"}},
+                    "template": {
+                        "metadata": {
+                            "labels": {
+                                "app.kubernetes.io/instance": "berlin",
+                                "app.kubernetes.io/managed-by": "midihub-operator",
+                                "app.kubernetes.io/name": "midihub",
+                                "midihub.io/hub": "berlin"
+                            },
+                            "annotations": {"midihub.io/config-hash": HASH}
+                        },
+                        "spec": {
+                            "hostNetwork": true,
+                            "dnsPolicy": "ClusterFirstWithHostNet",
+                            "serviceAccountName": "midihub-berlin",
+                            "nodeSelector": {"disk": "ssd", "midihub.io/sound-ready": "true"},
+                            "affinity": {"nodeAffinity": {
+                                "requiredDuringSchedulingIgnoredDuringExecution": {
+                                    "nodeSelectorTerms": [{"matchExpressions": [{
+                                        "key": "topology.kubernetes.io/region",
+                                        "operator": "In",
+                                        "values": ["eu-central"]
+                                    }]}]
+                                }
+                            }},
+                            "tolerations": [
+                                {"key": "audio", "operator": "Exists", "effect": "NoSchedule"}
+                            ],
+                            "priorityClassName": "midi-realtime",
+                            "terminationGracePeriodSeconds": 10,
+                            "containers": [
+                                {
+                                    "name": "rtpmidid",
+                                    "image": "registry.example/rtpmidid:26.01",
+                                    "args": ["--ini", "/etc/rtpmidid/rtpmidid.ini"],
+                                    "ports": [
+                                        {"name": "ctl-5004", "containerPort": 5004, "hostPort": 5004, "protocol": "UDP"},
+                                        {"name": "midi-5005", "containerPort": 5005, "hostPort": 5005, "protocol": "UDP"},
+                                        {"name": "ctl-5006", "containerPort": 5006, "hostPort": 5006, "protocol": "UDP"},
+                                        {"name": "midi-5007", "containerPort": 5007, "hostPort": 5007, "protocol": "UDP"}
+                                    ],
+                                    "volumeMounts": [
+                                        {"name": "config", "mountPath": "/etc/rtpmidid", "readOnly": true},
+                                        {"name": "control", "mountPath": "/run/rtpmidid"}
+                                    ],
+                                    "resources": {
+                                        "requests": {"cpu": "100m", "memory": "64Mi"},
+                                        "limits": {"cpu": "100m", "memory": "64Mi"}
+                                    },
+                                    "securityContext": {"privileged": true}
+                                },
+                                {
+                                    "name": "hub-sidecar",
+                                    "image": "registry.example/hub-sidecar:0.1.0",
+                                    "env": [
+                                        {"name": "HUB_NAME", "value": "berlin"},
+                                        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                                        {"name": "RTPMIDID_CONTROL_SOCKET", "value": "/run/rtpmidid/control.sock"}
+                                    ],
+                                    "volumeMounts": [
+                                        {"name": "control", "mountPath": "/run/rtpmidid"}
+                                    ],
+                                    "resources": {
+                                        "requests": {"cpu": "50m", "memory": "32Mi"},
+                                        "limits": {"cpu": "50m", "memory": "32Mi"}
+                                    },
+                                    "securityContext": {"privileged": true}
+                                }
+                            ],
+                            "volumes": [
+                                {"name": "config", "configMap": {"name": "midihub-berlin"}},
+                                {"name": "control", "emptyDir": {}}
+                            ]
+                        }
+                    }
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn replicas_follow_the_argument() {
+        let config = examples::privileged_config();
+        for replicas in [0, 1] {
+            let deployment = deployment(&examples::hub(), replicas, &config, HASH).unwrap();
+            assert_eq!(deployment.spec.unwrap().replicas, Some(replicas));
+        }
+    }
+
+    #[test]
+    fn device_plugin_access_drops_privilege_and_requests_the_device() {
+        let deployment =
+            deployment(&examples::hub(), 1, &examples::device_plugin_config(), HASH).unwrap();
+
+        assert_eq!(
+            to_json(&pod_spec(&deployment).security_context),
+            json!({"supplementalGroups": [29], "seccompProfile": {"type": "RuntimeDefault"}})
+        );
+        let expected_resources = [
+            (RTPMIDID_CONTAINER, "100m", "64Mi"),
+            (SIDECAR_CONTAINER, "50m", "32Mi"),
+        ];
+        for (name, cpu, memory) in expected_resources {
+            let container = container(&deployment, name);
+            assert_eq!(
+                to_json(&container.security_context),
+                json!({
+                    "allowPrivilegeEscalation": false,
+                    "capabilities": {"drop": ["ALL"]},
+                    "runAsNonRoot": true,
+                    "runAsUser": 65532,
+                    "runAsGroup": 65532
+                }),
+                "{name}"
+            );
+            let amounts = json!({"cpu": cpu, "memory": memory, "squat.ai/snd": "1"});
+            assert_eq!(
+                to_json(&container.resources),
+                json!({"requests": amounts, "limits": amounts}),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn device_plugin_access_requests_the_device_even_without_user_resources() {
+        let mut hub = examples::hub();
+        hub.spec.pod.rtpmidid_resources = None;
+        hub.spec.pod.sidecar_resources = None;
+
+        let deployment = deployment(&hub, 1, &examples::device_plugin_config(), HASH).unwrap();
+
+        for name in [RTPMIDID_CONTAINER, SIDECAR_CONTAINER] {
+            assert_eq!(
+                to_json(&container(&deployment, name).resources),
+                json!({"requests": {"squat.ai/snd": "1"}, "limits": {"squat.ai/snd": "1"}}),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn privileged_access_sets_no_pod_security_context_and_keeps_user_resources() {
+        let mut hub = examples::hub();
+        hub.spec.pod.sidecar_resources = None;
+
+        let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+
+        assert_eq!(pod_spec(&deployment).security_context, None);
+        assert_eq!(container(&deployment, SIDECAR_CONTAINER).resources, None);
+        for name in [RTPMIDID_CONTAINER, SIDECAR_CONTAINER] {
+            assert_eq!(
+                to_json(&container(&deployment, name).security_context),
+                json!({"privileged": true}),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_region_there_is_no_affinity() {
+        let mut hub = examples::hub();
+        hub.spec.region = None;
+
+        let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+
+        assert_eq!(pod_spec(&deployment).affinity, None);
+    }
+
+    #[test]
+    fn without_pod_settings_only_the_sound_ready_selector_remains() {
+        let mut hub = examples::hub();
+        hub.spec.pod = Default::default();
+
+        let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+
+        let pod = pod_spec(&deployment);
+        assert_eq!(
+            pod.node_selector,
+            Some(BTreeMap::from([(
+                "midihub.io/sound-ready".to_owned(),
+                "true".to_owned()
+            )]))
+        );
+        assert_eq!(pod.tolerations, None);
+        assert_eq!(pod.priority_class_name, None);
+        assert_eq!(container(&deployment, RTPMIDID_CONTAINER).resources, None);
+    }
+
+    #[test]
+    fn the_sound_ready_selector_cannot_be_overridden_by_the_hub() {
+        let mut hub = examples::hub();
+        hub.spec
+            .pod
+            .node_selector
+            .insert(SOUND_READY_LABEL.to_owned(), "false".to_owned());
+
+        let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+
+        let selector = pod_spec(&deployment).node_selector.as_ref().unwrap();
+        assert_eq!(selector[SOUND_READY_LABEL], "true");
+    }
+
+    #[test]
+    fn images_default_to_the_operators_and_follow_the_hub_when_set() {
+        let config = examples::privileged_config();
+        let defaulted = deployment(&examples::hub(), 1, &config, HASH).unwrap();
+        assert_eq!(
+            container(&defaulted, RTPMIDID_CONTAINER).image.as_deref(),
+            Some("registry.example/rtpmidid:26.01")
+        );
+        assert_eq!(
+            container(&defaulted, SIDECAR_CONTAINER).image.as_deref(),
+            Some("registry.example/hub-sidecar:0.1.0")
+        );
+
+        let mut hub = examples::hub();
+        hub.spec.pod.rtpmidid_image = Some("mirror.example/rtpmidid:custom".to_owned());
+        hub.spec.pod.sidecar_image = Some("mirror.example/hub-sidecar:custom".to_owned());
+        let explicit = deployment(&hub, 1, &config, HASH).unwrap();
+        assert_eq!(
+            container(&explicit, RTPMIDID_CONTAINER).image.as_deref(),
+            Some("mirror.example/rtpmidid:custom")
+        );
+        assert_eq!(
+            container(&explicit, SIDECAR_CONTAINER).image.as_deref(),
+            Some("mirror.example/hub-sidecar:custom")
+        );
+    }
+
+    #[test]
+    fn port_names_fit_fifteen_characters_even_for_the_highest_port() {
+        let mut hub = examples::hub();
+        hub.spec.ports[1].port = 65534;
+
+        let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+
+        let ports = container(&deployment, RTPMIDID_CONTAINER)
+            .ports
+            .as_ref()
+            .unwrap();
+        let names = ports
+            .iter()
+            .map(|port| port.name.clone().unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(names, ["ctl-5004", "midi-5005", "ctl-65534", "midi-65535"]);
+        assert!(names.iter().all(|name| name.len() <= 15));
+        assert_eq!(ports[3].container_port, 65535);
+        assert_eq!(ports[3].host_port, Some(65535));
+    }
+
+    #[test]
+    fn a_hub_without_uid_has_no_deployment() {
+        let mut hub = examples::hub();
+        hub.metadata.uid = None;
+
+        let error = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap_err();
+
+        assert!(matches!(error, BuildError::MissingUid { .. }));
+        assert!(error.to_string().contains("berlin"), "{error}");
+    }
+
+    #[test]
+    fn a_session_name_with_a_newline_fails_the_deployment_too() {
+        let mut hub = examples::hub();
+        hub.spec.ports[1].name = Some("evil\n[alsa_announce]".to_owned());
+
+        let error = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap_err();
+
+        assert!(matches!(error, BuildError::Config(_)), "{error:?}");
+    }
+}
