@@ -247,7 +247,7 @@ pub struct MidiHubStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
 
-    /// What happens next and when, e.g. `wake at 2026-11-27 19:00 Europe/Berlin`.
+    /// What happens next and when, e.g. `wake Fri 19:00 Europe/Berlin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_transition: Option<String>,
 
