@@ -112,7 +112,7 @@ pub struct HubPort {
     /// characters or any of `[ ] = ; # { } " \`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
-    #[x_kube(validation = Rule::new(r#"!self.matches('[\\x00-\\x1f\\x7f\\[\\]=;#{}"\\\\]')"#).message(
+    #[x_kube(validation = Rule::new(r#"!self.matches('[\\x00-\\x1f\\x7f-\\x9f\\[\\]=;#{}"\\\\]')"#).message(
         r#"session name may not contain control characters (such as a newline) or any of [ ] = ; # { } " \ : use letters, digits, spaces and simple punctuation"#
     ))]
     #[x_kube(validation = Rule::new("self == self.trim()").message(
