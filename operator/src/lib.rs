@@ -1,6 +1,18 @@
 //! The MidiHub operator: watches `MidiHub` resources and turns each into its children (the
 //! rtpmidid configuration, the sidecar's RBAC and the hub Deployment), scales the hub to zero
 //! outside its schedule, and reports phase, conditions and address in its status.
+//!
+//! Reconcile is a pipeline: [`schedule`] decides, [`build`] makes the objects, [`apply`] writes
+//! what changed, [`status`] says what the hub is doing; [`controller`] strings them together.
 
+pub mod apply;
 pub mod build;
+pub mod clock;
+pub mod controller;
+pub mod error;
+pub mod http;
+pub mod metrics;
 pub mod schedule;
+pub mod status;
+
+pub use error::{Error, Result};

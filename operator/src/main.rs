@@ -1,1 +1,216 @@
-fn main() {}
+//! The operator binary: configuration, logs, the health and metrics endpoint, leader election
+//! and the controller, with a graceful shutdown on SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, ValueEnum};
+use kube::Client;
+use kube_lease_manager::LeaseManagerBuilder;
+use midihub_operator::build::{BuildConfig, DeviceAccess};
+use midihub_operator::clock::SystemClock;
+use midihub_operator::controller::{self, Backoff, Context};
+use midihub_operator::metrics::Metrics;
+use midihub_operator::{Error, http};
+use tokio::sync::watch;
+
+/// How hub containers reach the host's ALSA sequencer.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DeviceAccessMode {
+    /// Privileged containers (works everywhere; the default).
+    Privileged,
+    /// A device plugin grants /dev/snd as an extended resource; containers drop privilege.
+    DevicePlugin,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The MidiHub operator: runs scheduled, scale-to-zero RTP-MIDI hubs.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Default image of the rtpmidid container (a hub may override it).
+    #[arg(
+        long,
+        env = "MIDIHUB_RTPMIDID_IMAGE",
+        default_value = "midihub/rtpmidid:26.01"
+    )]
+    rtpmidid_image: String,
+
+    /// Default image of the hub-sidecar container (a hub may override it).
+    #[arg(long, env = "MIDIHUB_SIDECAR_IMAGE", default_value = concat!("midihub/hub-sidecar:", env!("CARGO_PKG_VERSION")))]
+    sidecar_image: String,
+
+    /// How hub containers reach /dev/snd.
+    #[arg(
+        long,
+        env = "MIDIHUB_DEVICE_ACCESS",
+        value_enum,
+        default_value = "privileged"
+    )]
+    device_access: DeviceAccessMode,
+
+    /// With device-plugin access: the extended resource that grants /dev/snd.
+    #[arg(long, env = "MIDIHUB_DEVICE_RESOURCE", default_value = "squat.ai/snd")]
+    device_resource: String,
+
+    /// With device-plugin access: the group that owns /dev/snd on the nodes (audio).
+    #[arg(long, env = "MIDIHUB_AUDIO_GROUP", default_value_t = 29)]
+    audio_group: i64,
+
+    /// Address of the /healthz and /metrics endpoint.
+    #[arg(long, env = "MIDIHUB_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+
+    /// Elect a leader through a Lease, so that several replicas are safe.
+    #[arg(long, env = "MIDIHUB_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "MIDIHUB_LEASE_NAME", default_value = "midihub-operator")]
+    lease_name: String,
+
+    /// Namespace of the leader-election Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    namespace: String,
+
+    /// This replica's identity in leader election and Events (its pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "MIDIHUB_LOG_FORMAT", value_enum, default_value = "json")]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "operator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Error> {
+    let client = Client::try_default().await?;
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    let controller = controller::controller(&client);
+    let metrics = Arc::new(Metrics::default().with_hubs(controller::hubs(&controller)));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            address: args.listen,
+            source,
+        })?;
+    tracing::info!(address = %args.listen, "serving /healthz and /metrics");
+    let server = tokio::spawn(http::serve(
+        listener,
+        metrics.clone(),
+        wait_for(stop.clone(), true),
+    ));
+
+    let device_access = match args.device_access {
+        DeviceAccessMode::Privileged => DeviceAccess::Privileged,
+        DeviceAccessMode::DevicePlugin => DeviceAccess::DevicePlugin {
+            resource: args.device_resource,
+            audio_group: args.audio_group,
+        },
+    };
+    let context = Arc::new(Context::new(
+        client.clone(),
+        Arc::new(SystemClock),
+        BuildConfig {
+            rtpmidid_image: args.rtpmidid_image,
+            sidecar_image: args.sidecar_image,
+            device_access,
+        },
+        metrics,
+        args.identity.clone(),
+        Backoff::default(),
+    ));
+
+    let result = if args.leader_election {
+        let mut builder = LeaseManagerBuilder::new(client, &args.lease_name)
+            .with_namespace(&args.namespace)
+            .with_field_manager("midihub-operator-leader-election");
+        if let Some(identity) = &args.identity {
+            builder = builder.with_identity(identity);
+        }
+        let (leader, lease) = builder.build().await?.watch().await;
+        tracing::info!(lease = %args.lease_name, "waiting to become the leader");
+        tokio::select! {
+            () = wait_for(leader.clone(), true) => {}
+            () = wait_for(stop.clone(), true) => return Ok(()),
+        }
+        tracing::info!("became the leader: reconciling hubs");
+        let lost = wait_for(leader.clone(), false);
+        let stop_requested = wait_for(stop.clone(), true);
+        controller::run(controller, context, async move {
+            tokio::select! {
+                () = lost => tracing::error!("lost the leadership: stopping"),
+                () = stop_requested => {}
+            }
+        })
+        .await;
+        let still_leader = *leader.borrow();
+        // Closing the channel ends the lease task, which hands back the manager to release
+        // the lease, so that another replica takes over at once.
+        drop(leader);
+        if let Ok(Ok(manager)) = lease.await {
+            manager.release().await?;
+        }
+        if still_leader || *stop.borrow() {
+            Ok(())
+        } else {
+            Err(Error::LeadershipLost)
+        }
+    } else {
+        controller::run(controller, context, wait_for(stop.clone(), true)).await;
+        Ok(())
+    };
+    let _ = server.await;
+    result
+}
+
+/// Completes when the watched value becomes `wanted` (or its sender is gone).
+async fn wait_for(mut value: watch::Receiver<bool>, wanted: bool) {
+    let _ = value.wait_for(|current| *current == wanted).await;
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

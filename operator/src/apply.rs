@@ -1,0 +1,103 @@
+//! Server-side apply of a hub's children, skipped when the cluster already holds what would be
+//! applied: reconciling an unchanged hub sends no write.
+
+use std::fmt::Debug;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::build::FIELD_MANAGER;
+use crate::error::{Error, Result};
+
+/// Whether every field set in `desired` holds the same value in `observed`. Fields only the
+/// server or others set (defaults, managed fields, status) are ignored; lists must have the
+/// same length, element by element. This is what server-side apply would leave unchanged.
+pub fn is_subset(desired: &Value, observed: &Value) -> bool {
+    match (desired, observed) {
+        (Value::Object(desired), Value::Object(observed)) => desired.iter().all(|(key, value)| {
+            observed
+                .get(key)
+                .is_some_and(|observed| is_subset(value, observed))
+        }),
+        (Value::Array(desired), Value::Array(observed)) => {
+            desired.len() == observed.len()
+                && desired
+                    .iter()
+                    .zip(observed)
+                    .all(|(desired, observed)| is_subset(desired, observed))
+        }
+        (Value::Number(desired), Value::Number(observed)) => desired.as_f64() == observed.as_f64(),
+        _ => desired == observed,
+    }
+}
+
+/// Applies `desired` with server-side apply under the operator's field manager unless the
+/// cluster already holds it. Returns whether a write was sent.
+pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K) -> Result<bool>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let name = desired.name_any();
+    let kind = std::any::type_name::<K>();
+    let desired_json = serde_json::to_value(desired).map_err(|source| Error::Serialize {
+        kind: "child object",
+        source,
+    })?;
+    if let Some(observed) = api.get_opt(&name).await? {
+        let observed_json = serde_json::to_value(&observed).map_err(|source| Error::Serialize {
+            kind: "child object",
+            source,
+        })?;
+        if is_subset(&desired_json, &observed_json) {
+            return Ok(false);
+        }
+    }
+    tracing::debug!(kind, name, "applying");
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&desired_json),
+    )
+    .await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::is_subset;
+
+    #[test]
+    fn fields_the_server_adds_do_not_count_as_a_change() {
+        let desired =
+            json!({"spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "a"}]}}}});
+        let observed = json!({
+            "metadata": {"resourceVersion": "7", "managedFields": []},
+            "spec": {"replicas": 1, "progressDeadlineSeconds": 600,
+                     "template": {"spec": {"containers": [{"name": "a", "imagePullPolicy": "IfNotPresent"}]}}},
+            "status": {"replicas": 1}
+        });
+        assert!(is_subset(&desired, &observed));
+    }
+
+    #[test]
+    fn a_different_or_missing_field_is_a_change() {
+        let desired = json!({"spec": {"replicas": 1}});
+        assert!(!is_subset(&desired, &json!({"spec": {"replicas": 0}})));
+        assert!(!is_subset(&desired, &json!({"spec": {}})));
+        assert!(!is_subset(&desired, &json!({})));
+    }
+
+    #[test]
+    fn lists_must_match_in_length_and_order() {
+        let desired = json!({"ports": [5004, 5006]});
+        assert!(!is_subset(&desired, &json!({"ports": [5004]})));
+        assert!(!is_subset(&desired, &json!({"ports": [5004, 5006, 5008]})));
+        assert!(!is_subset(&desired, &json!({"ports": [5006, 5004]})));
+        assert!(is_subset(&desired, &json!({"ports": [5004, 5006]})));
+    }
+}

@@ -1,0 +1,387 @@
+//! The reconcile loop: for each MidiHub, observe → decide → build → apply → report.
+//!
+//! Each hub is reconciled on its own: a hub that fails (API error, bad spec) backs off and
+//! retries without touching the others. The loop requeues a hub exactly when its schedule next
+//! changes what it should do; it never polls.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Client, Resource, ResourceExt};
+use midihub_api::{MidiHub, MidiHubStatus, Phase};
+use serde_json::json;
+
+use crate::apply::apply_if_changed;
+use crate::build::{self, BuildConfig, FIELD_MANAGER, HUB_LABEL, REGION_LABEL, SOUND_READY_LABEL};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::schedule;
+use crate::status::{self, Intent, Observed, READY};
+
+/// Label every child carries, so the operator watches only its own objects.
+const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=midihub-operator";
+
+/// How long a failing hub waits before its next try: doubling from `first` up to `max`.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            first: Duration::from_secs(2),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What the reconciler needs, shared by all reconciles.
+pub struct Context {
+    client: Client,
+    clock: Arc<dyn Clock>,
+    build: BuildConfig,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    backoff: Backoff,
+    /// Consecutive failures per hub, for the back-off; forgotten on success.
+    failures: Mutex<HashMap<ObjectRef<MidiHub>, u32>>,
+}
+
+impl Context {
+    /// A context for reconciling hubs with `client`, reading time from `clock`.
+    pub fn new(
+        client: Client,
+        clock: Arc<dyn Clock>,
+        build: BuildConfig,
+        metrics: Arc<Metrics>,
+        instance: Option<String>,
+        backoff: Backoff,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_string(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            clock,
+            build,
+            metrics,
+            backoff,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn record_failure(&self, hub: ObjectRef<MidiHub>) -> u32 {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = failures.entry(hub).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    fn forget_failures(&self, hub: &ObjectRef<MidiHub>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(hub);
+    }
+}
+
+/// The controller for MidiHubs in all namespaces, watching the hubs, their children and their
+/// pods. Exposed so the caller can read its cache of hubs (for metrics) before running it.
+pub fn controller(client: &Client) -> Controller<MidiHub> {
+    let owned = || watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    Controller::new(
+        Api::<MidiHub>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Deployment>::all(client.clone()), owned())
+    .owns(Api::<ConfigMap>::all(client.clone()), owned())
+    .owns(Api::<ServiceAccount>::all(client.clone()), owned())
+    .owns(Api::<Role>::all(client.clone()), owned())
+    .owns(Api::<RoleBinding>::all(client.clone()), owned())
+    .watches(Api::<Pod>::all(client.clone()), owned(), |pod| {
+        let hub = pod.labels().get(HUB_LABEL)?.clone();
+        Some(ObjectRef::new(&hub).within(&pod.namespace()?))
+    })
+}
+
+/// Runs `controller` until `shutdown` completes, then lets in-flight reconciles finish.
+pub async fn run(
+    controller: Controller<MidiHub>,
+    context: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((hub, _)) => tracing::debug!(hub = %hub, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile did not complete"),
+            }
+        })
+        .await;
+}
+
+/// The controller's cache of hubs.
+pub fn hubs(controller: &Controller<MidiHub>) -> Store<MidiHub> {
+    controller.store()
+}
+
+async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action> {
+    let _timer = context.metrics.reconcile_started();
+    let result = reconcile_hub(&hub, &context).await;
+    if result.is_ok() {
+        context.forget_failures(&ObjectRef::from(hub.as_ref()));
+    }
+    result
+}
+
+fn error_policy(hub: Arc<MidiHub>, error: &Error, context: Arc<Context>) -> Action {
+    context.metrics.reconcile_failed(error);
+    let failures = context.record_failure(ObjectRef::from(hub.as_ref()));
+    let exponent = failures.saturating_sub(1).min(16);
+    let delay = context
+        .backoff
+        .first
+        .saturating_mul(1 << exponent)
+        .min(context.backoff.max);
+    tracing::warn!(hub = %ObjectRef::from(hub.as_ref()), %error, failures, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
+    let namespace = hub.namespace().ok_or(Error::MissingField {
+        kind: "MidiHub",
+        field: "metadata.namespace",
+    })?;
+    let name = hub.name_any();
+    let now = context.clock.now();
+
+    // Decide: awake or asleep, and when that changes.
+    let (intent, recheck_at) = match schedule::decide(&hub.spec, now) {
+        Ok(decision) => {
+            let recheck_at = decision.recheck_at;
+            (Intent::Decided(decision), recheck_at)
+        }
+        Err(error) => (
+            Intent::Invalid {
+                reason: error.reason(),
+                message: error.to_string(),
+            },
+            None,
+        ),
+    };
+
+    // Build and apply the children; a spec the builders refuse is the user's to fix.
+    let intent = match apply_children(hub, &namespace, &intent, context).await {
+        Ok(()) => intent,
+        Err(Error::Build(error)) => Intent::Invalid {
+            reason: "InvalidConfiguration",
+            message: error.to_string(),
+        },
+        Err(error) => return Err(error),
+    };
+
+    // Observe the pod and its node, and report.
+    let observed = observe(hub, &namespace, &intent, context).await?;
+    let desired = status::operator_status(hub, &intent, &observed, now);
+    if status::status_changed(hub.status.as_ref(), &desired) {
+        let api = Api::<MidiHub>::namespaced(context.client.clone(), &namespace);
+        let patch = json!({
+            "apiVersion": MidiHub::api_version(&()),
+            "kind": MidiHub::kind(&()),
+            "status": desired,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        announce(hub, hub.status.as_ref(), &desired, context).await;
+    }
+
+    Ok(match recheck_at {
+        Some(at) => {
+            let wait = at.duration_since(now);
+            Action::requeue(
+                Duration::try_from(wait)
+                    .unwrap_or_default()
+                    .max(Duration::from_millis(100)),
+            )
+        }
+        None => Action::await_change(),
+    })
+}
+
+async fn apply_children(
+    hub: &MidiHub,
+    namespace: &str,
+    intent: &Intent,
+    context: &Context,
+) -> Result<()> {
+    let client = &context.client;
+    let config_map = build::config_map(hub)?;
+    let deployment = build::deployment(
+        hub,
+        i32::from(intent.awake()),
+        &context.build,
+        &build::config_hash(&config_map),
+    )?;
+    let service_account = build::service_account(hub)?;
+    let role = build::role(hub)?;
+    let role_binding = build::role_binding(hub)?;
+    let written = [
+        apply_if_changed(
+            &Api::namespaced(client.clone(), namespace),
+            &service_account,
+        )
+        .await?,
+        apply_if_changed(&Api::namespaced(client.clone(), namespace), &role).await?,
+        apply_if_changed(&Api::namespaced(client.clone(), namespace), &role_binding).await?,
+        apply_if_changed(&Api::namespaced(client.clone(), namespace), &config_map).await?,
+        apply_if_changed(&Api::namespaced(client.clone(), namespace), &deployment).await?,
+    ]
+    .into_iter()
+    .filter(|&written| written)
+    .count();
+    if written > 0 {
+        tracing::info!(hub = %ObjectRef::from(hub), written, awake = intent.awake(), "applied hub objects");
+    }
+    Ok(())
+}
+
+async fn observe(
+    hub: &MidiHub,
+    namespace: &str,
+    intent: &Intent,
+    context: &Context,
+) -> Result<Observed> {
+    if !intent.awake() {
+        return Ok(Observed::default());
+    }
+    let client = &context.client;
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&format!("{HUB_LABEL}={}", hub.name_any())))
+        .await?;
+    // With the Recreate strategy an old pod may still be terminating: the live one counts.
+    let pod = pods
+        .items
+        .into_iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .max_by(|a, b| {
+            a.metadata
+                .creation_timestamp
+                .cmp(&b.metadata.creation_timestamp)
+        });
+    let node_name = pod
+        .as_ref()
+        .and_then(|pod| pod.spec.as_ref())
+        .and_then(|spec| spec.node_name.clone());
+    let nodes = Api::<Node>::all(client.clone());
+    let (node, eligible_nodes) = match node_name {
+        Some(node_name) => (nodes.get_opt(&node_name).await?, None),
+        None => {
+            let mut selector = format!("{SOUND_READY_LABEL}=true");
+            if let Some(region) = &hub.spec.region {
+                selector.push_str(&format!(",{REGION_LABEL}={region}"));
+            }
+            let eligible = nodes
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await?;
+            (None, Some(eligible.items.len()))
+        }
+    };
+    Ok(Observed {
+        pod,
+        node,
+        eligible_nodes,
+    })
+}
+
+/// Publishes an Event when the hub's phase, or the reason it is not ready, changed. An Event
+/// that cannot be published is logged; it does not fail the reconcile.
+async fn announce(
+    hub: &MidiHub,
+    previous: Option<&MidiHubStatus>,
+    current: &MidiHubStatus,
+    context: &Context,
+) {
+    let before = (
+        previous.and_then(|status| status.phase),
+        status::condition_reason(previous, READY),
+    );
+    let after = (
+        current.phase,
+        status::condition_reason(Some(current), READY),
+    );
+    if before == after {
+        return;
+    }
+    let Some(phase) = current.phase else {
+        return;
+    };
+    let ready = current.conditions.iter().find(|c| c.type_ == READY);
+    let awake = current.conditions.iter().find(|c| c.type_ == status::AWAKE);
+    let (type_, reason, note) = match phase {
+        Phase::Sleeping => (
+            EventType::Normal,
+            "Sleeping".to_string(),
+            awake.map(|c| c.message.clone()),
+        ),
+        Phase::Starting => (
+            EventType::Normal,
+            "Waking".to_string(),
+            awake.map(|c| c.message.clone()),
+        ),
+        Phase::Ready => (
+            EventType::Normal,
+            "Ready".to_string(),
+            Some(format!(
+                "the hub listens on {} ports {}",
+                current.address.as_deref().unwrap_or("(unknown address)"),
+                current.ports.as_deref().unwrap_or_default()
+            )),
+        ),
+        Phase::Invalid => (
+            EventType::Warning,
+            awake.map_or_else(|| phase.as_str().to_string(), |c| c.reason.clone()),
+            awake.map(|c| c.message.clone()),
+        ),
+        Phase::Degraded | Phase::Unschedulable => (
+            EventType::Warning,
+            ready.map_or_else(|| phase.as_str().to_string(), |c| c.reason.clone()),
+            ready.map(|c| c.message.clone()),
+        ),
+    };
+    tracing::info!(hub = %ObjectRef::from(hub), phase = phase.as_str(), %reason, "hub phase changed");
+    let event = Event {
+        type_,
+        reason,
+        note,
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(error) = context.recorder.publish(&event, &hub.object_ref(&())).await {
+        tracing::warn!(hub = %ObjectRef::from(hub), %error, "cannot publish event");
+    }
+}
