@@ -362,3 +362,197 @@ pub fn condition_reason<'a>(status: Option<&'a MidiHubStatus>, type_: &str) -> O
         .find(|c| c.type_ == type_)
         .map(|c| c.reason.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::schedule::{AwakeReason, Decision};
+
+    fn hub(status: Option<serde_json::Value>) -> MidiHub {
+        serde_json::from_value(json!({
+            "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+            "metadata": {"name": "jam", "namespace": "default", "generation": 3},
+            "spec": {"ports": [{"port": 5004}, {"port": 5006}], "region": "eu-central-1"},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn awake() -> Intent {
+        Intent::Decided(Decision {
+            awake: true,
+            reason: AwakeReason::AlwaysOn,
+            next: None,
+            recheck_at: None,
+        })
+    }
+
+    fn pod(value: serde_json::Value) -> Option<Pod> {
+        Some(serde_json::from_value(value).unwrap())
+    }
+
+    fn node() -> Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": "node-a"},
+            "status": {"addresses": [
+                {"type": "Hostname", "address": "node-a"},
+                {"type": "InternalIP", "address": "10.0.0.7"},
+                {"type": "ExternalIP", "address": "203.0.113.7"}]}
+        }))
+        .unwrap()
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2026-11-25T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_ready_pod_makes_the_hub_ready_at_its_nodes_external_address() {
+        let observed = Observed {
+            pod: pod(json!({
+                "spec": {"nodeName": "node-a", "containers": []},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+            })),
+            node: Some(node()),
+            eligible_nodes: None,
+        };
+        let status = operator_status(&hub(None), &awake(), &observed, now());
+        assert_eq!(status.phase, Some(Phase::Ready));
+        assert_eq!(status.address.as_deref(), Some("203.0.113.7"));
+        assert_eq!(status.node.as_deref(), Some("node-a"));
+        assert_eq!(status.ports.as_deref(), Some("5004,5006"));
+        assert_eq!(status.replicas, Some(1));
+        assert_eq!(status.observed_generation, Some(3));
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(3))
+        );
+    }
+
+    #[test]
+    fn without_an_external_ip_the_internal_ip_is_the_address() {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.7"}]}
+        }))
+        .unwrap();
+        assert_eq!(node_address(&node).as_deref(), Some("10.0.0.7"));
+    }
+
+    #[test]
+    fn taken_host_ports_are_reported_as_such_with_the_schedulers_words() {
+        let message = "0/3 nodes are available: 3 node(s) didn't have free ports for the requested pod ports.";
+        let observed = Observed {
+            pod: pod(json!({
+                "spec": {"containers": []},
+                "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled",
+                    "status": "False", "reason": "Unschedulable", "message": message}]}
+            })),
+            ..Observed::default()
+        };
+        let status = operator_status(&hub(None), &awake(), &observed, now());
+        assert_eq!(status.phase, Some(Phase::Unschedulable));
+        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.reason, "PortsInUse");
+        assert!(ready.message.contains(message));
+        assert_eq!(status.address, None);
+    }
+
+    #[test]
+    fn no_sound_ready_node_in_the_region_is_unschedulable_and_names_the_region() {
+        let observed = Observed {
+            eligible_nodes: Some(0),
+            ..Observed::default()
+        };
+        let status = operator_status(&hub(None), &awake(), &observed, now());
+        assert_eq!(status.phase, Some(Phase::Unschedulable));
+        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.reason, "NoEligibleNode");
+        assert!(ready.message.contains("eu-central-1"), "{}", ready.message);
+    }
+
+    #[test]
+    fn a_crash_looping_container_degrades_the_hub() {
+        let observed = Observed {
+            pod: pod(json!({
+                "spec": {"nodeName": "node-a", "containers": []},
+                "status": {"phase": "Running", "containerStatuses": [{
+                    "name": "rtpmidid", "image": "i", "imageID": "", "ready": false,
+                    "restartCount": 4,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}}}]}
+            })),
+            node: Some(node()),
+            eligible_nodes: None,
+        };
+        let status = operator_status(&hub(None), &awake(), &observed, now());
+        assert_eq!(status.phase, Some(Phase::Degraded));
+        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.reason, "CrashLoopBackOff");
+        assert!(ready.message.contains("rtpmidid"));
+    }
+
+    #[test]
+    fn an_invalid_spec_sleeps_and_says_why() {
+        let intent = Intent::Invalid {
+            reason: "UnknownTimeZone",
+            message: "unknown time zone \"Mars/Olympus\"".into(),
+        };
+        let status = operator_status(&hub(None), &intent, &Observed::default(), now());
+        assert_eq!(status.phase, Some(Phase::Invalid));
+        assert_eq!(status.replicas, Some(0));
+        let awake = status.conditions.iter().find(|c| c.type_ == AWAKE).unwrap();
+        assert_eq!(
+            (awake.status.as_str(), awake.reason.as_str()),
+            ("False", "UnknownTimeZone")
+        );
+    }
+
+    #[test]
+    fn the_same_status_written_later_is_no_change_and_keeps_its_transition_times() {
+        let first = operator_status(&hub(None), &awake(), &Observed::default(), now());
+        let existing = hub(Some(serde_json::to_value(&first).unwrap()));
+        let later: jiff::Timestamp = "2026-11-25T13:00:00Z".parse().unwrap();
+        let second = operator_status(&existing, &awake(), &Observed::default(), later);
+        assert!(!status_changed(existing.status.as_ref(), &second));
+        assert_eq!(first.conditions, second.conditions, "transition times stay");
+    }
+
+    #[test]
+    fn the_sidecars_fields_do_not_make_a_change() {
+        let mine = operator_status(&hub(None), &awake(), &Observed::default(), now());
+        let mut current = mine.clone();
+        current.participant_count = Some(2);
+        current.latency = Some("avg 12.0ms".into());
+        assert!(!status_changed(Some(&current), &mine));
+    }
+
+    #[test]
+    fn a_new_phase_is_a_change_and_moves_the_transition_time_of_the_flipped_condition() {
+        let asleep = Intent::Decided(Decision {
+            awake: false,
+            reason: AwakeReason::Suspended,
+            next: None,
+            recheck_at: None,
+        });
+        let first = operator_status(&hub(None), &awake(), &Observed::default(), now());
+        let existing = hub(Some(serde_json::to_value(&first).unwrap()));
+        let later: jiff::Timestamp = "2026-11-25T13:00:00Z".parse().unwrap();
+        let second = operator_status(&existing, &asleep, &Observed::default(), later);
+        assert!(status_changed(existing.status.as_ref(), &second));
+        assert_eq!(second.phase, Some(Phase::Sleeping));
+        let awake_condition = second.conditions.iter().find(|c| c.type_ == AWAKE).unwrap();
+        assert_eq!(awake_condition.last_transition_time, Time(later));
+        let ready_condition = second.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(
+            ready_condition.last_transition_time,
+            Time(now()),
+            "Ready was False before too"
+        );
+    }
+}
