@@ -14,9 +14,11 @@
 //! Where it is simpler, knowingly:
 //! - Every resource behaves as if it had a status subresource: `.status` sent to the main
 //!   resource is ignored (and dropped on create); only `.../status` changes it.
-//! - Server-side apply is a recursive merge of the applied object; field ownership, conflicts
-//!   between field managers and `managedFields` are not modelled. Strategic merge patches are
-//!   treated as JSON merge patches.
+//! - Server-side apply is modelled lightly (see `apply`): the applied object is merged in
+//!   (maps recursively, lists and scalars replaced), fields a manager stops applying are
+//!   removed, and applying over another apply manager's field is a conflict unless forced.
+//!   Only apply managers own fields; `managedFields` is never returned. Strategic merge patches
+//!   are treated as JSON merge patches.
 //! - Deletion is immediate: finalizers and `deletionTimestamp` are not modelled.
 //! - Lists return everything in one page; no admission, validation, defaulting or RBAC.
 //!
@@ -24,6 +26,7 @@
 //! kubelet by setting a Pod's status), see every request that was made, make requests fail,
 //! and wait for a condition without sleeping blindly.
 
+mod apply;
 mod error;
 mod path;
 mod selector;

@@ -175,36 +175,57 @@ async fn generate_name_and_resource_versions_are_server_managed() {
 async fn server_side_apply_creates_then_merges() {
     let fake = FakeApiServer::start().await;
     let config_maps: Api<ConfigMap> = Api::default_namespaced(fake.client());
-    let params = PatchParams::apply("midihub-operator").force();
+    let operator = PatchParams::apply("midihub-operator");
+    let editor = PatchParams::apply("rooms-editor");
+    let rooms = |labels: Value, annotations: Value, data: Value| {
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "rooms", "labels": labels, "annotations": annotations },
+            "data": data,
+        })
+    };
+    let first = rooms(
+        json!({ "app": "midihub" }),
+        json!({}),
+        json!({ "lobby": "open", "stage": "closed" }),
+    );
+    let from_editor = rooms(
+        json!({}),
+        json!({ "note": "x" }),
+        json!({ "backstage": "open" }),
+    );
+    let changed = rooms(
+        json!({ "app": "midihub" }),
+        json!({}),
+        json!({ "lobby": "open", "stage": "open" }),
+    );
 
-    let first = json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": { "name": "rooms", "labels": { "app": "midihub" } },
-        "data": { "lobby": "open", "stage": "closed" },
-    });
     let created = config_maps
-        .patch("rooms", &params, &Patch::Apply(&first))
+        .patch("rooms", &operator, &Patch::Apply(&first))
         .await
         .unwrap();
-    let second = json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": { "name": "rooms", "annotations": { "note": "x" } },
-        "data": { "stage": "open" },
-    });
+    config_maps
+        .patch("rooms", &editor, &Patch::Apply(&from_editor))
+        .await
+        .unwrap();
     let merged = config_maps
-        .patch("rooms", &params, &Patch::Apply(&second))
+        .patch("rooms", &operator, &Patch::Apply(&changed))
         .await
         .unwrap();
     let reapplied = config_maps
-        .patch("rooms", &params, &Patch::Apply(&second))
+        .patch("rooms", &operator, &Patch::Apply(&changed))
         .await
         .unwrap();
 
     assert_eq!(created.data.as_ref().unwrap()["stage"], "closed");
     let data = merged.data.clone().unwrap();
     assert_eq!(
-        (data["lobby"].as_str(), data["stage"].as_str()),
-        ("open", "open")
+        (
+            data["lobby"].as_str(),
+            data["stage"].as_str(),
+            data["backstage"].as_str()
+        ),
+        ("open", "open", "open")
     );
     assert_eq!(merged.labels()["app"], "midihub");
     assert_eq!(merged.annotations()["note"], "x");
@@ -213,11 +234,123 @@ async fn server_side_apply_creates_then_merges() {
     // Applying the same thing again changes nothing, so the resource version stays.
     assert_eq!(reapplied.resource_version(), merged.resource_version());
     let writes = fake.writes();
-    assert_eq!(writes.len(), 3);
+    assert_eq!(writes.len(), 4);
     assert!(writes.iter().all(|request| request.method == Method::PATCH
-        && request.content_type.as_deref() == Some("application/apply-patch+yaml")
-        && request.query_param("fieldManager").as_deref() == Some("midihub-operator")));
-    assert_eq!(writes[1].body.as_ref(), Some(&second));
+        && request.content_type.as_deref() == Some("application/apply-patch+yaml")));
+    assert_eq!(
+        writes[1].query_param("fieldManager").as_deref(),
+        Some("rooms-editor")
+    );
+    assert_eq!(writes[1].body.as_ref(), Some(&from_editor));
+}
+
+#[tokio::test]
+async fn server_side_apply_drops_fields_a_manager_stops_applying() {
+    let fake = FakeApiServer::start().await;
+    let deployments: Api<Deployment> = Api::default_namespaced(fake.client());
+    let params = PatchParams::apply("midihub-operator");
+    deployments
+        .patch("hub", &params, &Patch::Apply(deployment("hub", 1)))
+        .await
+        .unwrap();
+    let status =
+        |fields: Value| json!({ "apiVersion": "apps/v1", "kind": "Deployment", "status": fields });
+    deployments
+        .patch_status(
+            "hub",
+            &params,
+            &Patch::Apply(status(json!({ "replicas": 1, "readyReplicas": 1 }))),
+        )
+        .await
+        .unwrap();
+    // Another writer's label is not this manager's to remove.
+    deployments
+        .patch(
+            "hub",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "team": "sound" } } })),
+        )
+        .await
+        .unwrap();
+
+    let mut without_template_labels = deployment("hub", 1);
+    without_template_labels["metadata"]["labels"] = json!({ "app": "hub" });
+    let spec = deployments
+        .patch("hub", &params, &Patch::Apply(&without_template_labels))
+        .await
+        .unwrap();
+    let after_status = deployments
+        .patch_status(
+            "hub",
+            &params,
+            &Patch::Apply(status(json!({ "replicas": 1 }))),
+        )
+        .await
+        .unwrap();
+    let relabelled = deployments
+        .patch("hub", &params, &Patch::Apply(deployment("hub", 1)))
+        .await
+        .unwrap();
+
+    assert_eq!(spec.labels().get("app").map(String::as_str), Some("hub"));
+    let status = after_status.status.unwrap();
+    assert_eq!((status.replicas, status.ready_replicas), (Some(1), None));
+    assert_eq!(
+        relabelled.labels().get("app"),
+        None,
+        "the label this manager applied is gone"
+    );
+    assert_eq!(relabelled.labels()["team"], "sound");
+    assert_eq!(
+        relabelled.status.unwrap().replicas,
+        Some(1),
+        "a main-resource apply leaves status"
+    );
+}
+
+#[tokio::test]
+async fn applying_over_another_managers_field_conflicts_unless_forced() {
+    let fake = FakeApiServer::start().await;
+    let deployments: Api<Deployment> = Api::default_namespaced(fake.client());
+    deployments
+        .patch(
+            "hub",
+            &PatchParams::apply("midihub-operator"),
+            &Patch::Apply(deployment("hub", 1)),
+        )
+        .await
+        .unwrap();
+
+    let conflict = deployments
+        .patch(
+            "hub",
+            &PatchParams::apply("kubectl"),
+            &Patch::Apply(deployment("hub", 3)),
+        )
+        .await
+        .unwrap_err();
+    let same_value = deployments
+        .patch(
+            "hub",
+            &PatchParams::apply("kubectl"),
+            &Patch::Apply(deployment("hub", 1)),
+        )
+        .await;
+    let forced = deployments
+        .patch(
+            "hub",
+            &PatchParams::apply("kubectl").force(),
+            &Patch::Apply(deployment("hub", 3)),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(api_error_code(conflict), (409, "Conflict".to_owned()));
+    assert!(
+        same_value.is_ok(),
+        "applying the value already there is no conflict"
+    );
+    assert_eq!(forced.spec.unwrap().replicas, Some(3));
 }
 
 #[tokio::test]
@@ -645,4 +778,38 @@ async fn shutdown_stops_serving() {
     fake.shutdown().await;
     let config_maps: Api<ConfigMap> = Api::default_namespaced(client);
     assert!(config_maps.list(&ListParams::default()).await.is_err());
+}
+
+#[tokio::test]
+async fn an_event_recorder_creates_then_patches_its_events() {
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let fake = FakeApiServer::start().await;
+    let config_maps: Api<ConfigMap> = Api::default_namespaced(fake.client());
+    let rooms = config_maps
+        .create(&PostParams::default(), &config_map("rooms", json!({})))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(fake.client(), Reporter::from("midihub-operator"));
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Waking".into(),
+        note: Some("the schedule opened".into()),
+        action: "Scale".into(),
+        secondary: None,
+    };
+
+    recorder
+        .publish(&event, &rooms.object_ref(&()))
+        .await
+        .unwrap();
+    recorder
+        .publish(&event, &rooms.object_ref(&()))
+        .await
+        .unwrap();
+
+    let events = fake.list("/apis/events.k8s.io/v1/namespaces/default/events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["reason"], "Waking");
+    assert_eq!(events[0]["series"]["count"], 2);
 }

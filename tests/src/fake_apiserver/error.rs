@@ -25,6 +25,10 @@ pub enum FakeApiServerError {
         "Operation cannot be fulfilled on {plural} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
     )]
     Conflict { plural: String, name: String },
+    #[error(
+        "Apply failed with a conflict: conflict with \"{manager}\": {fields} (apply with force to take them over)"
+    )]
+    ApplyConflict { manager: String, fields: String },
     #[error("{0}")]
     BadRequest(String),
     #[error("the patch cannot be applied: {0}")]
@@ -47,7 +51,7 @@ impl FakeApiServerError {
         match self {
             Self::Bind(_) | Self::Url(_) | Self::Client(_) => 500,
             Self::PathNotServed { .. } | Self::NotFound { .. } => 404,
-            Self::AlreadyExists { .. } | Self::Conflict { .. } => 409,
+            Self::AlreadyExists { .. } | Self::Conflict { .. } | Self::ApplyConflict { .. } => 409,
             Self::BadRequest(_) => 400,
             Self::Invalid(_) => 422,
             Self::UnsupportedMediaType(_) => 415,
@@ -61,7 +65,7 @@ impl FakeApiServerError {
         match self {
             Self::Injected { status, .. } => reason_for_code(*status),
             Self::AlreadyExists { .. } => "AlreadyExists",
-            Self::Conflict { .. } => "Conflict",
+            Self::Conflict { .. } | Self::ApplyConflict { .. } => "Conflict",
             other => reason_for_code(other.code()),
         }
     }

@@ -185,22 +185,33 @@ fn route(
         (Method::PATCH, Some(key)) => {
             let patch = request.body()?;
             let patch_type = PatchType::from_content_type(request.content_type.as_deref())?;
+            if patch_type == PatchType::Apply {
+                let manager = request
+                    .query
+                    .get("fieldManager")
+                    .filter(|manager| !manager.is_empty())
+                    .ok_or_else(|| {
+                        FakeApiServerError::BadRequest(
+                            "fieldManager is required for apply patches".to_owned(),
+                        )
+                    })?;
+                let force = request.flag("force");
+                let (applied, created) = shared.with_store(|store| {
+                    store.apply(path, &key, subresource_scope, manager, force, &patch)
+                })?;
+                let status = if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                return Ok(json_response(status, &applied));
+            }
             let patched = shared.with_store(|store| {
-                if patch_type == PatchType::Apply
-                    && subresource_scope == UpdateScope::Main
-                    && store.get(&key).is_none()
-                {
-                    return store
-                        .create(path, patch.clone(), StatusOnCreate::Drop)
-                        .map(|created| (StatusCode::CREATED, created));
-                }
-                store
-                    .update(&key, subresource_scope, |stored| {
-                        patch_type.apply(stored, &patch)
-                    })
-                    .map(|updated| (StatusCode::OK, updated))
+                store.update(&key, subresource_scope, |stored| {
+                    patch_type.apply(stored, &patch)
+                })
             })?;
-            Ok(json_response(patched.0, &patched.1))
+            Ok(json_response(StatusCode::OK, &patched))
         }
         (Method::DELETE, Some(key)) if path.subresource.is_none() => {
             let cascade = cascades(request.body.as_ref());
@@ -356,8 +367,7 @@ impl PatchType {
         }
     }
 
-    /// Server-side apply is approximated by a merge: maps merge recursively, lists and scalars
-    /// are replaced. Field ownership is not tracked.
+    /// Merge and JSON patches; apply patches go through the store's field manager model.
     fn apply(self, stored: &Value, patch: &Value) -> Result<Value, FakeApiServerError> {
         let mut patched = stored.clone();
         match self {

@@ -7,6 +7,7 @@ use jiff::{Timestamp, Unit};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
+use super::apply;
 use super::error::FakeApiServerError;
 use super::path::{ObjectKey, ResourcePath, ResourceType};
 use super::selector::Selectors;
@@ -124,6 +125,9 @@ pub(crate) struct Store {
     /// Kinds seen per resource type, for list and bookmark type fields.
     kinds: HashMap<ResourceType, String>,
     generated_names: u64,
+    /// The last configuration each field manager applied, per object and per subresource
+    /// (`true` for status).
+    applied: HashMap<(ObjectKey, bool), BTreeMap<String, Value>>,
 }
 
 pub(crate) fn watch_event(event_type: &str, object: Value) -> Value {
@@ -335,6 +339,62 @@ impl Store {
         Ok(next)
     }
 
+    /// Server-side apply by `manager` to the main resource or the status subresource: creates
+    /// the object when absent (main resource only), otherwise removes the fields the manager
+    /// no longer applies and merges in the rest. Returns the object and whether it was created.
+    pub(crate) fn apply(
+        &mut self,
+        path: &ResourcePath,
+        key: &ObjectKey,
+        scope: UpdateScope,
+        manager: &str,
+        force: bool,
+        config: &Value,
+    ) -> Result<(Value, bool), FakeApiServerError> {
+        let status_subresource = scope == UpdateScope::Status;
+        let owned = apply::owned_section(config, status_subresource);
+        let Some(stored) = self.objects.get(key) else {
+            if status_subresource {
+                return Err(not_found(key));
+            }
+            let created = self.create(path, config.clone(), StatusOnCreate::Drop)?;
+            self.remember_applied(key, status_subresource, manager, owned);
+            return Ok((created, true));
+        };
+        let managers = self.applied.get(&(key.clone(), status_subresource));
+        let others = managers
+            .into_iter()
+            .flatten()
+            .filter(|(other, _)| other.as_str() != manager)
+            .map(|(other, config)| (other.as_str(), config));
+        if !force {
+            apply::check_conflicts(stored, &owned, others.clone())?;
+        }
+        let mut next = stored.clone();
+        if let Some(previously_applied) = managers.and_then(|managers| managers.get(manager)) {
+            for released in apply::released_fields(stored, previously_applied, &owned, others) {
+                apply::remove_at(&mut next, &released);
+            }
+        }
+        json_patch::merge(&mut next, config);
+        let updated = self.update(key, scope, |_| Ok(next))?;
+        self.remember_applied(key, status_subresource, manager, owned);
+        Ok((updated, false))
+    }
+
+    fn remember_applied(
+        &mut self,
+        key: &ObjectKey,
+        status_subresource: bool,
+        manager: &str,
+        owned: Value,
+    ) {
+        self.applied
+            .entry((key.clone(), status_subresource))
+            .or_default()
+            .insert(manager.to_owned(), owned);
+    }
+
     /// Deletes an object and, unless `cascade` is off, every object that the Kubernetes garbage
     /// collector would delete with it: dependents whose owners are all gone, recursively.
     pub(crate) fn delete(
@@ -384,6 +444,8 @@ impl Store {
 
     fn delete_one(&mut self, key: &ObjectKey) -> Option<Value> {
         let mut object = self.objects.remove(key)?;
+        self.applied.remove(&(key.clone(), false));
+        self.applied.remove(&(key.clone(), true));
         let resource_version = self.next_resource_version();
         // Kubernetes reports a deletion with the resource version at which it happened.
         if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
