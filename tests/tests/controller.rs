@@ -1,0 +1,615 @@
+//! The real controller loop against the in-process FAKE API server (not Kubernetes): what the
+//! operator writes for a hub, how it follows the schedule and overrides, and how it behaves
+//! when the spec or the API is bad. Time comes from a manual clock the tests move.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::Role;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use midihub_api::MidiHub;
+use midihub_operator::build::{BuildConfig, DeviceAccess};
+use midihub_operator::clock::Clock;
+use midihub_operator::controller::{self, Backoff, Context};
+use midihub_operator::metrics::Metrics;
+use midihub_tests::fake_apiserver::{FailureRule, FakeApiServer};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// A clock the test sets by hand (a test double of the system clock).
+#[derive(Clone)]
+struct ManualClock(Arc<Mutex<Timestamp>>);
+
+impl ManualClock {
+    fn at(time: &str) -> Self {
+        Self(Arc::new(Mutex::new(time.parse().unwrap())))
+    }
+    fn set(&self, time: &str) {
+        *self.0.lock().unwrap() = time.parse().unwrap();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+const NODES: &str = "/api/v1/nodes";
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
+const PODS: &str = "/api/v1/namespaces/default/pods";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+/// The operator running against a fake API server.
+struct Harness {
+    fake: FakeApiServer,
+    clock: ManualClock,
+    metrics: Arc<Metrics>,
+    hubs: Api<MidiHub>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    async fn start(clock: ManualClock) -> Self {
+        let fake = FakeApiServer::start().await;
+        fake.insert(
+            NODES,
+            json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": "node-a", "labels": {
+                    "midihub.io/sound-ready": "true",
+                    "topology.kubernetes.io/region": "eu-central-1"}},
+                "status": {"addresses": [
+                    {"type": "InternalIP", "address": "10.0.0.7"},
+                    {"type": "ExternalIP", "address": "203.0.113.7"}]}
+            }),
+        );
+        let client = fake.client();
+        let controller = controller::controller(&client);
+        let metrics = Arc::new(Metrics::default().with_hubs(controller::hubs(&controller)));
+        let context = Arc::new(Context::new(
+            client.clone(),
+            Arc::new(clock.clone()),
+            BuildConfig {
+                rtpmidid_image: "example.test/rtpmidid:26.01".into(),
+                sidecar_image: "example.test/hub-sidecar:0.1.0".into(),
+                device_access: DeviceAccess::Privileged,
+            },
+            metrics.clone(),
+            Some("operator-test".into()),
+            Backoff {
+                first: Duration::from_millis(100),
+                max: Duration::from_secs(1),
+            },
+        ));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run(controller, context, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            fake,
+            clock,
+            metrics,
+            hubs: Api::namespaced(client, "default"),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn create(&self, name: &str, spec: Value) {
+        let hub: MidiHub = serde_json::from_value(json!({
+            "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.hubs
+            .create(&PostParams::default(), &hub)
+            .await
+            .unwrap();
+    }
+
+    async fn patch_spec(&self, name: &str, spec: Value) {
+        self.hubs
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": spec})),
+            )
+            .await
+            .unwrap();
+    }
+
+    fn object(&self, path: &str) -> Option<Value> {
+        self.fake.get(path)
+    }
+
+    /// Waits until the object at `path` satisfies `check`, then returns it.
+    async fn until(&self, path: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let found = self
+            .fake
+            .wait_for(WAIT, |fake| {
+                fake.get(path).is_some_and(|object| check(&object))
+            })
+            .await;
+        assert!(
+            found,
+            "timed out waiting for {what} at {path}; it is: {:#?}",
+            self.object(path)
+        );
+        self.object(path).unwrap()
+    }
+
+    async fn until_hub(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        self.until(
+            &format!("/apis/midihub.io/v1alpha1/namespaces/default/midihubs/{name}"),
+            what,
+            check,
+        )
+        .await
+    }
+
+    fn events_with_reason(&self, reason: &str) -> Vec<Value> {
+        self.fake
+            .list(EVENTS)
+            .into_iter()
+            .filter(|event| event["reason"] == reason)
+            .collect()
+    }
+
+    /// Waits for an Event with `reason` (published right after the status it announces).
+    async fn until_event(&self, reason: &str) -> Vec<Value> {
+        let published = self
+            .fake
+            .wait_for(WAIT, |_| !self.events_with_reason(reason).is_empty())
+            .await;
+        assert!(
+            published,
+            "no {reason} event; events: {:#?}",
+            self.fake.list(EVENTS)
+        );
+        self.events_with_reason(reason)
+    }
+
+    fn reconciles(&self) -> u64 {
+        metric(
+            &self.metrics.render().unwrap(),
+            "midihub_operator_reconciles_total",
+        )
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("the controller stops on shutdown")
+                .unwrap();
+        }
+    }
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|value| value as u64)
+        .sum()
+}
+
+fn replicas(deployment: &Value) -> i64 {
+    deployment["spec"]["replicas"].as_i64().unwrap()
+}
+
+fn phase(hub: &Value) -> &str {
+    hub["status"]["phase"].as_str().unwrap_or("")
+}
+
+fn condition<'a>(hub: &'a Value, type_: &str) -> &'a Value {
+    hub["status"]["conditions"]
+        .as_array()
+        .and_then(|conditions| conditions.iter().find(|c| c["type"] == type_))
+        .unwrap_or(&Value::Null)
+}
+
+/// Tuesday 2026-11-24 20:00 in Berlin (UTC+1): inside the Tue 19:00–23:00 window.
+const TUESDAY_EVENING: &str = "2026-11-24T19:00:00Z";
+/// Tuesday 2026-11-24 12:00 in Berlin: outside every window.
+const TUESDAY_NOON: &str = "2026-11-24T11:00:00Z";
+
+fn evening_spec() -> Value {
+    json!({
+        "ports": [{"port": 5004, "name": "jam-studio-a"}, {"port": 5006}],
+        "region": "eu-central-1",
+        "schedule": {"timeZone": "Europe/Berlin",
+                     "windows": [{"days": ["Tue", "Fri"], "start": "19:00", "end": "23:00"}]},
+    })
+}
+
+fn hub_pod(name: &str, ready: bool) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("midihub-{name}-abc"), "namespace": "default",
+                     "creationTimestamp": "2026-11-24T19:00:01Z",
+                     "labels": {"midihub.io/hub": name,
+                                "app.kubernetes.io/managed-by": "midihub-operator"}},
+        "spec": {"nodeName": "node-a", "containers": []},
+        "status": {"phase": "Running", "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+    })
+}
+
+#[tokio::test]
+async fn a_new_hub_gets_all_its_children_and_reports_its_address_once_running() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness.create("jam", evening_spec()).await;
+
+    let deployment = harness
+        .until(
+            &format!("{DEPLOYMENTS}/midihub-jam"),
+            "the hub Deployment",
+            |_| true,
+        )
+        .await;
+    assert_eq!(replicas(&deployment), 1, "inside the window the hub runs");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let host_ports: Vec<i64> = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default())
+        .filter(|p| p["protocol"] == "UDP")
+        .map(|p| p["hostPort"].as_i64().unwrap())
+        .collect();
+    assert_eq!(host_ports, vec![5004, 5005, 5006, 5007]);
+    let owner = &deployment["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "MidiHub");
+    assert_eq!(owner["name"], "jam");
+    assert_eq!(owner["controller"], true);
+
+    let config: ConfigMap = serde_json::from_value(
+        harness
+            .until(
+                "/api/v1/namespaces/default/configmaps/midihub-jam",
+                "the rtpmidid ConfigMap",
+                |_| true,
+            )
+            .await,
+    )
+    .unwrap();
+    let ini = &config.data.unwrap()["rtpmidid.ini"];
+    assert!(ini.contains("name=jam-studio-a\nport=5004"), "{ini}");
+    assert!(ini.contains("name=jam-5006\nport=5006"), "{ini}");
+
+    let role: Role = serde_json::from_value(
+        harness
+            .until(
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/midihub-jam",
+                "the sidecar Role",
+                |_| true,
+            )
+            .await,
+    )
+    .unwrap();
+    let status_rule = role
+        .rules
+        .unwrap()
+        .into_iter()
+        .find(|rule| rule.resources.as_deref() == Some(&["midihubs/status".to_string()]))
+        .expect("a rule for midihubs/status");
+    assert_eq!(status_rule.resource_names, Some(vec!["jam".to_string()]));
+    assert!(
+        harness
+            .object(
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/midihub-jam"
+            )
+            .is_some()
+    );
+    assert!(
+        harness
+            .object("/api/v1/namespaces/default/serviceaccounts/midihub-jam")
+            .is_some()
+    );
+
+    let hub = harness
+        .until_hub("jam", "phase Starting", |hub| phase(hub) == "Starting")
+        .await;
+    assert_eq!(hub["status"]["ports"], "5004,5006");
+    assert_eq!(
+        hub["status"]["nextTransition"],
+        "sleep Tue 23:00 Europe/Berlin"
+    );
+    assert_eq!(condition(&hub, "Awake")["reason"], "InWindow");
+    assert_eq!(
+        hub["status"]["observedGeneration"],
+        hub["metadata"]["generation"]
+    );
+
+    // The kubelet reports the pod ready on node-a: the hub is Ready at the node's address.
+    harness.fake.insert(PODS, hub_pod("jam", true));
+    let hub = harness
+        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
+        .await;
+    assert_eq!(hub["status"]["address"], "203.0.113.7");
+    assert_eq!(hub["status"]["node"], "node-a");
+    assert_eq!(condition(&hub, "Ready")["status"], "True");
+    assert_eq!(harness.until_event("Waking").await.len(), 1);
+    assert_eq!(harness.until_event("Ready").await.len(), 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn at_the_end_of_a_window_the_hub_sleeps_and_says_when_it_wakes() {
+    // Tuesday 22:59:58 in Berlin: two seconds before the window ends.
+    let harness = Harness::start(ManualClock::at("2026-11-24T21:59:58Z")).await;
+    harness.create("jam", evening_spec()).await;
+    harness
+        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 1", |d| {
+            replicas(d) == 1
+        })
+        .await;
+    harness
+        .until_hub("jam", "phase Starting", |hub| phase(hub) == "Starting")
+        .await;
+    let reconciles_before = harness.reconciles();
+
+    // Time passes the boundary; nothing else happens. The operator requeued itself for it.
+    harness.clock.set("2026-11-24T22:00:01Z");
+    harness
+        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 0", |d| {
+            replicas(d) == 0
+        })
+        .await;
+    let hub = harness
+        .until_hub("jam", "phase Sleeping", |hub| phase(hub) == "Sleeping")
+        .await;
+    assert_eq!(
+        hub["status"]["nextTransition"],
+        "wake Fri 19:00 Europe/Berlin"
+    );
+    assert_eq!(hub["status"]["nextTransitionTime"], "2026-11-27T18:00:00Z");
+    assert_eq!(condition(&hub, "Awake")["reason"], "OutsideWindows");
+    assert!(
+        hub["status"].get("address").is_none(),
+        "a sleeping hub has no address"
+    );
+    assert_eq!(harness.until_event("Sleeping").await.len(), 1);
+    // A requeue at the boundary, not a polling loop: a handful of reconciles in all.
+    let reconciles = harness.reconciles() - reconciles_before;
+    assert!(
+        reconciles <= 4,
+        "{reconciles} reconciles for one transition"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn manual_wake_and_suspend_beat_the_schedule() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_NOON)).await;
+    harness.create("jam", evening_spec()).await;
+    harness
+        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 0", |d| {
+            replicas(d) == 0
+        })
+        .await;
+    harness
+        .until_hub("jam", "phase Sleeping", |hub| phase(hub) == "Sleeping")
+        .await;
+
+    harness
+        .patch_spec("jam", json!({"wakeUntil": "2026-11-24T13:00:00Z"}))
+        .await;
+    harness
+        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 1", |d| {
+            replicas(d) == 1
+        })
+        .await;
+    let hub = harness
+        .until_hub("jam", "woken manually", |hub| {
+            condition(hub, "Awake")["reason"] == "ManualWake"
+        })
+        .await;
+    assert_eq!(phase(&hub), "Starting");
+    assert_eq!(hub["status"]["nextTransitionTime"], "2026-11-24T13:00:00Z");
+
+    harness
+        .patch_spec("jam", json!({"wakeUntil": null, "suspend": true}))
+        .await;
+    harness
+        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 0", |d| {
+            replicas(d) == 0
+        })
+        .await;
+    let hub = harness
+        .until_hub("jam", "suspended", |hub| {
+            condition(hub, "Awake")["reason"] == "Suspended"
+        })
+        .await;
+    assert_eq!(phase(&hub), "Sleeping");
+    assert!(hub["status"].get("nextTransition").is_none());
+
+    // Suspend holds even inside a window.
+    harness.clock.set(TUESDAY_EVENING);
+    harness
+        .patch_spec("jam", json!({"region": "eu-central-1"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deployment = harness
+        .object(&format!("{DEPLOYMENTS}/midihub-jam"))
+        .unwrap();
+    assert_eq!(replicas(&deployment), 0);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn reconciling_an_unchanged_hub_sends_no_write() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness.create("jam", evening_spec()).await;
+    harness.fake.insert(PODS, hub_pod("jam", true));
+    harness
+        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
+        .await;
+    // Let the operator settle, then poke the hub without changing its spec.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    harness.fake.clear_requests();
+    let before = harness.reconciles();
+    let path = "/apis/midihub.io/v1alpha1/namespaces/default/midihubs/jam";
+    let mut hub = harness.object(path).unwrap();
+    hub["metadata"]["annotations"] = json!({"example.test/touched": "yes"});
+    harness.fake.upsert(path, hub);
+    let reconciled = harness
+        .fake
+        .wait_for(WAIT, |_| harness.reconciles() > before)
+        .await;
+    assert!(reconciled, "the annotation change triggers a reconcile");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writes = harness.fake.writes();
+    assert!(writes.is_empty(), "an idle reconcile wrote: {writes:#?}");
+    assert!(
+        !harness.fake.requests().is_empty(),
+        "the reconcile did read the hub's children"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_time_zone_is_reported_and_does_not_affect_other_hubs() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    let mut broken = evening_spec();
+    broken["schedule"]["timeZone"] = json!("Mars/Olympus");
+    harness.create("broken", broken).await;
+    harness.create("jam", evening_spec()).await;
+
+    let hub = harness
+        .until_hub("broken", "phase Invalid", |hub| phase(hub) == "Invalid")
+        .await;
+    let awake = condition(&hub, "Awake");
+    assert_eq!(awake["status"], "False");
+    assert_eq!(awake["reason"], "UnknownTimeZone");
+    assert!(
+        awake["message"].as_str().unwrap().contains("Mars/Olympus"),
+        "{awake}"
+    );
+    let warnings = harness.until_event("UnknownTimeZone").await;
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0]["type"], "Warning");
+    let deployment = harness
+        .until(
+            &format!("{DEPLOYMENTS}/midihub-broken"),
+            "the broken hub's Deployment",
+            |_| true,
+        )
+        .await;
+    assert_eq!(
+        replicas(&deployment),
+        0,
+        "a hub that cannot be evaluated sleeps"
+    );
+
+    harness
+        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 1", |d| {
+            replicas(d) == 1
+        })
+        .await;
+    harness
+        .until_hub("jam", "phase Starting", |hub| phase(hub) == "Starting")
+        .await;
+
+    // Fixing the zone heals the hub.
+    harness
+        .patch_spec(
+            "broken",
+            json!({"schedule": {"timeZone": "Europe/Berlin",
+            "windows": [{"days": ["Tue"], "start": "19:00", "end": "23:00"}]}}),
+        )
+        .await;
+    harness
+        .until(
+            &format!("{DEPLOYMENTS}/midihub-broken"),
+            "replicas 1",
+            |d| replicas(d) == 1,
+        )
+        .await;
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn api_errors_back_off_and_recover_without_panicking() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness.fake.fail_requests(FailureRule {
+        method: Some("PATCH".into()),
+        path_contains: "/deployments/midihub-jam".into(),
+        status: 500,
+        times: 3,
+    });
+    harness.create("jam", evening_spec()).await;
+    harness
+        .until(
+            &format!("{DEPLOYMENTS}/midihub-jam"),
+            "replicas 1 after retries",
+            |d| replicas(d) == 1,
+        )
+        .await;
+    let failed_patches = harness
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/deployments/midihub-jam"))
+        .count();
+    assert_eq!(
+        failed_patches, 4,
+        "three failures, then the write that worked"
+    );
+    let errors = metric(
+        &harness.metrics.render().unwrap(),
+        "midihub_operator_reconcile_errors_total",
+    );
+    assert_eq!(errors, 3);
+    harness
+        .until_hub("jam", "phase Starting", |hub| phase(hub) == "Starting")
+        .await;
+    harness.stop().await;
+}
+
+#[tokio::test]
+/// Kubernetes' garbage collector deletes owned objects; the fake simulates it by following the
+/// owner references, so this checks that every child carries the right one.
+async fn deleting_a_hub_deletes_its_children_through_owner_references() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness.create("jam", evening_spec()).await;
+    harness
+        .until(
+            &format!("{DEPLOYMENTS}/midihub-jam"),
+            "the Deployment",
+            |_| true,
+        )
+        .await;
+    harness
+        .hubs
+        .delete("jam", &Default::default())
+        .await
+        .unwrap();
+    let gone = harness
+        .fake
+        .wait_for(WAIT, |fake| {
+            fake.get(&format!("{DEPLOYMENTS}/midihub-jam")).is_none()
+                && fake
+                    .get("/api/v1/namespaces/default/configmaps/midihub-jam")
+                    .is_none()
+        })
+        .await;
+    assert!(gone, "owner references take the children with the hub");
+    harness.stop().await;
+}
