@@ -813,3 +813,36 @@ async fn an_event_recorder_creates_then_patches_its_events() {
     assert_eq!(events[0]["reason"], "Waking");
     assert_eq!(events[0]["series"]["count"], 2);
 }
+
+#[tokio::test]
+async fn delete_collection_deletes_only_what_the_selector_selects() {
+    let fake = FakeApiServer::start().await;
+    let config_maps: Api<ConfigMap> = Api::default_namespaced(fake.client());
+    for (name, app) in [("a", "midihub"), ("b", "midihub"), ("c", "other")] {
+        config_maps
+            .create(
+                &PostParams::default(),
+                &config_map(name, json!({ "app": app })),
+            )
+            .await
+            .unwrap();
+    }
+
+    config_maps
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app=midihub"),
+        )
+        .await
+        .unwrap();
+
+    let remaining = config_maps.list(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        remaining
+            .items
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect::<Vec<_>>(),
+        ["c"]
+    );
+}
