@@ -11,6 +11,7 @@ pub mod clock;
 pub mod controller;
 pub mod error;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod schedule;
 pub mod status;

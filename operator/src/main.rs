@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
 use kube::Client;
-use kube_lease_manager::LeaseManagerBuilder;
 use midihub_operator::build::{BuildConfig, DeviceAccess};
 use midihub_operator::clock::SystemClock;
 use midihub_operator::controller::{self, Backoff, Context};
+use midihub_operator::leader::{self, LeaderElection, wait_for};
 use midihub_operator::metrics::Metrics;
 use midihub_operator::{Error, http};
 use tokio::sync::watch;
@@ -152,51 +152,23 @@ async fn run(args: Args) -> Result<(), Error> {
     ));
 
     let result = if args.leader_election {
-        let mut builder = LeaseManagerBuilder::new(client, &args.lease_name)
-            .with_namespace(&args.namespace)
-            .with_field_manager("midihub-operator-leader-election");
-        if let Some(identity) = &args.identity {
-            builder = builder.with_identity(identity);
-        }
-        let (leader, lease) = builder.build().await?.watch().await;
-        tracing::info!(lease = %args.lease_name, "waiting to become the leader");
-        tokio::select! {
-            () = wait_for(leader.clone(), true) => {}
-            () = wait_for(stop.clone(), true) => return Ok(()),
-        }
-        tracing::info!("became the leader: reconciling hubs");
-        let lost = wait_for(leader.clone(), false);
-        let stop_requested = wait_for(stop.clone(), true);
-        controller::run(controller, context, async move {
-            tokio::select! {
-                () = lost => tracing::error!("lost the leadership: stopping"),
-                () = stop_requested => {}
-            }
+        let election = LeaderElection {
+            lease_name: args.lease_name,
+            namespace: args.namespace,
+            identity: args.identity,
+            lease_seconds: 15,
+            renew_before_seconds: 5,
+        };
+        leader::run_as_leader(client, &election, stop.clone(), |lost_or_stopped| {
+            controller::run(controller, context, lost_or_stopped)
         })
-        .await;
-        let still_leader = *leader.borrow();
-        // Closing the channel ends the lease task, which hands back the manager to release
-        // the lease, so that another replica takes over at once.
-        drop(leader);
-        if let Ok(Ok(manager)) = lease.await {
-            manager.release().await?;
-        }
-        if still_leader || *stop.borrow() {
-            Ok(())
-        } else {
-            Err(Error::LeadershipLost)
-        }
+        .await
     } else {
         controller::run(controller, context, wait_for(stop.clone(), true)).await;
         Ok(())
     };
     let _ = server.await;
     result
-}
-
-/// Completes when the watched value becomes `wanted` (or its sender is gone).
-async fn wait_for(mut value: watch::Receiver<bool>, wanted: bool) {
-    let _ = value.wait_for(|current| *current == wanted).await;
 }
 
 async fn shutdown_signal() {
