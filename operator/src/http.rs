@@ -47,3 +47,79 @@ pub async fn serve(
         tracing::error!(%error, "the health and metrics endpoint failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use kube::runtime::{reflector, watcher};
+    use midihub_api::MidiHub;
+    use serde_json::json;
+    use tower::ServiceExt;
+
+    use super::router;
+    use crate::metrics::Metrics;
+
+    async fn get(metrics: Arc<Metrics>, path: &str) -> (StatusCode, String) {
+        let response = router(metrics)
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn hub(name: &str, phase: &str) -> MidiHub {
+        serde_json::from_value(json!({
+            "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"ports": [{"port": 5004}]},
+            "status": {"phase": phase},
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn healthz_answers_ok() {
+        let (status, body) = get(Arc::new(Metrics::default()), "/healthz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    }
+
+    #[tokio::test]
+    async fn metrics_count_reconciles_and_hubs_by_phase() {
+        let (hubs, mut writer) = reflector::store::<MidiHub>();
+        for (name, phase) in [("a", "Ready"), ("b", "Ready"), ("c", "Sleeping")] {
+            writer.apply_watcher_event(&watcher::Event::Apply(hub(name, phase)));
+        }
+        let metrics = Arc::new(Metrics::default().with_hubs(hubs));
+        drop(metrics.reconcile_started());
+        let (status, body) = get(metrics, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains("midihub_operator_reconciles_total 1"),
+            "{body}"
+        );
+        assert!(
+            body.contains("midihub_operator_reconcile_duration_seconds_count 1"),
+            "{body}"
+        );
+        assert!(
+            body.contains(r#"midihub_operator_hubs{phase="Ready"} 2"#),
+            "{body}"
+        );
+        assert!(
+            body.contains(r#"midihub_operator_hubs{phase="Sleeping"} 1"#),
+            "{body}"
+        );
+        assert!(
+            body.contains(r#"midihub_operator_hubs{phase="Invalid"} 0"#),
+            "{body}"
+        );
+    }
+}
