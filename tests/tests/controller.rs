@@ -146,6 +146,15 @@ impl Harness {
         self.object(path).unwrap()
     }
 
+    async fn until_replicas(&self, hub: &str, wanted: i64) -> Value {
+        self.until(
+            &format!("{DEPLOYMENTS}/midihub-{hub}"),
+            &format!("replicas {wanted}"),
+            |deployment| replicas(deployment) == wanted,
+        )
+        .await
+    }
+
     async fn until_hub(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         self.until(
             &format!("/apis/midihub.io/v1alpha1/namespaces/default/midihubs/{name}"),
@@ -355,11 +364,7 @@ async fn at_the_end_of_a_window_the_hub_sleeps_and_says_when_it_wakes() {
     // Tuesday 22:59:58 in Berlin: two seconds before the window ends.
     let harness = Harness::start(ManualClock::at("2026-11-24T21:59:58Z")).await;
     harness.create("jam", evening_spec()).await;
-    harness
-        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 1", |d| {
-            replicas(d) == 1
-        })
-        .await;
+    harness.until_replicas("jam", 1).await;
     harness
         .until_hub("jam", "phase Starting", |hub| phase(hub) == "Starting")
         .await;
@@ -367,11 +372,7 @@ async fn at_the_end_of_a_window_the_hub_sleeps_and_says_when_it_wakes() {
 
     // Time passes the boundary; nothing else happens. The operator requeued itself for it.
     harness.clock.set("2026-11-24T22:00:01Z");
-    harness
-        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 0", |d| {
-            replicas(d) == 0
-        })
-        .await;
+    harness.until_replicas("jam", 0).await;
     let hub = harness
         .until_hub("jam", "phase Sleeping", |hub| phase(hub) == "Sleeping")
         .await;
@@ -399,11 +400,7 @@ async fn at_the_end_of_a_window_the_hub_sleeps_and_says_when_it_wakes() {
 async fn manual_wake_and_suspend_beat_the_schedule() {
     let harness = Harness::start(ManualClock::at(TUESDAY_NOON)).await;
     harness.create("jam", evening_spec()).await;
-    harness
-        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 0", |d| {
-            replicas(d) == 0
-        })
-        .await;
+    harness.until_replicas("jam", 0).await;
     harness
         .until_hub("jam", "phase Sleeping", |hub| phase(hub) == "Sleeping")
         .await;
@@ -411,11 +408,7 @@ async fn manual_wake_and_suspend_beat_the_schedule() {
     harness
         .patch_spec("jam", json!({"wakeUntil": "2026-11-24T13:00:00Z"}))
         .await;
-    harness
-        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 1", |d| {
-            replicas(d) == 1
-        })
-        .await;
+    harness.until_replicas("jam", 1).await;
     let hub = harness
         .until_hub("jam", "woken manually", |hub| {
             condition(hub, "Awake")["reason"] == "ManualWake"
@@ -427,11 +420,7 @@ async fn manual_wake_and_suspend_beat_the_schedule() {
     harness
         .patch_spec("jam", json!({"wakeUntil": null, "suspend": true}))
         .await;
-    harness
-        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 0", |d| {
-            replicas(d) == 0
-        })
-        .await;
+    harness.until_replicas("jam", 0).await;
     let hub = harness
         .until_hub("jam", "suspended", |hub| {
             condition(hub, "Awake")["reason"] == "Suspended"
@@ -518,11 +507,7 @@ async fn an_unknown_time_zone_is_reported_and_does_not_affect_other_hubs() {
         "a hub that cannot be evaluated sleeps"
     );
 
-    harness
-        .until(&format!("{DEPLOYMENTS}/midihub-jam"), "replicas 1", |d| {
-            replicas(d) == 1
-        })
-        .await;
+    harness.until_replicas("jam", 1).await;
     harness
         .until_hub("jam", "phase Starting", |hub| phase(hub) == "Starting")
         .await;
