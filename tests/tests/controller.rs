@@ -598,3 +598,30 @@ async fn deleting_a_hub_deletes_its_children_through_owner_references() {
     assert!(gone, "owner references take the children with the hub");
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_region_without_sound_ready_nodes_is_unschedulable_with_a_warning() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    let mut spec = evening_spec();
+    spec["region"] = json!("ap-southeast-2");
+    harness.create("far", spec).await;
+    let hub = harness
+        .until_hub("far", "phase Unschedulable", |hub| {
+            phase(hub) == "Unschedulable"
+        })
+        .await;
+    let ready = condition(&hub, "Ready");
+    assert_eq!(ready["reason"], "NoEligibleNode");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("ap-southeast-2"),
+        "{ready}"
+    );
+    let warnings = harness.until_event("NoEligibleNode").await;
+    assert_eq!(warnings[0]["type"], "Warning");
+    // The Deployment still asks for the pod: it lands as soon as such a node appears.
+    harness.until_replicas("far", 1).await;
+    harness.stop().await;
+}
