@@ -152,12 +152,18 @@ pub struct Window {
     pub days: Vec<Weekday>,
 
     /// Start time of day, 24-hour `HH:MM` (e.g. `19:00`), in the schedule's time zone.
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schemars(length(max = 5))]
+    #[x_kube(validation = Rule::new("self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')").message(
+        "start must be a 24-hour time HH:MM, e.g. 19:00 (not 7pm, not 24:00)"
+    ))]
     pub start: String,
 
     /// End time of day, 24-hour `HH:MM` (e.g. `23:30`). Earlier than `start` means the window
     /// ends on the next day.
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schemars(length(max = 5))]
+    #[x_kube(validation = Rule::new("self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')").message(
+        "end must be a 24-hour time HH:MM, e.g. 23:30 (use 00:00 for midnight)"
+    ))]
     pub end: String,
 }
 

@@ -303,12 +303,10 @@ fn a_start_time_of_25_00_is_refused() {
     let admission = SchemaAdmission::from_committed_crd();
     let hub = hub_with_window(json!({ "days": ["Mon"], "start": "25:00", "end": "23:00" }));
     let rejections = admission.rejections(&hub);
-    // The API server reports the expected pattern; the field's documentation (kubectl explain)
-    // spells it out as 24-hour HH:MM.
     assert_rejected(
         &rejections,
         "spec.schedule.windows[0].start",
-        &["\"25:00\" does not match", "2[0-3]):[0-5][0-9]"],
+        &["start must be a 24-hour time HH:MM", "e.g. 19:00"],
     );
 }
 
@@ -320,7 +318,7 @@ fn a_start_time_of_7pm_is_refused() {
     assert_rejected(
         &rejections,
         "spec.schedule.windows[0].start",
-        &["\"7pm\" does not match", "2[0-3]):[0-5][0-9]"],
+        &["start must be a 24-hour time HH:MM", "not 7pm"],
     );
 }
 
@@ -484,7 +482,6 @@ fn is_cel_timestamp_or_duration(node: &Value) -> bool {
 /// enum string by its longest value, so an `enum` counts as a bound, and sees a `date-time` string
 /// as a timestamp of fixed size.
 #[test]
-#[ignore = "api/src/hub.rs: Window.start and Window.end (compared by `self.start != self.end`) have a pattern but no maxLength; add `length(max = 5)` to both"]
 fn every_list_and_string_a_cel_rule_touches_is_bounded() {
     let admission = SchemaAdmission::from_committed_crd();
     let mut rules = Vec::new();
