@@ -1,0 +1,145 @@
+//! The operator binary as a process, against the FAKE API server (not Kubernetes): it finds
+//! the API through a kubeconfig, takes the leader-election lease, reconciles a hub, serves
+//! `/healthz` and `/metrics`, and on SIGTERM stops cleanly and hands the lease back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use midihub_tests::fake_apiserver::FakeApiServer;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+const LEASE: &str =
+    "/apis/coordination.k8s.io/v1/namespaces/midihub-system/leases/midihub-operator";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP/1.1 GET on loopback (the endpoint answers at once; blocking is fine here).
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// Kills the operator if the test fails before stopping it.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_operator_process_reconciles_serves_metrics_and_stops_cleanly_on_sigterm() {
+    let fake = FakeApiServer::start().await;
+    let directory = std::env::temp_dir().join(format!("midihub-process-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).unwrap();
+    let kubeconfig = directory.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: fake, user: {{}}}}]\n\
+             contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: default}}}}]\n",
+            fake.url()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut operator = Running(
+        Command::new(env!("CARGO_BIN_EXE_midihub-operator"))
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAMESPACE", "midihub-system")
+            .env("POD_NAME", "midihub-operator-0")
+            .env("RUST_LOG", "warn")
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--log-format",
+                "text",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    fake.insert(
+        "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
+        json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+               "metadata": {"name": "jam", "namespace": "default"},
+               "spec": {"ports": [{"port": 5004}]}}),
+    );
+    let reconciled = fake
+        .wait_for(WAIT, |fake| {
+            fake.get("/apis/apps/v1/namespaces/default/deployments/midihub-jam")
+                .is_some()
+        })
+        .await;
+    assert!(reconciled, "the operator reconciles the hub");
+    let reported = fake
+        .wait_for(WAIT, |fake| {
+            fake.get("/apis/midihub.io/v1alpha1/namespaces/default/midihubs/jam")
+                .is_some_and(|hub| hub["status"]["phase"] == "Unschedulable")
+        })
+        .await;
+    // The fake cluster has no sound-ready node, so the hub cannot be placed.
+    assert!(reported, "the operator reports the hub's phase");
+    let lease = fake.get(LEASE).expect("the operator holds a lease");
+    assert_eq!(lease["spec"]["holderIdentity"], "midihub-operator-0");
+
+    let health = http_get(port, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let metrics = http_get(port, "/metrics");
+    assert!(
+        metrics.contains("midihub_operator_reconciles_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("midihub_operator_hubs{phase=\"Unschedulable\"} 1"),
+        "{metrics}"
+    );
+
+    let terminated = Command::new("kill")
+        .args(["-TERM", &operator.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let mut exit = None;
+    for _ in 0..100 {
+        if let Some(status) = operator.0.try_wait().unwrap() {
+            exit = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(exit) = exit else {
+        panic!("the operator did not stop within 10 s of SIGTERM");
+    };
+    assert!(exit.success(), "a requested stop exits 0, got {exit}");
+    let lease = fake.get(LEASE).unwrap();
+    assert!(
+        lease["spec"]["holderIdentity"].is_null(),
+        "the lease is handed back: {lease:#}"
+    );
+    std::fs::remove_dir_all(&directory).unwrap();
+}
