@@ -109,13 +109,17 @@ async fn the_operator_process_reconciles_serves_metrics_and_stops_cleanly_on_sig
 
     let health = http_get(port, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    // The phase gauge reads the operator's cache of hubs, which sees the status a moment after
+    // the API does.
+    let counted = fake
+        .wait_for(WAIT, |_| {
+            http_get(port, "/metrics").contains("midihub_operator_hubs{phase=\"Unschedulable\"} 1")
+        })
+        .await;
     let metrics = http_get(port, "/metrics");
+    assert!(counted, "{metrics}");
     assert!(
         metrics.contains("midihub_operator_reconciles_total"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("midihub_operator_hubs{phase=\"Unschedulable\"} 1"),
         "{metrics}"
     );
 
