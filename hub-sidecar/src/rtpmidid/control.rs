@@ -1,0 +1,1 @@
+//! The client of rtpmidid control socket.

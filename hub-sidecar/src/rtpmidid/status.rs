@@ -1,0 +1,1 @@
+//! rtpmidid `status` reply.
