@@ -1,1 +1,493 @@
 //! The ALSA sequencer client of the sidecar, on a thread of its own.
+//!
+//! One named thread owns the `alsa::seq::Seq` handle and blocks in `poll()` on the
+//! sequencer's descriptors plus the read end of a wake-up socket. The async side talks to it
+//! through a command channel (answers come back on oneshot channels) and receives
+//! announcements (clients and ports coming and going, subscriptions made and broken) on an
+//! unbounded channel as the kernel delivers them: nothing polls the sequencer on a timer.
+//!
+//! The thread stops when the [`Sequencer`] is dropped, or on a fatal `poll()` error; in both
+//! cases the event receiver closes and later requests fail with [`SequencerError::ThreadGone`].
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use alsa::PollDescriptors;
+use alsa::poll::pollfd;
+use alsa::seq::{
+    Addr, ClientIter, Connect, Event, EventType, PortCap, PortIter, PortSubscribe,
+    PortSubscribeIter, PortType, QuerySubsType, Seq,
+};
+use tokio::sync::{mpsc as async_mpsc, oneshot};
+
+use crate::wiring::{PortAddr, Subscription};
+
+/// Name of the thread that owns the sequencer handle (visible in `ps -T`, `top -H`).
+const THREAD_NAME: &str = "alsa-sequencer";
+
+/// What the kernel announced on System:Announce (0:1), about any client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SequencerEvent {
+    ClientStart(i32),
+    ClientExit(i32),
+    PortStart(PortAddr),
+    PortExit(PortAddr),
+    PortChanged(PortAddr),
+    Subscribed(Subscription),
+    Unsubscribed(Subscription),
+    /// The kernel dropped announcements because our input queue was full: whatever the caller
+    /// tracks from events may be stale, so it should take a fresh [`Sequencer::snapshot`].
+    EventsLost,
+}
+
+/// One port of a client, as the sequencer lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortInfo {
+    pub addr: PortAddr,
+    pub name: String,
+}
+
+/// A client's ports and the subscriptions between them, read from the kernel at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientSnapshot {
+    /// The client's id; `None` when no client has the requested name.
+    pub client: Option<i32>,
+    pub ports: Vec<PortInfo>,
+    /// Subscriptions whose sender and receiver are both ports of this client.
+    pub subscriptions: BTreeSet<Subscription>,
+}
+
+/// Everything that can go wrong talking to the ALSA sequencer.
+#[derive(Debug, thiserror::Error)]
+pub enum SequencerError {
+    #[error(
+        "cannot open the ALSA sequencer: {source}. /dev/snd/seq must exist and be readable and \
+         writable by this process: load the snd-seq kernel module on the node, mount /dev/snd \
+         into the container, and run it privileged or with a device plugin that grants /dev/snd"
+    )]
+    Open {
+        #[source]
+        source: alsa::Error,
+    },
+    #[error("invalid sequencer client name {0:?}: ALSA names cannot contain a NUL byte")]
+    InvalidClientName(String),
+    #[error("cannot set up the sequencer client ({step}): {source}")]
+    Setup {
+        step: &'static str,
+        #[source]
+        source: alsa::Error,
+    },
+    #[error("cannot create the wake-up socket of the sequencer thread: {0}")]
+    WakeSocket(#[source] std::io::Error),
+    #[error("cannot start the sequencer thread: {0}")]
+    SpawnThread(#[source] std::io::Error),
+    #[error(
+        "cannot subscribe {subscription}: {source}. Both ports must exist, the sender must \
+         allow read subscriptions and the receiver write subscriptions"
+    )]
+    Subscribe {
+        subscription: Subscription,
+        #[source]
+        source: alsa::Error,
+    },
+    #[error("cannot unsubscribe {subscription}: {source}")]
+    Unsubscribe {
+        subscription: Subscription,
+        #[source]
+        source: alsa::Error,
+    },
+    #[error(
+        "the ALSA sequencer thread has stopped (after a fatal poll error, see the log); \
+         restart the sidecar"
+    )]
+    ThreadGone,
+}
+
+/// Handle to the sequencer thread. Dropping it stops the thread and waits for it.
+pub struct Sequencer {
+    commands: mpsc::Sender<Command>,
+    /// Writing a byte here wakes the thread out of `poll()`.
+    wake_writer: UnixStream,
+    thread: Option<JoinHandle<()>>,
+}
+
+enum Command {
+    Snapshot {
+        client_name: String,
+        reply: oneshot::Sender<ClientSnapshot>,
+    },
+    Subscribe {
+        subscription: Subscription,
+        reply: oneshot::Sender<Result<(), SequencerError>>,
+    },
+    Unsubscribe {
+        subscription: Subscription,
+        reply: oneshot::Sender<Result<(), SequencerError>>,
+    },
+    Stop,
+}
+
+impl Sequencer {
+    /// Opens a sequencer client named `own_name` (e.g. "midihub-sidecar") with one port
+    /// subscribed to System:Announce (0:1), and starts the thread. Events arrive on the
+    /// returned receiver as the kernel delivers them; the receiver closes when the thread
+    /// stops (the `Sequencer` was dropped, or `poll()` failed fatally).
+    pub fn start(
+        own_name: &str,
+    ) -> Result<(Sequencer, async_mpsc::UnboundedReceiver<SequencerEvent>), SequencerError> {
+        let c_name = CString::new(own_name)
+            .map_err(|_| SequencerError::InvalidClientName(own_name.to_owned()))?;
+        let seq = Seq::open(None, None, true).map_err(|source| SequencerError::Open { source })?;
+        seq.set_client_name(&c_name)
+            .map_err(|source| SequencerError::Setup {
+                step: "set the client name",
+                source,
+            })?;
+        let announce_port = seq
+            .create_simple_port(
+                c"announcements",
+                // NO_EXPORT: nobody else may subscribe to this port; it only listens.
+                PortCap::WRITE | PortCap::NO_EXPORT,
+                PortType::APPLICATION,
+            )
+            .map_err(|source| SequencerError::Setup {
+                step: "create the announcement port",
+                source,
+            })?;
+        let own_client = seq.client_id().map_err(|source| SequencerError::Setup {
+            step: "read the own client id",
+            source,
+        })?;
+        let subscribe = PortSubscribe::empty().map_err(|source| SequencerError::Setup {
+            step: "allocate a subscription",
+            source,
+        })?;
+        subscribe.set_sender(Addr::system_announce());
+        subscribe.set_dest(Addr {
+            client: own_client,
+            port: announce_port,
+        });
+        seq.subscribe_port(&subscribe)
+            .map_err(|source| SequencerError::Setup {
+                step: "subscribe to System:Announce (0:1)",
+                source,
+            })?;
+
+        let (wake_writer, wake_reader) = UnixStream::pair().map_err(SequencerError::WakeSocket)?;
+        for end in [&wake_writer, &wake_reader] {
+            end.set_nonblocking(true)
+                .map_err(SequencerError::WakeSocket)?;
+        }
+        let (commands, command_receiver) = mpsc::channel();
+        let (event_sender, events) = async_mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name(THREAD_NAME.to_owned())
+            .spawn(move || run(seq, wake_reader, command_receiver, event_sender))
+            .map_err(SequencerError::SpawnThread)?;
+        tracing::info!(
+            client = own_client,
+            name = own_name,
+            "ALSA sequencer client opened"
+        );
+        Ok((
+            Sequencer {
+                commands,
+                wake_writer,
+                thread: Some(thread),
+            },
+            events,
+        ))
+    }
+
+    /// The client named `client_name` (first match), its ports, and every subscription whose
+    /// sender and receiver are both ports of that client, read from the kernel.
+    /// `client` is `None` when no client has that name.
+    pub async fn snapshot(&self, client_name: &str) -> Result<ClientSnapshot, SequencerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Snapshot {
+            client_name: client_name.to_owned(),
+            reply,
+        })?;
+        answer.await.map_err(|_| SequencerError::ThreadGone)
+    }
+
+    /// Subscribes `subscription.to` to `subscription.from`. Already subscribed is success.
+    pub async fn subscribe(&self, subscription: Subscription) -> Result<(), SequencerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Subscribe {
+            subscription,
+            reply,
+        })?;
+        answer.await.map_err(|_| SequencerError::ThreadGone)?
+    }
+
+    /// Removes a subscription. Not subscribed, or a port already gone, is success.
+    pub async fn unsubscribe(&self, subscription: Subscription) -> Result<(), SequencerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Unsubscribe {
+            subscription,
+            reply,
+        })?;
+        answer.await.map_err(|_| SequencerError::ThreadGone)?
+    }
+
+    fn send(&self, command: Command) -> Result<(), SequencerError> {
+        self.commands
+            .send(command)
+            .map_err(|_| SequencerError::ThreadGone)?;
+        self.wake();
+        Ok(())
+    }
+
+    fn wake(&self) {
+        match (&self.wake_writer).write(&[1]) {
+            // A full socket buffer means a wake-up is already pending: enough.
+            Ok(_) => {}
+            Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+            // The thread has gone; the caller finds out from the closed channels.
+            Err(error) => tracing::debug!(%error, "cannot wake the sequencer thread"),
+        }
+    }
+}
+
+impl Drop for Sequencer {
+    fn drop(&mut self) {
+        // Fails only when the thread has already stopped.
+        let _ = self.commands.send(Command::Stop);
+        self.wake();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the sequencer thread panicked");
+        }
+    }
+}
+
+/// The thread's body: wait for the kernel or a command, handle it, repeat.
+fn run(
+    seq: Seq,
+    mut wake_reader: UnixStream,
+    commands: mpsc::Receiver<Command>,
+    events: async_mpsc::UnboundedSender<SequencerEvent>,
+) {
+    let sequencer_fds = match (&seq, Some(alsa::Direction::Capture)).get() {
+        Ok(fds) => fds,
+        Err(error) => {
+            tracing::error!(%error, "cannot get the sequencer's poll descriptors; sequencer thread stops");
+            return;
+        }
+    };
+    let wake_fd = pollfd {
+        fd: wake_reader.as_raw_fd(),
+        events: alsa::poll::Flags::IN.bits(),
+        revents: 0,
+    };
+    loop {
+        let mut fds = sequencer_fds.clone();
+        fds.push(wake_fd);
+        if let Err(error) = alsa::poll::poll(&mut fds, -1) {
+            // alsa's poll() reports the errno negated.
+            if std::io::Error::from_raw_os_error(error.errno().abs()).kind()
+                == ErrorKind::Interrupted
+            {
+                continue;
+            }
+            tracing::error!(%error, "poll on the sequencer failed; sequencer thread stops");
+            return;
+        }
+        if !drain_wake_socket(&mut wake_reader) {
+            tracing::debug!("wake-up socket closed; sequencer thread stops");
+            return;
+        }
+        loop {
+            match commands.try_recv() {
+                Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => {
+                    tracing::debug!("sequencer thread stops");
+                    return;
+                }
+                Ok(command) => handle_command(&seq, command),
+                Err(mpsc::TryRecvError::Empty) => break,
+            }
+        }
+        forward_announcements(&seq, &events);
+    }
+}
+
+/// Empties the wake-up socket; false when its other end has been closed.
+fn drain_wake_socket(wake_reader: &mut UnixStream) -> bool {
+    let mut buffer = [0_u8; 64];
+    loop {
+        match wake_reader.read(&mut buffer) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(error) if error.kind() == ErrorKind::WouldBlock => return true,
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the wake-up socket");
+                return true;
+            }
+        }
+    }
+}
+
+fn handle_command(seq: &Seq, command: Command) {
+    // A requester that stopped waiting is not an error: send results are ignored.
+    match command {
+        Command::Snapshot { client_name, reply } => {
+            let _ = reply.send(snapshot(seq, &client_name));
+        }
+        Command::Subscribe {
+            subscription,
+            reply,
+        } => {
+            let _ = reply.send(subscribe(seq, subscription));
+        }
+        Command::Unsubscribe {
+            subscription,
+            reply,
+        } => {
+            let _ = reply.send(unsubscribe(seq, subscription));
+        }
+        Command::Stop => {}
+    }
+}
+
+/// Reads every pending announcement without blocking and forwards the ones we translate.
+fn forward_announcements(seq: &Seq, events: &async_mpsc::UnboundedSender<SequencerEvent>) {
+    let mut input = seq.input();
+    loop {
+        let translated = match input.event_input() {
+            Ok(event) => translate(&event),
+            Err(error) => {
+                match std::io::Error::from_raw_os_error(error.errno().abs()).kind() {
+                    ErrorKind::WouldBlock => {}
+                    // ENOSPC: the kernel's input pool overflowed and announcements were lost.
+                    ErrorKind::StorageFull => {
+                        tracing::warn!("sequencer input overrun: announcements were lost");
+                        let _ = events.send(SequencerEvent::EventsLost);
+                    }
+                    _ => tracing::warn!(%error, "cannot read a sequencer event"),
+                }
+                return;
+            }
+        };
+        if let Some(event) = translated {
+            // Nobody listening is fine: requests are still served.
+            let _ = events.send(event);
+        }
+    }
+}
+
+fn translate(event: &Event<'_>) -> Option<SequencerEvent> {
+    let port = |event: &Event<'_>| event.get_data::<Addr>().map(port_addr);
+    let connection = |event: &Event<'_>| {
+        event.get_data::<Connect>().map(|connect| Subscription {
+            from: port_addr(connect.sender),
+            to: port_addr(connect.dest),
+        })
+    };
+    match event.get_type() {
+        EventType::ClientStart => port(event).map(|addr| SequencerEvent::ClientStart(addr.client)),
+        EventType::ClientExit => port(event).map(|addr| SequencerEvent::ClientExit(addr.client)),
+        EventType::PortStart => port(event).map(SequencerEvent::PortStart),
+        EventType::PortExit => port(event).map(SequencerEvent::PortExit),
+        EventType::PortChange => port(event).map(SequencerEvent::PortChanged),
+        EventType::PortSubscribed => connection(event).map(SequencerEvent::Subscribed),
+        EventType::PortUnsubscribed => connection(event).map(SequencerEvent::Unsubscribed),
+        _ => None,
+    }
+}
+
+fn port_addr(addr: Addr) -> PortAddr {
+    PortAddr {
+        client: addr.client,
+        port: addr.port,
+    }
+}
+
+fn alsa_addr(addr: PortAddr) -> Addr {
+    Addr {
+        client: addr.client,
+        port: addr.port,
+    }
+}
+
+fn snapshot(seq: &Seq, client_name: &str) -> ClientSnapshot {
+    let Some(client) = ClientIter::new(seq)
+        .find(|info| info.get_name().is_ok_and(|name| name == client_name))
+        .map(|info| info.get_client())
+    else {
+        return ClientSnapshot::default();
+    };
+    let mut ports = Vec::new();
+    let mut subscriptions = BTreeSet::new();
+    for info in PortIter::new(seq, client) {
+        let addr = port_addr(info.addr());
+        let name = match info.get_name() {
+            Ok(name) => name.to_owned(),
+            Err(error) => {
+                tracing::warn!(port = %addr, %error, "port name is not UTF-8; listed without a name");
+                String::new()
+            }
+        };
+        ports.push(PortInfo { addr, name });
+        subscriptions.extend(
+            PortSubscribeIter::new(seq, info.addr(), QuerySubsType::READ)
+                .map(|subscription| port_addr(subscription.get_dest()))
+                .filter(|to| to.client == client)
+                .map(|to| Subscription { from: addr, to }),
+        );
+    }
+    ClientSnapshot {
+        client: Some(client),
+        ports,
+        subscriptions,
+    }
+}
+
+/// Whether the kernel holds this subscription now.
+fn is_subscribed(seq: &Seq, subscription: Subscription) -> bool {
+    PortSubscribeIter::new(seq, alsa_addr(subscription.from), QuerySubsType::READ)
+        .any(|existing| port_addr(existing.get_dest()) == subscription.to)
+}
+
+fn subscribe(seq: &Seq, subscription: Subscription) -> Result<(), SequencerError> {
+    let request = PortSubscribe::empty().map_err(|source| SequencerError::Subscribe {
+        subscription,
+        source,
+    })?;
+    request.set_sender(alsa_addr(subscription.from));
+    request.set_dest(alsa_addr(subscription.to));
+    match seq.subscribe_port(&request) {
+        Ok(()) => {
+            tracing::debug!(%subscription, "subscribed");
+            Ok(())
+        }
+        // The kernel refuses a subscription that already exists (EBUSY): that is our goal.
+        Err(_) if is_subscribed(seq, subscription) => Ok(()),
+        Err(source) => Err(SequencerError::Subscribe {
+            subscription,
+            source,
+        }),
+    }
+}
+
+fn unsubscribe(seq: &Seq, subscription: Subscription) -> Result<(), SequencerError> {
+    match seq.unsubscribe_port(alsa_addr(subscription.from), alsa_addr(subscription.to)) {
+        Ok(()) => {
+            tracing::debug!(%subscription, "unsubscribed");
+            Ok(())
+        }
+        // Not subscribed, or a port gone (which takes its subscriptions with it): our goal.
+        Err(_) if !is_subscribed(seq, subscription) => Ok(()),
+        Err(source) => Err(SequencerError::Unsubscribe {
+            subscription,
+            source,
+        }),
+    }
+}
