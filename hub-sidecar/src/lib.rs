@@ -2,7 +2,18 @@
 //! other through the ALSA sequencer, learns from rtpmidid's control socket who is in which
 //! room and how far away they are, and publishes that (to the MidiHub's status, or on stdout
 //! and HTTP in local mode).
+//!
+//! [`sidecar`] is the loop; [`wiring`] plans subscriptions, [`sequencer`] applies them,
+//! [`rtpmidid`] reads the daemon, [`roster`] and [`report`] decide what to publish and when,
+//! [`publish`] writes it.
 
+pub mod http;
+pub mod local;
+pub mod metrics;
+pub mod publish;
+pub mod report;
+pub mod roster;
 pub mod rtpmidid;
 pub mod sequencer;
+pub mod sidecar;
 pub mod wiring;

@@ -1,14 +1,233 @@
-//! hub-sidecar: runs beside rtpmidid in every hub pod. Its work (wiring participants through
-//! the ALSA sequencer and publishing participants and latency) is the next milestone; until
-//! then it is a placeholder that says so and exits with an error, so no hub looks healthier
-//! than it is.
+//! The hub-sidecar binary: `kubernetes` mode in a hub pod (publishes to the MidiHub), `local`
+//! mode on a plain Linux host (starts rtpmidid or attaches to one, prints JSON lines).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-fn main() -> ExitCode {
-    eprintln!(
-        "hub-sidecar {}: participant wiring is not implemented yet; this build is a placeholder",
-        env!("CARGO_PKG_VERSION")
+use clap::{Parser, Subcommand, ValueEnum};
+use hub_sidecar::http::{self, Shared};
+use hub_sidecar::local;
+use hub_sidecar::publish::{KubernetesSink, Sink};
+use hub_sidecar::roster::Roster;
+use hub_sidecar::rtpmidid::control::ControlClient;
+use hub_sidecar::sequencer::Sequencer;
+use hub_sidecar::sidecar::{Pacing, Sidecar};
+use tokio::sync::watch;
+
+/// How long one request to rtpmidid's control socket may take.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Wires every participant of a MIDI hub's rooms to every other through the ALSA sequencer,
+/// and publishes who is connected and their round-trip times.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address of the /healthz, /readyz, /metrics and /status endpoint.
+    #[arg(
+        long,
+        env = "MIDIHUB_SIDECAR_LISTEN",
+        global = true,
+        default_value = "127.0.0.1:9180"
+    )]
+    listen: SocketAddr,
+
+    /// Log format (logs go to stderr; local mode's reports go to stdout).
+    #[arg(
+        long,
+        env = "MIDIHUB_LOG_FORMAT",
+        value_enum,
+        global = true,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// In a hub pod: publish participants to the MidiHub's status and Events.
+    Kubernetes {
+        /// The MidiHub this pod serves.
+        #[arg(long, env = "HUB_NAME")]
+        hub: String,
+        /// Its namespace.
+        #[arg(long, env = "POD_NAMESPACE")]
+        namespace: String,
+        /// This pod's name, named in Events.
+        #[arg(long, env = "POD_NAME")]
+        pod: Option<String>,
+        /// rtpmidid's control socket.
+        #[arg(long, env = "RTPMIDID_CONTROL_SOCKET", default_value = midihub_api::rtpmidid_config::CONTROL_SOCKET_PATH)]
+        control: PathBuf,
+    },
+    /// On a plain Linux host: start rtpmidid for the given rooms (or attach to a running one)
+    /// and print participants as JSON lines on stdout.
+    Local {
+        /// A room: PORT or PORT=NAME (e.g. 5004=jam-a); repeat for more rooms.
+        #[arg(
+            long = "room",
+            value_name = "PORT[=NAME]",
+            required_unless_present = "attach"
+        )]
+        rooms: Vec<String>,
+        /// The rtpmidid binary to start and keep running.
+        #[arg(long, default_value = "rtpmidid", conflicts_with = "attach")]
+        rtpmidid: PathBuf,
+        /// Directory for rtpmidid's configuration and control socket.
+        #[arg(long, default_value = "/run/midihub", conflicts_with = "attach")]
+        work_dir: PathBuf,
+        /// Name that default session names start with (`<name>-<port>`).
+        #[arg(long, default_value = "midihub", conflicts_with = "attach")]
+        name: String,
+        /// Attach to an rtpmidid that is already running, through its control socket,
+        /// instead of starting one.
+        #[arg(long, value_name = "SOCKET")]
+        attach: Option<PathBuf>,
+    },
+}
+
+/// What can stop the sidecar.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(transparent)]
+    Sequencer(#[from] hub_sidecar::sequencer::SequencerError),
+    #[error(transparent)]
+    Sidecar(#[from] hub_sidecar::sidecar::SidecarError),
+    #[error(transparent)]
+    Local(#[from] local::LocalError),
+    #[error("cannot reach the MidiHub: {0}")]
+    Kubernetes(#[from] kube::Error),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "hub-sidecar stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Error> {
+    let (stop_tx, stop) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let on_signal = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = on_signal.send(true);
+    });
+
+    let (sink, roster, control, daemon) = match args.mode {
+        Mode::Kubernetes {
+            hub,
+            namespace,
+            pod,
+            control,
+        } => {
+            let client = kube::Client::try_default().await?;
+            let (sink, previous) = KubernetesSink::connect(client, &namespace, &hub, pod).await?;
+            (
+                Sink::Kubernetes(Box::new(sink)),
+                Roster::inherit(previous),
+                control,
+                None,
+            )
+        }
+        Mode::Local {
+            attach: Some(socket),
+            ..
+        } => (Sink::Local, Roster::default(), socket, None),
+        Mode::Local {
+            rooms,
+            rtpmidid,
+            work_dir,
+            name,
+            attach: None,
+        } => {
+            let ports = rooms
+                .iter()
+                .map(|room| local::parse_room(room))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (ini, socket) = local::write_config(&work_dir, &name, &ports)?;
+            let daemon = tokio::spawn(local::supervise(rtpmidid, ini, stop.clone()));
+            (Sink::Local, Roster::default(), socket, Some(daemon))
+        }
+    };
+
+    let shared = Arc::new(Shared::default());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            address: args.listen,
+            source,
+        })?;
+    let server = tokio::spawn(http::serve(listener, shared.clone(), stopped(stop.clone())));
+
+    let (sequencer, events) = Sequencer::start("midihub-sidecar")?;
+    let sidecar = Sidecar::new(
+        sequencer,
+        ControlClient::new(control, CONTROL_TIMEOUT),
+        sink,
+        roster,
+        shared,
+        Pacing::default(),
     );
-    ExitCode::FAILURE
+    let result = sidecar.run(events, stopped(stop.clone())).await;
+    // Whatever ended the loop ends the rest too.
+    let _ = stop_tx.send(true);
+    if let Some(daemon) = daemon {
+        let _ = daemon.await;
+    }
+    let _ = server.await;
+    Ok(result?)
+}
+
+/// Completes once a stop is requested.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -1,0 +1,195 @@
+//! Local mode's rtpmidid: the configuration written from the rooms given on the command line
+//! (the same rendering as the operator's), and the daemon started and kept running.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use midihub_api::rtpmidid_config::{self, ALSA_CLIENT_NAME, ConfigError, Room, RtpmididConfig};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+/// A restart waits this long at first, doubling up to [`MAX_RESTART_DELAY`] while the daemon
+/// keeps failing quickly.
+const FIRST_RESTART_DELAY: Duration = Duration::from_secs(1);
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+/// A daemon that ran this long was healthy: its next failure restarts it at once.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// How long rtpmidid may take to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Local mode could not set rtpmidid up.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("invalid room {0:?}: write PORT or PORT=NAME, e.g. 5004 or 5004=jam-a")]
+    Room(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Parses a `PORT` or `PORT=NAME` room argument.
+pub fn parse_room(argument: &str) -> Result<midihub_api::HubPort, LocalError> {
+    let (port, name) = match argument.split_once('=') {
+        Some((port, name)) => (port, Some(name.to_string())),
+        None => (argument, None),
+    };
+    let port = port
+        .trim()
+        .parse()
+        .map_err(|_| LocalError::Room(argument.to_string()))?;
+    Ok(midihub_api::HubPort { port, name })
+}
+
+/// Writes rtpmidid's configuration for `rooms` into `directory` (which also gets the control
+/// socket) and returns the INI file's path and the socket's.
+pub fn write_config(
+    directory: &Path,
+    hub_name: &str,
+    ports: &[midihub_api::HubPort],
+) -> Result<(PathBuf, PathBuf), LocalError> {
+    let rooms: Vec<Room> = rtpmidid_config::rooms(hub_name, ports)?;
+    let socket = directory.join("control.sock");
+    let config = RtpmididConfig {
+        alsa_name: ALSA_CLIENT_NAME.to_string(),
+        control_socket: socket.to_string_lossy().into_owned(),
+        rooms,
+    };
+    let ini = rtpmidid_config::render(&config)?;
+    let path = directory.join("rtpmidid.ini");
+    std::fs::create_dir_all(directory)
+        .and_then(|()| std::fs::write(&path, ini))
+        .map_err(|source| LocalError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    Ok((path, socket))
+}
+
+/// Runs `rtpmidid --ini <ini>` until `stop` becomes true, restarting it when it exits.
+pub async fn supervise(rtpmidid: PathBuf, ini: PathBuf, mut stop: watch::Receiver<bool>) {
+    let mut delay = FIRST_RESTART_DELAY;
+    loop {
+        let started = tokio::time::Instant::now();
+        let mut child = match Command::new(&rtpmidid)
+            .arg("--ini")
+            .arg(&ini)
+            .kill_on_drop(true)
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(error) => {
+                tracing::error!(%error, rtpmidid = %rtpmidid.display(), "cannot start rtpmidid");
+                if wait_or_stop(&mut stop, delay).await {
+                    return;
+                }
+                delay = (delay * 2).min(MAX_RESTART_DELAY);
+                continue;
+            }
+        };
+        tracing::info!(pid = child.id(), "rtpmidid started");
+        let exit = tokio::select! {
+            exit = child.wait() => exit,
+            () = stop_requested(&mut stop) => {
+                terminate(child).await;
+                return;
+            }
+        };
+        log_exit(exit);
+        if started.elapsed() >= HEALTHY_RUN {
+            delay = FIRST_RESTART_DELAY;
+        }
+        if wait_or_stop(&mut stop, delay).await {
+            return;
+        }
+        delay = (delay * 2).min(MAX_RESTART_DELAY);
+    }
+}
+
+fn log_exit(exit: std::io::Result<ExitStatus>) {
+    match exit {
+        Ok(status) => tracing::warn!(%status, "rtpmidid exited; restarting it"),
+        Err(error) => tracing::warn!(%error, "lost track of rtpmidid; restarting it"),
+    }
+}
+
+/// Waits `delay`; true when asked to stop meanwhile.
+async fn wait_or_stop(stop: &mut watch::Receiver<bool>, delay: Duration) -> bool {
+    tokio::time::timeout(delay, stop_requested(stop))
+        .await
+        .is_ok()
+}
+
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// SIGTERM, then SIGKILL if the daemon does not stop in time.
+async fn terminate(mut child: Child) {
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+    tracing::info!("rtpmidid stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn rooms_are_written_as_port_or_port_and_name() {
+        let plain = parse_room("5004").unwrap();
+        assert_eq!((plain.port, plain.name), (5004, None));
+        let named = parse_room("5006=Jam Room B").unwrap();
+        assert_eq!(
+            (named.port, named.name.as_deref()),
+            (5006, Some("Jam Room B"))
+        );
+        assert!(matches!(parse_room("jam"), Err(LocalError::Room(_))));
+        assert!(matches!(parse_room("=jam"), Err(LocalError::Room(_))));
+    }
+
+    #[test]
+    fn the_configuration_is_the_operators_rendering_with_a_local_socket() {
+        let directory = std::env::temp_dir().join(format!("midihub-local-{}", std::process::id()));
+        let ports = [
+            parse_room("5004=jam-a").unwrap(),
+            parse_room("5006").unwrap(),
+        ];
+        let (ini, socket) = write_config(&directory, "studio", &ports).unwrap();
+        let text = std::fs::read_to_string(&ini).unwrap();
+        assert!(
+            text.contains(&format!("control={}\n", socket.display())),
+            "{text}"
+        );
+        assert!(text.contains("name=jam-a\nport=5004\n"), "{text}");
+        assert!(text.contains("name=studio-5006\nport=5006\n"), "{text}");
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
+    fn a_bad_session_name_is_refused_before_anything_is_written() {
+        let directory =
+            std::env::temp_dir().join(format!("midihub-local-bad-{}", std::process::id()));
+        let ports = [parse_room("5004=jam\n[alsa_announce]").unwrap()];
+        assert!(matches!(
+            write_config(&directory, "studio", &ports),
+            Err(LocalError::Config(_))
+        ));
+        assert!(!directory.exists());
+    }
+}

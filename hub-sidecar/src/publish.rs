@@ -1,0 +1,179 @@
+//! Where reports go: the MidiHub's status and Events (in a hub pod), or JSON lines on stdout
+//! (local mode, on a plain Linux host).
+
+use std::io::Write;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+use midihub_api::{MidiHub, Participant};
+use serde_json::json;
+
+use crate::report::Report;
+use crate::roster::Changes;
+
+/// Field manager of the status fields the sidecar owns (participants, participantCount,
+/// latency and the `Wiring` condition); the operator owns the rest.
+pub const FIELD_MANAGER: &str = "midihub-sidecar";
+/// Condition type the sidecar reports.
+pub const WIRING_CONDITION: &str = "Wiring";
+
+/// A report could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot write the MidiHub's status: {0}")]
+    Kubernetes(#[from] kube::Error),
+    #[error("cannot write to stdout: {0}")]
+    Stdout(#[from] std::io::Error),
+    #[error("cannot encode the report as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Where reports go.
+pub enum Sink {
+    Kubernetes(Box<KubernetesSink>),
+    Local,
+}
+
+impl Sink {
+    /// Publishes a report.
+    pub async fn publish(&mut self, report: &Report) -> Result<(), PublishError> {
+        match self {
+            Sink::Kubernetes(sink) => sink.publish(report).await,
+            Sink::Local => print_line(&json!({
+                "type": "status",
+                "participantCount": report.participant_count(),
+                "latency": report.latency_summary(),
+                "participants": report.participants,
+                "wiring": report.wiring,
+            })),
+        }
+    }
+
+    /// Announces joins and leaves (Events on the MidiHub, or JSON lines).
+    pub async fn announce(&mut self, changes: &Changes) -> Result<(), PublishError> {
+        match self {
+            Sink::Kubernetes(sink) => sink.announce(changes).await,
+            Sink::Local => {
+                for (kind, participants) in [("joined", &changes.joined), ("left", &changes.left)] {
+                    for participant in participants {
+                        print_line(&json!({"type": kind, "participant": participant}))?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn print_line(value: &serde_json::Value) -> Result<(), PublishError> {
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(&mut stdout, value)?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Publishes to one MidiHub: its status (server-side apply under [`FIELD_MANAGER`]) and Events.
+pub struct KubernetesSink {
+    api: Api<MidiHub>,
+    name: String,
+    hub: ObjectReference,
+    recorder: Recorder,
+    /// The Wiring condition's state and since when, for its lastTransitionTime.
+    wiring_since: Option<(bool, Time)>,
+}
+
+impl KubernetesSink {
+    /// Reads the hub (for Events, and for the participants a previous sidecar published).
+    pub async fn connect(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        pod: Option<String>,
+    ) -> Result<(Self, Vec<Participant>), kube::Error> {
+        let api = Api::<MidiHub>::namespaced(client.clone(), namespace);
+        let hub = api.get(name).await?;
+        let previous = hub
+            .status
+            .as_ref()
+            .and_then(|status| status.participants.clone())
+            .unwrap_or_default();
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_string(),
+            instance: pod,
+        };
+        let sink = Self {
+            api,
+            name: name.to_string(),
+            hub: hub.object_ref(&()),
+            recorder: Recorder::new(client, reporter),
+            wiring_since: None,
+        };
+        Ok((sink, previous))
+    }
+
+    async fn publish(&mut self, report: &Report) -> Result<(), PublishError> {
+        let now = Time(jiff::Timestamp::now());
+        let since = match &self.wiring_since {
+            Some((ok, since)) if *ok == report.wiring.ok => since.clone(),
+            _ => now,
+        };
+        let condition = json!({
+            "type": WIRING_CONDITION,
+            "status": if report.wiring.ok { "True" } else { "False" },
+            "reason": report.wiring.reason,
+            "message": report.wiring.message,
+            "lastTransitionTime": since,
+        });
+        let mut status = json!({
+            "participants": report.participants,
+            "participantCount": report.participant_count(),
+            "conditions": [condition],
+        });
+        if let Some(latency) = report.latency_summary() {
+            status["latency"] = json!(latency);
+        }
+        let patch = json!({
+            "apiVersion": MidiHub::api_version(&()),
+            "kind": MidiHub::kind(&()),
+            "status": status,
+        });
+        self.api
+            .patch_status(
+                &self.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        self.wiring_since = Some((report.wiring.ok, since));
+        Ok(())
+    }
+
+    async fn announce(&mut self, changes: &Changes) -> Result<(), PublishError> {
+        for (reason, verb, participants) in [
+            ("ParticipantJoined", "joined", &changes.joined),
+            ("ParticipantLeft", "left", &changes.left),
+        ] {
+            for participant in participants {
+                let event = Event {
+                    type_: EventType::Normal,
+                    reason: reason.to_string(),
+                    note: Some(format!(
+                        "{} ({}) {verb} room {} (port {})",
+                        participant.name,
+                        participant.remote_address,
+                        participant.room,
+                        participant.port
+                    )),
+                    action: "Wire".to_string(),
+                    secondary: None,
+                };
+                self.recorder.publish(&event, &self.hub).await?;
+            }
+        }
+        Ok(())
+    }
+}

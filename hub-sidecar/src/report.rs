@@ -1,0 +1,282 @@
+//! What the sidecar publishes (participants, their count, a latency summary and whether the
+//! wiring is known to be right) and when: at most about once a second, and only when
+//! something meaningful changed. Pure: time is passed in.
+
+use std::time::{Duration, Instant};
+
+use midihub_api::Participant;
+use serde::Serialize;
+
+/// Whether the sidecar could check the wiring, and if not, why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WiringState {
+    pub ok: bool,
+    /// CamelCase reason, e.g. `Wired`, `ControlSocketUnreachable`.
+    pub reason: String,
+    pub message: String,
+}
+
+impl WiringState {
+    /// The wiring matches the participants rtpmidid reports.
+    pub fn wired(participants: usize, subscriptions: usize) -> Self {
+        Self {
+            ok: true,
+            reason: "Wired".into(),
+            message: format!(
+                "{participants} participant(s) connected through {subscriptions} subscription(s)"
+            ),
+        }
+    }
+
+    /// The wiring could not be checked.
+    pub fn unknown(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One publication of the hub's participants.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub participants: Vec<Participant>,
+    pub wiring: WiringState,
+}
+
+impl Report {
+    /// Number of connected participants.
+    pub fn participant_count(&self) -> i32 {
+        i32::try_from(self.participants.len()).unwrap_or(i32::MAX)
+    }
+
+    /// Round-trip summary over the participants that have a measurement, e.g.
+    /// `avg 21.5ms max 40.0ms`; `None` when nobody has one yet.
+    pub fn latency_summary(&self) -> Option<String> {
+        let averages: Vec<f64> = self
+            .participants
+            .iter()
+            .filter_map(|p| p.latency.as_ref().map(|l| l.average_ms))
+            .collect();
+        if averages.is_empty() {
+            return None;
+        }
+        let mean = averages.iter().sum::<f64>() / averages.len() as f64;
+        let max = averages.iter().copied().fold(f64::MIN, f64::max);
+        Some(format!("avg {mean:.1}ms max {max:.1}ms"))
+    }
+}
+
+/// How two reports differ, as far as readers of the status care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Change {
+    None,
+    /// Only latency figures moved (by at least a millisecond).
+    Latency,
+    /// Someone joined or left, or the wiring state changed.
+    Membership,
+}
+
+fn change(old: &Report, new: &Report) -> Change {
+    let without_latency = |report: &Report| -> Vec<Participant> {
+        report
+            .participants
+            .iter()
+            .map(|p| Participant {
+                latency: None,
+                ..p.clone()
+            })
+            .collect()
+    };
+    if old.wiring != new.wiring || without_latency(old) != without_latency(new) {
+        return Change::Membership;
+    }
+    // Latency is re-measured every few seconds at 0.1 ms resolution: a millisecond is the
+    // smallest change worth a write.
+    let rounded = |report: &Report| -> Vec<Option<(i64, i64, i64)>> {
+        report
+            .participants
+            .iter()
+            .map(|p| {
+                p.latency.as_ref().map(|l| {
+                    (
+                        l.last_ms.round() as i64,
+                        l.average_ms.round() as i64,
+                        l.jitter_ms.round() as i64,
+                    )
+                })
+            })
+            .collect()
+    };
+    if rounded(old) != rounded(new) {
+        Change::Latency
+    } else {
+        Change::None
+    }
+}
+
+/// When the next publication is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    Now,
+    At(Instant),
+    Never,
+}
+
+/// Rate limits publications: membership changes at most every `min_interval`, latency-only
+/// changes at most every `latency_interval`.
+#[derive(Clone, Debug)]
+pub struct Throttle {
+    min_interval: Duration,
+    latency_interval: Duration,
+    last: Option<(Instant, Report)>,
+}
+
+impl Throttle {
+    pub fn new(min_interval: Duration, latency_interval: Duration) -> Self {
+        Self {
+            min_interval,
+            latency_interval,
+            last: None,
+        }
+    }
+
+    /// When `report` should be published, given what was published last.
+    pub fn due(&self, report: &Report, now: Instant) -> Due {
+        let Some((at, last)) = &self.last else {
+            return Due::Now;
+        };
+        let wait = match change(last, report) {
+            Change::None => return Due::Never,
+            Change::Latency => self.latency_interval,
+            Change::Membership => self.min_interval,
+        };
+        let when = *at + wait;
+        if when <= now { Due::Now } else { Due::At(when) }
+    }
+
+    /// Records that `report` was published at `now`.
+    pub fn published(&mut self, report: Report, now: Instant) {
+        self.last = Some((now, report));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use midihub_api::Latency;
+
+    use super::*;
+
+    fn participant(name: &str, average_ms: f64) -> Participant {
+        Participant {
+            port: 5004,
+            room: "room".into(),
+            name: name.into(),
+            remote_address: "203.0.113.10:7000".into(),
+            joined_at: None,
+            latency: Some(Latency {
+                last_ms: average_ms,
+                average_ms,
+                jitter_ms: 0.5,
+            }),
+        }
+    }
+
+    fn report(participants: Vec<Participant>) -> Report {
+        let count = participants.len();
+        Report {
+            participants,
+            wiring: WiringState::wired(count, 0),
+        }
+    }
+
+    fn throttle_after(first: Report, at: Instant) -> Throttle {
+        let mut throttle = Throttle::new(Duration::from_secs(1), Duration::from_secs(10));
+        throttle.published(first, at);
+        throttle
+    }
+
+    #[test]
+    fn the_first_report_is_published_at_once() {
+        let throttle = Throttle::new(Duration::from_secs(1), Duration::from_secs(10));
+        assert_eq!(throttle.due(&report(vec![]), Instant::now()), Due::Now);
+    }
+
+    #[test]
+    fn an_unchanged_report_is_never_published_again() {
+        let start = Instant::now();
+        let throttle = throttle_after(report(vec![participant("a", 20.0)]), start);
+        let later = start + Duration::from_secs(3600);
+        assert_eq!(
+            throttle.due(&report(vec![participant("a", 20.0)]), later),
+            Due::Never
+        );
+        // Sub-millisecond wobble is no change either.
+        assert_eq!(
+            throttle.due(&report(vec![participant("a", 20.3)]), later),
+            Due::Never
+        );
+    }
+
+    #[test]
+    fn a_join_is_published_at_most_once_a_second() {
+        let start = Instant::now();
+        let throttle = throttle_after(report(vec![participant("a", 20.0)]), start);
+        let two = report(vec![participant("a", 20.0), participant("b", 30.0)]);
+        let soon = start + Duration::from_millis(200);
+        assert_eq!(
+            throttle.due(&two, soon),
+            Due::At(start + Duration::from_secs(1))
+        );
+        assert_eq!(throttle.due(&two, start + Duration::from_secs(1)), Due::Now);
+    }
+
+    #[test]
+    fn latency_moves_are_published_at_most_every_latency_interval() {
+        let start = Instant::now();
+        let throttle = throttle_after(report(vec![participant("a", 20.0)]), start);
+        let slower = report(vec![participant("a", 35.0)]);
+        assert_eq!(
+            throttle.due(&slower, start + Duration::from_secs(2)),
+            Due::At(start + Duration::from_secs(10))
+        );
+        assert_eq!(
+            throttle.due(&slower, start + Duration::from_secs(10)),
+            Due::Now
+        );
+    }
+
+    #[test]
+    fn a_change_of_wiring_state_is_membership_news() {
+        let start = Instant::now();
+        let throttle = throttle_after(report(vec![]), start);
+        let broken = Report {
+            participants: vec![],
+            wiring: WiringState::unknown("ControlSocketUnreachable", "no socket"),
+        };
+        assert_eq!(
+            throttle.due(&broken, start + Duration::from_secs(1)),
+            Due::Now
+        );
+    }
+
+    #[test]
+    fn the_latency_summary_averages_over_measured_participants() {
+        let mut unmeasured = participant("c", 0.0);
+        unmeasured.latency = None;
+        let summary = report(vec![
+            participant("a", 20.0),
+            participant("b", 41.0),
+            unmeasured,
+        ]);
+        assert_eq!(
+            summary.latency_summary().as_deref(),
+            Some("avg 30.5ms max 41.0ms")
+        );
+        assert_eq!(summary.participant_count(), 3);
+        assert_eq!(report(vec![]).latency_summary(), None);
+    }
+}
