@@ -1,5 +1,7 @@
 //! The sidecar's HTTP endpoint: `/healthz` (the loop is alive), `/readyz` (the wiring is
-//! known to be right), `/metrics` for Prometheus and `/status` (the last report, as JSON).
+//! known to be right), `/metrics` for Prometheus and, in local mode, `/status` (the last
+//! report, as JSON). In a hub pod the endpoint is on the node's network, so it serves no
+//! participant names or addresses: those are in the MidiHub's status, behind Kubernetes RBAC.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,14 +50,18 @@ impl Shared {
     }
 }
 
-/// The endpoint's routes.
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+/// The endpoint's routes; `/status` only with `serve_status`.
+pub fn router(shared: Arc<Shared>, serve_status: bool) -> Router {
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/status", get(status))
-        .with_state(shared)
+        .route("/metrics", get(metrics));
+    let router = if serve_status {
+        router.route("/status", get(status))
+    } else {
+        router
+    };
+    router.with_state(shared)
 }
 
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
@@ -109,9 +115,10 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
+    serve_status: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(error) = axum::serve(listener, router(shared))
+    if let Err(error) = axum::serve(listener, router(shared, serve_status))
         .with_graceful_shutdown(shutdown)
         .await
     {

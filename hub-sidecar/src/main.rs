@@ -190,7 +190,13 @@ async fn run(args: Args) -> Result<(), Error> {
             address: args.listen,
             source,
         })?;
-    let server = tokio::spawn(http::serve(listener, shared.clone(), stopped(stop.clone())));
+    let serve_status = matches!(sink, Sink::Local);
+    let server = tokio::spawn(http::serve(
+        listener,
+        shared.clone(),
+        serve_status,
+        stopped(stop.clone()),
+    ));
 
     let (sequencer, events) = Sequencer::start("midihub-sidecar")?;
     let sidecar = Sidecar::new(

@@ -71,6 +71,8 @@ pub struct Sidecar {
     throttle: Throttle,
     /// The last round-trip sample seen per participant (room, SSRC), to count each once.
     last_round_trip: BTreeMap<(u16, u32), f64>,
+    /// What rtpmidid's last status could not explain, logged when it changes.
+    status_warnings: Vec<String>,
 }
 
 impl Sidecar {
@@ -92,6 +94,7 @@ impl Sidecar {
             roster,
             throttle,
             last_round_trip: BTreeMap::new(),
+            status_warnings: Vec::new(),
         }
     }
 
@@ -174,6 +177,12 @@ impl Sidecar {
                 return (self.stale_report(error.reason(), error.to_string()), true);
             }
         };
+        if status.warnings != self.status_warnings {
+            for warning in &status.warnings {
+                tracing::warn!(%warning, "part of rtpmidid's status was skipped");
+            }
+            self.status_warnings = status.warnings.clone();
+        }
         let snapshot = match self.sequencer.snapshot(&status.alsa_name).await {
             Ok(snapshot) => snapshot,
             Err(error) => {

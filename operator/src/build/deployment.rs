@@ -14,12 +14,13 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, Volume, VolumeMount,
+    EnvVar, EnvVarSource, HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+    NodeSelectorTerm, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use midihub_api::MidiHub;
 use midihub_api::rtpmidid_config::{CONTROL_SOCKET_DIR, CONTROL_SOCKET_PATH, Room, rooms};
 
@@ -34,6 +35,8 @@ pub const CONFIG_HASH_ANNOTATION: &str = "midihub.io/config-hash";
 pub const RTPMIDID_CONTAINER: &str = "rtpmidid";
 /// Name of the hub-sidecar container.
 pub const SIDECAR_CONTAINER: &str = "hub-sidecar";
+/// Name of the sidecar's HTTP port (health, readiness, metrics).
+pub const SIDECAR_HTTP_PORT_NAME: &str = "http";
 /// User and group the containers run as with [`DeviceAccess::DevicePlugin`] (the conventional
 /// "nonroot" id of distroless images).
 pub const NON_ROOT_USER: i64 = 65532;
@@ -59,6 +62,14 @@ pub fn deployment(
     // The same rooms the ConfigMap holds, checked the same way.
     let rooms = rooms(&name, &hub.spec.ports)?;
     let pod_settings = &hub.spec.pod;
+    // On the host network every hub on a node needs its own TCP port for the sidecar's
+    // endpoint: the first room's port number, over TCP, is free by construction (the room
+    // claims it over UDP only, and two hubs cannot share a node with the same UDP port).
+    let http_port = rooms
+        .first()
+        .map_or(i32::from(midihub_api::rtpmidid_config::MIN_PORT), |room| {
+            i32::from(room.port)
+        });
 
     let mut node_selector = pod_settings.node_selector.clone();
     node_selector.insert(SOUND_READY_LABEL.to_owned(), "true".to_owned());
@@ -101,6 +112,7 @@ pub fn deployment(
                 .clone()
                 .unwrap_or_else(|| config.sidecar_image.clone()),
         ),
+        args: Some(vec!["kubernetes".to_owned()]),
         env: Some(vec![
             EnvVar {
                 name: "HUB_NAME".to_owned(),
@@ -115,7 +127,21 @@ pub fn deployment(
                 value: Some(CONTROL_SOCKET_PATH.to_owned()),
                 value_from: None,
             },
+            EnvVar {
+                name: "MIDIHUB_SIDECAR_LISTEN".to_owned(),
+                value: Some(format!("0.0.0.0:{http_port}")),
+                value_from: None,
+            },
         ]),
+        ports: Some(vec![ContainerPort {
+            name: Some(SIDECAR_HTTP_PORT_NAME.to_owned()),
+            container_port: http_port,
+            host_port: Some(http_port),
+            protocol: Some("TCP".to_owned()),
+            host_ip: None,
+        }]),
+        liveness_probe: Some(http_probe("/healthz", 30)),
+        readiness_probe: Some(http_probe("/readyz", 5)),
         volume_mounts: Some(vec![control_socket_mount()]),
         resources: container_resources(
             pod_settings.sidecar_resources.as_ref(),
@@ -211,6 +237,19 @@ fn udp_ports(rooms: &[Room]) -> Vec<ContainerPort> {
             ]
         })
         .collect()
+}
+
+/// A probe of the sidecar's HTTP endpoint.
+fn http_probe(path: &str, period_seconds: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(SIDECAR_HTTP_PORT_NAME.to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        ..Probe::default()
+    }
 }
 
 fn control_socket_mount() -> VolumeMount {
@@ -440,13 +479,20 @@ mod tests {
                                 {
                                     "name": "hub-sidecar",
                                     "image": "registry.example/hub-sidecar:0.1.0",
+                                    "args": ["kubernetes"],
                                     "env": [
                                         {"name": "HUB_NAME", "value": "berlin"},
                                         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                                         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                                         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
-                                        {"name": "RTPMIDID_CONTROL_SOCKET", "value": "/run/rtpmidid/control.sock"}
+                                        {"name": "RTPMIDID_CONTROL_SOCKET", "value": "/run/rtpmidid/control.sock"},
+                                        {"name": "MIDIHUB_SIDECAR_LISTEN", "value": "0.0.0.0:5004"}
                                     ],
+                                    "ports": [
+                                        {"name": "http", "containerPort": 5004, "hostPort": 5004, "protocol": "TCP"}
+                                    ],
+                                    "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 30},
+                                    "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
                                     "volumeMounts": [
                                         {"name": "control", "mountPath": "/run/rtpmidid"}
                                     ],
