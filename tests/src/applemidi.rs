@@ -589,3 +589,265 @@ fn random_nonzero_u32() -> u32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A test double for a hub: two bound loopback sockets answered step by step by the test,
+    /// for behaviours rtpmidid never shows (NO, a hub-initiated CK, journals).
+    struct ScriptedHub {
+        control: UdpSocket,
+        data: UdpSocket,
+    }
+
+    impl ScriptedHub {
+        async fn bind() -> ScriptedHub {
+            let (control, data) = bind_port_pair(IpAddr::V4(Ipv4Addr::LOCALHOST), None)
+                .await
+                .unwrap();
+            ScriptedHub { control, data }
+        }
+
+        fn address(&self) -> SocketAddr {
+            self.control.local_addr().unwrap()
+        }
+
+        async fn receive(&self, port: PortKind) -> (Vec<u8>, SocketAddr) {
+            let socket = match port {
+                PortKind::Control => &self.control,
+                PortKind::Data => &self.data,
+            };
+            let mut buffer = vec![0; RECEIVE_BUFFER_LEN];
+            let (len, from) =
+                tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buffer))
+                    .await
+                    .expect("the participant sends within 2 s")
+                    .unwrap();
+            buffer.truncate(len);
+            (buffer, from)
+        }
+
+        async fn receive_session(&self, port: PortKind) -> (SessionPacket, SocketAddr) {
+            let (bytes, from) = self.receive(port).await;
+            (SessionPacket::decode(&bytes).unwrap(), from)
+        }
+
+        async fn send(&self, port: PortKind, bytes: &[u8], to: SocketAddr) {
+            let socket = match port {
+                PortKind::Control => &self.control,
+                PortKind::Data => &self.data,
+            };
+            socket.send_to(bytes, to).await.unwrap();
+        }
+
+        /// Accepts the invitation on one port and returns it.
+        async fn accept(&self, port: PortKind) -> (Invitation, SocketAddr) {
+            let (packet, from) = self.receive_session(port).await;
+            let SessionPacket::Invitation(invitation) = packet else {
+                panic!("expected IN on the {port} port, got {packet:?}");
+            };
+            let accept = SessionPacket::Accept(Invitation {
+                token: invitation.token,
+                ssrc: 0x0000_1234,
+                name: "scripted-room".to_string(),
+            });
+            self.send(port, &accept.encode(), from).await;
+            (invitation, from)
+        }
+
+        /// Answers the participant's CK0 with CK1 and waits for its CK2.
+        async fn answer_clock_sync(&self) -> ClockSync {
+            let (packet, from) = self.receive_session(PortKind::Data).await;
+            let SessionPacket::ClockSync(ck0) = packet else {
+                panic!("expected CK0, got {packet:?}");
+            };
+            assert_eq!(ck0.count, 0);
+            let ck1 = SessionPacket::ClockSync(ClockSync {
+                ssrc: 0x0000_1234,
+                count: 1,
+                timestamps: [ck0.timestamps[0], 777, 0],
+            });
+            self.send(PortKind::Data, &ck1.encode(), from).await;
+            let (packet, _) = self.receive_session(PortKind::Data).await;
+            let SessionPacket::ClockSync(ck2) = packet else {
+                panic!("expected CK2, got {packet:?}");
+            };
+            ck2
+        }
+    }
+
+    fn options() -> JoinOptions {
+        JoinOptions {
+            ck_interval: Duration::from_secs(60),
+            timeout: Duration::from_millis(500),
+            control_port: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn joining_invites_on_both_ports_then_completes_a_clock_sync() {
+        let hub = ScriptedHub::bind().await;
+        let joining = tokio::spawn(Participant::join(hub.address(), "peer-x", options()));
+
+        let (on_control, control_from) = hub.accept(PortKind::Control).await;
+        let (on_data, data_from) = hub.accept(PortKind::Data).await;
+        let ck2 = hub.answer_clock_sync().await;
+        let participant = joining.await.unwrap().unwrap();
+
+        assert_eq!(on_control.name, "peer-x");
+        assert_eq!(
+            on_control, on_data,
+            "same token, SSRC and name on both ports"
+        );
+        assert_eq!(data_from.port(), control_from.port() + 1);
+        assert_eq!(participant.local_control_port(), control_from.port());
+        assert_eq!(participant.ssrc(), on_control.ssrc);
+        assert_eq!(participant.hub_session_name(), "scripted-room");
+        assert_eq!(ck2.count, 2);
+        assert_eq!(ck2.ssrc, participant.ssrc());
+        assert_eq!(ck2.timestamps[1], 777, "CK2 carries the hub's ts2");
+        assert!(ck2.timestamps[2] >= ck2.timestamps[0]);
+        assert!(participant.last_round_trip().is_some());
+
+        participant.leave().await.unwrap();
+        for port in [PortKind::Control, PortKind::Data] {
+            let (packet, _) = hub.receive_session(port).await;
+            assert_eq!(
+                packet,
+                SessionPacket::End {
+                    token: on_control.token,
+                    ssrc: on_control.ssrc
+                },
+                "BY on the {port} port"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_joined_participant_answers_the_hubs_clock_sync_and_reads_midi_with_a_journal() {
+        let hub = ScriptedHub::bind().await;
+        let joining = tokio::spawn(Participant::join(hub.address(), "peer-y", options()));
+        hub.accept(PortKind::Control).await;
+        let (_, data_from) = hub.accept(PortKind::Data).await;
+        hub.answer_clock_sync().await;
+        let participant = joining.await.unwrap().unwrap();
+
+        let ck0 = SessionPacket::ClockSync(ClockSync {
+            ssrc: 0x0000_1234,
+            count: 0,
+            timestamps: [4242, 0, 0],
+        });
+        hub.send(PortKind::Data, &ck0.encode(), data_from).await;
+        let (packet, _) = hub.receive_session(PortKind::Data).await;
+        let SessionPacket::ClockSync(ck1) = packet else {
+            panic!("expected CK1, got {packet:?}");
+        };
+        assert_eq!((ck1.count, ck1.timestamps[0]), (1, 4242));
+        assert_eq!(ck1.ssrc, participant.ssrc());
+
+        // Receiver feedback is swallowed; the MIDI after it comes out without its journal.
+        let feedback = SessionPacket::ReceiverFeedback {
+            ssrc: 0x0000_1234,
+            sequence: 1,
+        };
+        hub.send(PortKind::Data, &feedback.encode(), data_from)
+            .await;
+        let with_journal = [
+            0x80, 0x61, 0, 1, 0, 0, 0, 9, 0, 0, 0x12, 0x34, // RTP header
+            0x43, 0x80, 0x3C, 0x00, // J=1, note off
+            0x20, 0x00, 0x01, 0x00, 0x03, 0x00, // journal: one empty channel journal
+        ];
+        hub.send(PortKind::Data, &with_journal, data_from).await;
+        assert_eq!(
+            participant.recv_midi(Duration::from_secs(2)).await.unwrap(),
+            Some(vec![0x80, 0x3C, 0x00])
+        );
+        assert_eq!(
+            participant
+                .recv_midi(Duration::from_millis(50))
+                .await
+                .unwrap(),
+            None
+        );
+
+        participant.send_midi(&[0x90, 0x3C, 0x64]).await.unwrap();
+        let (bytes, _) = hub.receive(PortKind::Data).await;
+        let sent = wire::decode_midi_packet(&bytes).unwrap();
+        assert_eq!(sent.commands, [0x90, 0x3C, 0x64]);
+        assert_eq!(sent.ssrc, participant.ssrc());
+        assert_eq!(bytes[12], 0x03, "short header, no journal");
+    }
+
+    #[tokio::test]
+    async fn dropping_without_leave_sends_no_goodbye_and_stops_clock_sync() {
+        let hub = ScriptedHub::bind().await;
+        let quick_clock_sync = JoinOptions {
+            ck_interval: Duration::from_millis(20),
+            ..options()
+        };
+        let joining = tokio::spawn(Participant::join(hub.address(), "peer-d", quick_clock_sync));
+        hub.accept(PortKind::Control).await;
+        hub.accept(PortKind::Data).await;
+        hub.answer_clock_sync().await;
+        let participant = joining.await.unwrap().unwrap();
+        // The background task repeats CK0 every 20 ms while the participant lives.
+        let (packet, _) = hub.receive_session(PortKind::Data).await;
+        assert!(matches!(
+            packet,
+            SessionPacket::ClockSync(ClockSync { count: 0, .. })
+        ));
+
+        drop(participant);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let mut buffer = vec![0; RECEIVE_BUFFER_LEN];
+        // Drain CK0s sent before the drop took effect, then expect silence on both ports.
+        while let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(10), hub.data.recv_from(&mut buffer)).await
+        {
+        }
+        for socket in [&hub.control, &hub.data] {
+            let heard =
+                tokio::time::timeout(Duration::from_millis(200), socket.recv_from(&mut buffer))
+                    .await;
+            assert!(heard.is_err(), "nothing after drop, got {heard:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_invitation_is_a_rejected_error() {
+        let hub = ScriptedHub::bind().await;
+        let joining = tokio::spawn(Participant::join(hub.address(), "peer-z", options()));
+        let (packet, from) = hub.receive_session(PortKind::Control).await;
+        let SessionPacket::Invitation(invitation) = packet else {
+            panic!("expected IN, got {packet:?}");
+        };
+        let reject = SessionPacket::Reject {
+            token: invitation.token,
+            ssrc: 0x0000_1234,
+            name: None,
+        };
+        hub.send(PortKind::Control, &reject.encode(), from).await;
+        let error = joining.await.unwrap().err().expect("join fails");
+        assert!(
+            matches!(&error, PeerError::Rejected { port: PortKind::Control, name, .. } if name == "peer-z"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_hub_is_a_timeout_error() {
+        let hub = ScriptedHub::bind().await;
+        let error = Participant::join(hub.address(), "peer-t", options())
+            .await
+            .err()
+            .expect("join fails");
+        assert!(
+            matches!(error, PeerError::Timeout { hub: address, .. } if address == hub.address()),
+            "{error}"
+        );
+        assert!(error.to_string().contains("is rtpmidid running"), "{error}");
+    }
+}
