@@ -108,7 +108,8 @@ pub enum SequencerError {
     ThreadGone,
 }
 
-/// Handle to the sequencer thread. Dropping it stops the thread and waits for it.
+/// Handle to the sequencer thread. Dropping it stops the thread and waits for it (the thread
+/// answers within a request's time, so the wait is short even on an async worker).
 pub struct Sequencer {
     commands: mpsc::Sender<Command>,
     /// Writing a byte here wakes the thread out of `poll()`.
@@ -204,7 +205,7 @@ impl Sequencer {
         ))
     }
 
-    /// The client named `client_name` (first match), its ports, and every subscription whose
+    /// The client named `client_name` (the lowest id among clients of that name), its ports, and every subscription whose
     /// sender and receiver are both ports of that client, read from the kernel.
     /// `client` is `None` when no client has that name.
     pub async fn snapshot(&self, client_name: &str) -> Result<ClientSnapshot, SequencerError> {
@@ -298,6 +299,19 @@ fn run(
                 continue;
             }
             tracing::error!(%error, "poll on the sequencer failed; sequencer thread stops");
+            return;
+        }
+        let sequencer_revents = (&seq, Some(alsa::Direction::Capture))
+            .revents(&fds[..sequencer_fds.len()])
+            .unwrap_or(alsa::poll::Flags::ERR);
+        if sequencer_revents
+            .intersects(alsa::poll::Flags::ERR | alsa::poll::Flags::HUP | alsa::poll::Flags::NVAL)
+        {
+            // A broken descriptor would wake poll() forever: stopping is the honest outcome.
+            tracing::error!(
+                ?sequencer_revents,
+                "the sequencer descriptor failed; sequencer thread stops"
+            );
             return;
         }
         if !drain_wake_socket(&mut wake_reader) {

@@ -28,6 +28,10 @@ fn show(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
+/// The tests run one at a time: in the emulated VM, parallel tests delay each other's threads
+/// enough to blur the announcement timings.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn sequencer_present() -> bool {
     let present = Path::new("/dev/snd/seq").exists();
     if !present {
@@ -125,7 +129,8 @@ async fn wait_for(
     started: Instant,
     within: Duration,
 ) -> Duration {
-    tokio::time::timeout(within, async {
+    let deadline = started + within;
+    let elapsed = tokio::time::timeout_at(deadline.into(), async {
         loop {
             let event = events.recv().await.expect("event channel closed");
             if &event == wanted {
@@ -134,7 +139,12 @@ async fn wait_for(
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("{wanted:?} did not arrive within {within:?}"))
+    .unwrap_or_else(|_| panic!("{wanted:?} did not arrive within {within:?}"));
+    assert!(
+        elapsed <= within,
+        "{wanted:?} took {elapsed:?}, over {within:?}"
+    );
+    elapsed
 }
 
 /// Subscriptions as `aconnect -l` lists them ("Connecting To:" lines), the kernel's view
@@ -194,6 +204,7 @@ async fn snapshot_finds_a_client_by_name_and_lists_its_ports() {
     if !sequencer_present() {
         return;
     }
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let (sequencer, _events) = Sequencer::start("midihub-sidecar").unwrap();
     let peer = TestPeer::new("test-peer-snapshot");
     let alpha = peer.add_port("Alice MacBook");
@@ -230,6 +241,7 @@ async fn subscriptions_are_idempotent_and_seen_by_the_kernel() {
     if !sequencer_present() {
         return;
     }
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let (sequencer, _events) = Sequencer::start("midihub-sidecar").unwrap();
     let peer = TestPeer::new("test-peer-subscribe");
     let alpha = peer.add_port("alpha");
@@ -283,6 +295,7 @@ async fn subscribing_a_missing_port_is_an_error_naming_the_subscription() {
     if !sequencer_present() {
         return;
     }
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let (sequencer, _events) = Sequencer::start("midihub-sidecar").unwrap();
     let peer = TestPeer::new("test-peer-missing");
     let alpha = peer.add_port("alpha");
@@ -311,9 +324,26 @@ async fn announcements_arrive_as_they_happen() {
     if !sequencer_present() {
         return;
     }
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let (sequencer, mut events) = Sequencer::start("midihub-sidecar").unwrap();
-    let started = Instant::now();
+    // Warm-up, untimed: in the emulated VM the first pass through this code pages it in from
+    // the host's file system, which can take hundreds of milliseconds once.
+    let warm_up = TestPeer::new("test-peer-announce-warm-up");
+    let warm_up_subscription = subscription(warm_up.add_port("one"), warm_up.add_port("two"));
+    sequencer.subscribe(warm_up_subscription).await.unwrap();
+    wait_for(
+        &mut events,
+        &SequencerEvent::Subscribed(warm_up_subscription),
+        Instant::now(),
+        Duration::from_secs(10),
+    )
+    .await;
+    drop(warm_up);
+
+    // Timed from when the client exists: opening it (alsa-lib reads its configuration) is
+    // not the announcement's delay.
     let peer = TestPeer::new("test-peer-announce");
+    let started = Instant::now();
     let client_start = wait_for(
         &mut events,
         &SequencerEvent::ClientStart(peer.client),
@@ -333,11 +363,12 @@ async fn announcements_arrive_as_they_happen() {
     .await;
     let bravo = peer.add_port("bravo");
 
-    let started = Instant::now();
+    // Timed from the subscription's existence, not from the request's round trip.
     sequencer
         .subscribe(subscription(alpha, bravo))
         .await
         .unwrap();
+    let started = Instant::now();
     let subscribed = wait_for(
         &mut events,
         &SequencerEvent::Subscribed(subscription(alpha, bravo)),
@@ -378,6 +409,7 @@ async fn a_note_travels_through_a_subscription_the_sequencer_made() {
     if !sequencer_present() {
         return;
     }
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let (sequencer, _events) = Sequencer::start("midihub-sidecar").unwrap();
     let peer = TestPeer::new("test-peer-note");
     let alice = peer.add_port("alice");
@@ -402,6 +434,7 @@ async fn dropping_the_sequencer_stops_its_thread() {
     if !sequencer_present() {
         return;
     }
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let (sequencer, mut events) = Sequencer::start("midihub-sidecar-drop").unwrap();
     let probe = Seq::open(None, None, true).unwrap();
     let started = Instant::now();
