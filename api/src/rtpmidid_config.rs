@@ -16,8 +16,8 @@ use thiserror::Error;
 
 use crate::HubPort;
 
-/// Name of rtpmidid's ALSA sequencer client; the sidecar finds the client by this name.
-pub const ALSA_CLIENT_NAME: &str = "rtpmidid";
+/// Start of rtpmidid's ALSA sequencer client name; see [`alsa_client_name`].
+pub const ALSA_CLIENT_PREFIX: &str = "rtpmidid";
 /// Directory of rtpmidid's control socket; it must exist before rtpmidid starts.
 pub const CONTROL_SOCKET_DIR: &str = "/run/rtpmidid";
 /// rtpmidid's control socket, where the sidecar asks for `status`.
@@ -61,7 +61,7 @@ impl RtpmididConfig {
     /// socket path.
     pub fn for_hub(hub_name: &str, ports: &[HubPort]) -> Result<Self, ConfigError> {
         Ok(RtpmididConfig {
-            alsa_name: ALSA_CLIENT_NAME.to_owned(),
+            alsa_name: alsa_client_name(ports),
             control_socket: CONTROL_SOCKET_PATH.to_owned(),
             rooms: rooms(hub_name, ports)?,
         })
@@ -114,6 +114,18 @@ pub enum ConfigError {
     PortOdd { port: i64 },
     #[error("port {port} is listed more than once: remove the duplicate room")]
     DuplicatePort { port: u16 },
+}
+
+/// rtpmidid's ALSA client name for a hub with `ports`: `rtpmidid-<first control port>`.
+///
+/// Every hub on a node shares the node's one sequencer, and the sidecar finds its daemon by
+/// this name, so it must differ between hubs of a node: two hubs cannot share a node with the
+/// same UDP port, so the first port tells them apart.
+pub fn alsa_client_name(ports: &[HubPort]) -> String {
+    match ports.first() {
+        Some(port) => format!("{ALSA_CLIENT_PREFIX}-{}", port.port),
+        None => ALSA_CLIENT_PREFIX.to_owned(),
+    }
 }
 
 /// Default session name `<hub>-<port>`, shortened (cut at the end of the hub part, on a char
@@ -327,7 +339,7 @@ mod tests {
 
     fn config_with_rooms(rooms: Vec<Room>) -> RtpmididConfig {
         RtpmididConfig {
-            alsa_name: ALSA_CLIENT_NAME.to_owned(),
+            alsa_name: ALSA_CLIENT_PREFIX.to_owned(),
             control_socket: CONTROL_SOCKET_PATH.to_owned(),
             rooms,
         }
@@ -397,12 +409,17 @@ mod tests {
     }
 
     #[test]
-    fn config_for_hub_uses_the_standard_client_name_and_socket() {
-        let config = RtpmididConfig::for_hub("berlin", &[hub_port(5004, None)]).unwrap();
+    fn config_for_hub_names_the_client_after_its_first_port_and_uses_the_standard_socket() {
+        let config =
+            RtpmididConfig::for_hub("berlin", &[hub_port(5004, None), hub_port(5006, None)])
+                .unwrap();
 
-        assert_eq!(config.alsa_name, "rtpmidid");
+        assert_eq!(config.alsa_name, "rtpmidid-5004");
         assert_eq!(config.control_socket, "/run/rtpmidid/control.sock");
-        assert_eq!(config.rooms, vec![room("berlin-5004", 5004)]);
+        assert_eq!(
+            config.rooms,
+            vec![room("berlin-5004", 5004), room("berlin-5006", 5006)]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use midihub_api::rtpmidid_config::{self, ALSA_CLIENT_NAME, ConfigError, Room, RtpmididConfig};
+use midihub_api::rtpmidid_config::{self, ConfigError, Room, RtpmididConfig};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
@@ -57,7 +57,7 @@ pub fn write_config(
     let rooms: Vec<Room> = rtpmidid_config::rooms(hub_name, ports)?;
     let socket = directory.join("control.sock");
     let config = RtpmididConfig {
-        alsa_name: ALSA_CLIENT_NAME.to_string(),
+        alsa_name: rtpmidid_config::alsa_client_name(ports),
         control_socket: socket.to_string_lossy().into_owned(),
         rooms,
     };
@@ -80,6 +80,8 @@ pub async fn supervise(rtpmidid: PathBuf, ini: PathBuf, mut stop: watch::Receive
         let mut child = match Command::new(&rtpmidid)
             .arg("--ini")
             .arg(&ini)
+            // stdout carries the sidecar's JSON lines: the daemon's log goes to stderr.
+            .stdout(std::io::stderr())
             .kill_on_drop(true)
             .spawn()
         {

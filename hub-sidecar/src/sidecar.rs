@@ -73,6 +73,10 @@ pub struct Sidecar {
     last_round_trip: BTreeMap<(u16, u32), f64>,
     /// What rtpmidid's last status could not explain, logged when it changes.
     status_warnings: Vec<String>,
+    /// Ports the sequencer announced that rtpmidid's status has not explained yet (a
+    /// participant's port can show up in the sequencer a moment before it does in `status`),
+    /// with when they were announced.
+    unexplained: BTreeMap<PortAddr, Instant>,
 }
 
 impl Sidecar {
@@ -95,6 +99,7 @@ impl Sidecar {
             throttle,
             last_round_trip: BTreeMap::new(),
             status_warnings: Vec::new(),
+            unexplained: BTreeMap::new(),
         }
     }
 
@@ -108,22 +113,21 @@ impl Sidecar {
         tokio::pin!(shutdown);
         let mut refresh = tokio::time::interval(self.pacing.refresh);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // After an announcement, while some port of the daemon is unexplained, look again
-        // every `retry` until this instant.
-        let mut retry_window: Option<Instant> = None;
         let mut pending: Option<(Instant, Report)> = None;
         loop {
-            let retry_at = retry_window.map(|_| Instant::now() + self.pacing.retry);
+            let retry_at =
+                (!self.unexplained.is_empty()).then(|| Instant::now() + self.pacing.retry);
             tokio::select! {
                 () = &mut shutdown => break,
                 event = events.recv() => {
                     let Some(event) = event else {
                         return Err(SidecarError::SequencerStopped);
                     };
-                    tracing::debug!(?event, "sequencer announcement");
                     // One pass serves every announcement that is already queued.
-                    while events.try_recv().is_ok() {}
-                    retry_window = Some(Instant::now() + self.pacing.retry_for);
+                    self.note(event);
+                    while let Ok(event) = events.try_recv() {
+                        self.note(event);
+                    }
                 }
                 _ = refresh.tick() => {}
                 () = sleep_until(retry_at) => {}
@@ -134,10 +138,7 @@ impl Sidecar {
                     continue;
                 }
             }
-            let (report, settled) = self.pass().await;
-            if settled || retry_window.is_some_and(|until| Instant::now() >= until) {
-                retry_window = None;
-            }
+            let report = self.pass().await;
             self.shared.update(&report);
             pending = match self.throttle.due(&report, Instant::now().into_std()) {
                 Due::Now => {
@@ -156,6 +157,23 @@ impl Sidecar {
         Ok(())
     }
 
+    /// Takes note of a sequencer announcement.
+    fn note(&mut self, event: SequencerEvent) {
+        tracing::debug!(?event, "sequencer announcement");
+        match event {
+            SequencerEvent::PortStart(port) => {
+                self.unexplained.insert(port, Instant::now());
+            }
+            SequencerEvent::PortExit(port) => {
+                self.unexplained.remove(&port);
+            }
+            SequencerEvent::ClientExit(client) => {
+                self.unexplained.retain(|port, _| port.client != client);
+            }
+            _ => {}
+        }
+    }
+
     async fn publish(&mut self, report: Report) {
         match self.sink.publish(&report).await {
             Ok(()) => self.throttle.published(report, Instant::now().into_std()),
@@ -166,15 +184,14 @@ impl Sidecar {
         }
     }
 
-    /// One look at rtpmidid and the sequencer, and the wiring made right. Returns the report
-    /// and whether every port of the daemon was accounted for (false: look again soon).
-    async fn pass(&mut self) -> (Report, bool) {
+    /// One look at rtpmidid and the sequencer, and the wiring made right.
+    async fn pass(&mut self) -> Report {
         let status = match self.control.status().await {
             Ok(status) => status,
             Err(error) => {
                 self.shared.metrics.error(ErrorSource::Control);
                 tracing::warn!(%error, "cannot read rtpmidid's status; the wiring is left as it is");
-                return (self.stale_report(error.reason(), error.to_string()), true);
+                return self.stale_report(error.reason(), error.to_string());
             }
         };
         if status.warnings != self.status_warnings {
@@ -188,7 +205,7 @@ impl Sidecar {
             Err(error) => {
                 self.shared.metrics.error(ErrorSource::Sequencer);
                 tracing::warn!(%error, "cannot read the sequencer");
-                return (self.stale_report("SequencerError", error.to_string()), true);
+                return self.stale_report("SequencerError", error.to_string());
             }
         };
         let Some(client) = snapshot.client else {
@@ -196,14 +213,18 @@ impl Sidecar {
                 "rtpmidid answers, but its ALSA client {:?} is not in the sequencer",
                 status.alsa_name
             );
-            return (self.stale_report("DaemonNotInSequencer", message), false);
+            return self.stale_report("DaemonNotInSequencer", message);
         };
 
         let participants = participant_ports(&status, client);
         let existing: BTreeSet<PortAddr> = snapshot.ports.iter().map(|p| p.addr).collect();
         let known: BTreeSet<PortAddr> = participants.iter().map(|p| p.port).collect();
-        // A port the status does not explain yet may be a participant that just joined.
-        let settled = existing.iter().all(|port| known.contains(port));
+        // Announced ports stay unexplained until the status names them, they go away, or
+        // they are old enough to be something else (rtpmidid's own port, say).
+        let retry_for = self.pacing.retry_for;
+        self.unexplained.retain(|port, announced| {
+            !known.contains(port) && existing.contains(port) && announced.elapsed() < retry_for
+        });
         let participants: Vec<ParticipantPort> = participants
             .into_iter()
             .filter(|p| existing.contains(&p.port))
@@ -255,11 +276,10 @@ impl Sidecar {
             tracing::warn!(?failures, "some subscriptions could not be changed");
             WiringState::unknown("SubscriptionFailed", failures.join("; "))
         };
-        let report = Report {
+        Report {
             participants: self.roster.participants(),
             wiring,
-        };
-        (report, settled && failures.is_empty())
+        }
     }
 
     /// The last known participants, with the reason the wiring could not be checked.

@@ -29,6 +29,8 @@ const RECEIVE_BUFFER_LEN: usize = 8192;
 /// How many random local ports to try for a free control/data pair (N, N+1).
 const PORT_PAIR_ATTEMPTS: u32 = 32;
 const NO_ROUND_TRIP: u64 = u64::MAX;
+/// How long to wait for an answer to an invitation before sending it again.
+const INVITATION_RETRY: Duration = Duration::from_millis(500);
 
 /// How a participant joins and keeps its session.
 #[derive(Debug, Clone)]
@@ -303,29 +305,52 @@ impl Session {
     }
 
     /// IN → OK on one port; returns the hub's session name.
+    /// Invites on one port, repeating the IN every [`INVITATION_RETRY`] until the hub answers
+    /// or `timeout` passes, as real initiators do: a daemon that is still starting may drop
+    /// an early invitation.
     async fn invite(&self, port: PortKind, timeout: Duration) -> Result<String, PeerError> {
         let invitation = SessionPacket::Invitation(Invitation {
             token: self.token,
             ssrc: self.ssrc,
             name: self.name.clone(),
         });
-        self.send_session(port, &invitation, "IN").await?;
         let what = match port {
             PortKind::Control => "the invitation (IN) on its control port",
             PortKind::Data => "the invitation (IN) on its data port",
         };
-        self.await_session_packet(port, timeout, what, |packet| match packet {
-            SessionPacket::Accept(accept) if accept.token == self.token => Some(Ok(accept.name)),
-            SessionPacket::Reject { token, .. } if token == self.token => {
-                Some(Err(PeerError::Rejected {
-                    hub: self.hub_control,
-                    name: self.name.clone(),
-                    port,
-                }))
+        let deadline = TokioInstant::now() + timeout;
+        loop {
+            self.send_session(port, &invitation, "IN").await?;
+            let wait =
+                INVITATION_RETRY.min(deadline.saturating_duration_since(TokioInstant::now()));
+            let answer = self
+                .await_session_packet(port, wait, what, |packet| match packet {
+                    SessionPacket::Accept(accept) if accept.token == self.token => {
+                        Some(Ok(accept.name))
+                    }
+                    SessionPacket::Reject { token, .. } if token == self.token => {
+                        Some(Err(PeerError::Rejected {
+                            hub: self.hub_control,
+                            name: self.name.clone(),
+                            port,
+                        }))
+                    }
+                    _ => None,
+                })
+                .await;
+            match answer {
+                Err(PeerError::Timeout { .. }) if TokioInstant::now() < deadline => continue,
+                Err(PeerError::Timeout { hub, what, .. }) => {
+                    return Err(PeerError::Timeout {
+                        hub,
+                        what,
+                        after: timeout,
+                    });
+                }
+                Err(error) => return Err(error),
+                Ok(answer) => return answer,
             }
-            _ => None,
-        })
-        .await?
+        }
     }
 
     /// CK0 → CK1 → CK2 once, in the foreground, so a joined participant has a round trip.

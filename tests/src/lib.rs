@@ -3,5 +3,6 @@
 
 pub mod applemidi;
 pub mod fake_apiserver;
+pub mod real_alsa;
 
 pub use fake_apiserver::{FailureRule, FakeApiServer, FakeApiServerError, Method, RecordedRequest};

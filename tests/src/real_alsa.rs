@@ -1,0 +1,296 @@
+//! Support for tests on a real ALSA sequencer with the real rtpmidid: finding what they need
+//! (and saying why they skip when it is missing), running rtpmidid with the configuration the
+//! product renders, and reading the kernel's subscriptions with `aconnect -l`, a tool
+//! independent of the code under test.
+// Test support: a set-up step that fails fails the test that asked for it.
+#![allow(clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use midihub_api::HubPort;
+use midihub_api::rtpmidid_config::{self, RtpmididConfig};
+use tokio::process::{Child, Command};
+
+/// The rtpmidid binary, when this machine can run the real-ALSA tier: `RTPMIDID_BIN` names it
+/// and `/dev/snd/seq` exists. Otherwise prints why the caller skips (visible in test output)
+/// and returns `None`.
+pub fn rtpmidid_or_skip(test: &str) -> Option<PathBuf> {
+    let reason = match std::env::var_os("RTPMIDID_BIN") {
+        None => "RTPMIDID_BIN is not set (the path printed by shared/rtpmidid/build)".to_string(),
+        Some(path) if !Path::new(&path).is_file() => {
+            format!("RTPMIDID_BIN={} is not a file", Path::new(&path).display())
+        }
+        Some(_) if !Path::new("/dev/snd/seq").exists() => {
+            "no ALSA sequencer here (/dev/snd/seq is missing); run the tier in shared/alsa-vm"
+                .to_string()
+        }
+        Some(path) => return Some(PathBuf::from(path)),
+    };
+    eprintln!("SKIP {test}: {reason}");
+    None
+}
+
+/// A fresh directory under /tmp for one test's files.
+pub fn scratch_dir(label: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!("midihub-{label}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|error| panic!("cannot create {}: {error}", dir.display()));
+    dir
+}
+
+/// The real rtpmidid, configured by the product's own rendering for `ports`; killed on drop.
+pub struct Rtpmidid {
+    child: Child,
+    pub control_socket: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Rtpmidid {
+    /// Writes the configuration for `ports` (hub name `hub_name`) into `dir` and starts the
+    /// daemon; returns once it listens on every room's port.
+    pub async fn start(binary: &Path, dir: &Path, hub_name: &str, ports: &[HubPort]) -> Rtpmidid {
+        let control_socket = dir.join("control.sock");
+        let config = RtpmididConfig {
+            alsa_name: rtpmidid_config::alsa_client_name(ports),
+            control_socket: control_socket.to_string_lossy().into_owned(),
+            rooms: rtpmidid_config::rooms(hub_name, ports).expect("valid rooms"),
+        };
+        let ini = dir.join("rtpmidid.ini");
+        std::fs::write(&ini, rtpmidid_config::render(&config).expect("renderable"))
+            .expect("writable scratch dir");
+        let daemon = Self::start_with_ini(binary, &ini, control_socket).await;
+        let wanted: Vec<u16> = config.rooms.iter().map(|room| room.port).collect();
+        let mut listening = Vec::new();
+        for _ in 0..500 {
+            listening = listening_ports(&daemon.control_socket).await;
+            if wanted.iter().all(|port| listening.contains(port)) {
+                return daemon;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "rtpmidid listens on {listening:?}, not on every room of {wanted:?}; its log:\n{}",
+            daemon.log_text()
+        );
+    }
+
+    /// Starts the daemon on an existing configuration file whose control socket is
+    /// `control_socket`.
+    pub async fn start_with_ini(binary: &Path, ini: &Path, control_socket: PathBuf) -> Rtpmidid {
+        let _ = std::fs::remove_file(&control_socket);
+        let log = ini.with_extension("log");
+        let log_file = std::fs::File::create(&log).expect("writable scratch dir");
+        let child = Command::new(binary)
+            .arg("--ini")
+            .arg(ini)
+            .stdout(Stdio::from(log_file.try_clone().expect("log file")))
+            .stderr(Stdio::from(log_file))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+        let daemon = Rtpmidid {
+            child,
+            control_socket,
+            log,
+        };
+        let ready = wait_until(Duration::from_secs(10), || daemon.control_socket.exists()).await;
+        assert!(
+            ready,
+            "rtpmidid made no control socket; its log:\n{}",
+            daemon.log_text()
+        );
+        daemon
+    }
+
+    /// rtpmidid's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the daemon and waits for it.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The control ports of the rooms rtpmidid's `status` shows as listening (empty while it
+/// does not answer).
+pub async fn listening_ports(control_socket: &Path) -> Vec<u16> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let Ok(mut stream) = tokio::net::UnixStream::connect(control_socket).await else {
+        return Vec::new();
+    };
+    if stream
+        .write_all(br#"{"method":"status","params":{},"id":1}"#)
+        .await
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let mut line = String::new();
+    let mut reader = BufReader::new(stream);
+    let read = reader.read_line(&mut line);
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(2), read).await,
+        Ok(Ok(_))
+    ) {
+        return Vec::new();
+    }
+    let reply: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+    reply["result"]["router"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry["listening"]["control_port"].as_u64())
+        .filter_map(|port| u16::try_from(port).ok())
+        .collect()
+}
+
+/// One sequencer client as `aconnect -l` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientView {
+    pub id: i32,
+    /// Port number → port name.
+    pub ports: BTreeMap<i32, String>,
+    /// (from port, to port) for every subscription from one of this client's ports to another
+    /// of its ports.
+    pub internal_links: BTreeSet<(i32, i32)>,
+    /// Subscriptions from this client's ports to other clients' ports: (port, (client, port)).
+    pub external_links: BTreeSet<(i32, (i32, i32))>,
+}
+
+/// The client named `name` as `aconnect -l` reports it, if it exists.
+pub fn aconnect_view(name: &str) -> Option<ClientView> {
+    let output = std::process::Command::new("aconnect")
+        .arg("-l")
+        .output()
+        .expect("aconnect (alsa-utils) is installed");
+    parse_aconnect(&String::from_utf8_lossy(&output.stdout), name)
+}
+
+/// Parses `aconnect -l` output for the client named `name`.
+pub fn parse_aconnect(text: &str, name: &str) -> Option<ClientView> {
+    let mut view: Option<ClientView> = None;
+    let mut in_client = false;
+    let mut port: Option<i32> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("client ") {
+            let (id, rest) = rest.split_once(": '")?;
+            let client_name = rest.split('\'').next().unwrap_or_default();
+            in_client = client_name == name && view.is_none();
+            if in_client {
+                view = Some(ClientView {
+                    id: id.trim().parse().ok()?,
+                    ..ClientView::default()
+                });
+            }
+            port = None;
+            continue;
+        }
+        let Some(client) = view.as_mut().filter(|_| in_client) else {
+            continue;
+        };
+        let trimmed = line.trim();
+        if let Some(targets) = trimmed.strip_prefix("Connecting To:") {
+            let Some(from) = port else { continue };
+            for target in targets.split(',') {
+                let address = target.trim().split('[').next().unwrap_or_default().trim();
+                let Some((to_client, to_port)) = address.split_once(':') else {
+                    continue;
+                };
+                let (Ok(to_client), Ok(to_port)) =
+                    (to_client.parse::<i32>(), to_port.parse::<i32>())
+                else {
+                    continue;
+                };
+                if to_client == client.id {
+                    client.internal_links.insert((from, to_port));
+                } else {
+                    client.external_links.insert((from, (to_client, to_port)));
+                }
+            }
+        } else if trimmed.starts_with("Connected From:") {
+            continue;
+        } else if let Some((number, rest)) = trimmed.split_once(" '")
+            && let Ok(number) = number.parse::<i32>()
+        {
+            port = Some(number);
+            let port_name = rest.trim_end_matches('\'').trim_end().to_string();
+            client.ports.insert(number, port_name);
+        }
+    }
+    view
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const LISTING: &str = "\
+client 0: 'System' [type=kernel]
+    0 'Timer           '
+\tConnecting To: 15:0
+    1 'Announce        '
+\tConnecting To: 15:0, 128:0
+client 14: 'Midi Through' [type=kernel]
+    0 'Midi Through Port-0'
+client 128: 'rtpmidid' [type=user,pid=231]
+    1 'Alice MacBook'
+\tConnecting To: 128:2, 128:3[real:0], 14:0
+\tConnected From: 128:2
+    2 'bob-linux'
+\tConnecting To: 128:1
+\tConnected From: 128:1
+    3 'Alice MacBook'
+\tConnected From: 128:1
+client 129: 'midihub-sidecar' [type=user,pid=232]
+    0 'announce'
+";
+
+    #[test]
+    fn aconnect_listing_gives_ports_and_links_of_one_client() {
+        let view = parse_aconnect(LISTING, "rtpmidid").unwrap();
+        assert_eq!(view.id, 128);
+        assert_eq!(
+            view.ports,
+            BTreeMap::from([
+                (1, "Alice MacBook".to_string()),
+                (2, "bob-linux".to_string()),
+                (3, "Alice MacBook".to_string()),
+            ])
+        );
+        assert_eq!(
+            view.internal_links,
+            BTreeSet::from([(1, 2), (1, 3), (2, 1)])
+        );
+        assert_eq!(view.external_links, BTreeSet::from([(1, (14, 0))]));
+    }
+
+    #[test]
+    fn a_missing_client_is_none() {
+        assert_eq!(parse_aconnect(LISTING, "nobody"), None);
+    }
+}
