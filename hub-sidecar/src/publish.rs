@@ -115,7 +115,8 @@ impl KubernetesSink {
         Ok((sink, previous))
     }
 
-    async fn publish(&mut self, report: &Report) -> Result<(), PublishError> {
+    /// Writes the report's fields of the hub's status.
+    pub async fn publish(&mut self, report: &Report) -> Result<(), PublishError> {
         let now = Time(jiff::Timestamp::now());
         let since = match &self.wiring_since {
             Some((ok, since)) if *ok == report.wiring.ok => since.clone(),
@@ -152,7 +153,8 @@ impl KubernetesSink {
         Ok(())
     }
 
-    async fn announce(&mut self, changes: &Changes) -> Result<(), PublishError> {
+    /// Publishes an Event per participant that joined or left.
+    pub async fn announce(&mut self, changes: &Changes) -> Result<(), PublishError> {
         for (reason, verb, participants) in [
             ("ParticipantJoined", "joined", &changes.joined),
             ("ParticipantLeft", "left", &changes.left),

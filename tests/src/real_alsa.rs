@@ -16,7 +16,8 @@ use tokio::process::{Child, Command};
 
 /// The rtpmidid binary, when this machine can run the real-ALSA tier: `RTPMIDID_BIN` names it
 /// and `/dev/snd/seq` exists. Otherwise prints why the caller skips (visible in test output)
-/// and returns `None`.
+/// and returns `None` — except inside shared/alsa-vm (`ALSA_VM` set), where the tier is meant
+/// to run and a missing piece is a failure, not a skip.
 pub fn rtpmidid_or_skip(test: &str) -> Option<PathBuf> {
     let reason = match std::env::var_os("RTPMIDID_BIN") {
         None => "RTPMIDID_BIN is not set (the path printed by shared/rtpmidid/build)".to_string(),
@@ -29,6 +30,10 @@ pub fn rtpmidid_or_skip(test: &str) -> Option<PathBuf> {
         }
         Some(path) => return Some(PathBuf::from(path)),
     };
+    assert!(
+        std::env::var_os("ALSA_VM").is_none(),
+        "{test}: inside the ALSA VM but {reason}"
+    );
     eprintln!("SKIP {test}: {reason}");
     None
 }
@@ -120,31 +125,33 @@ impl Rtpmidid {
     }
 }
 
-/// The control ports of the rooms rtpmidid's `status` shows as listening (empty while it
-/// does not answer).
-pub async fn listening_ports(control_socket: &Path) -> Vec<u16> {
+/// The `result` of rtpmidid's `status` through its control socket, as raw JSON (`None` while
+/// it does not answer). Tests read it raw, independently of the sidecar's parser.
+pub async fn status_json(control_socket: &Path) -> Option<serde_json::Value> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let Ok(mut stream) = tokio::net::UnixStream::connect(control_socket).await else {
-        return Vec::new();
-    };
-    if stream
+    let mut stream = tokio::net::UnixStream::connect(control_socket).await.ok()?;
+    stream
         .write_all(br#"{"method":"status","params":{},"id":1}"#)
         .await
-        .is_err()
-    {
-        return Vec::new();
-    }
+        .ok()?;
     let mut line = String::new();
     let mut reader = BufReader::new(stream);
     let read = reader.read_line(&mut line);
-    if !matches!(
-        tokio::time::timeout(Duration::from_secs(2), read).await,
-        Ok(Ok(_))
-    ) {
+    tokio::time::timeout(Duration::from_secs(2), read)
+        .await
+        .ok()?
+        .ok()?;
+    let mut reply: serde_json::Value = serde_json::from_str(&line).ok()?;
+    Some(reply["result"].take())
+}
+
+/// The control ports of the rooms rtpmidid's `status` shows as listening (empty while it
+/// does not answer).
+pub async fn listening_ports(control_socket: &Path) -> Vec<u16> {
+    let Some(status) = status_json(control_socket).await else {
         return Vec::new();
-    }
-    let reply: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-    reply["result"]["router"]
+    };
+    status["router"]
         .as_array()
         .into_iter()
         .flatten()

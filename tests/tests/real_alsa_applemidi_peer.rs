@@ -16,150 +16,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use midihub_api::HubPort;
 use midihub_tests::applemidi::{JoinOptions, Participant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
-use tokio::process::{Child, Command};
+use midihub_tests::real_alsa::{
+    ClientView, Rtpmidid, aconnect_view, rtpmidid_or_skip, scratch_dir, status_json, wait_until,
+};
 
 const ROOM_A_PORT: u16 = 5004;
 const ROOM_B_PORT: u16 = 5006;
-const ALSA_NAME: &str = "rtpmidid";
+/// rtpmidid's client name as the product renders it for these rooms.
+const ALSA_NAME: &str = "rtpmidid-5004";
 const NOTE_COUNT: u8 = 20;
-
-/// rtpmidid running in a temporary directory with its log in a file; the log is printed when a
-/// test fails, and the process is killed when this is dropped.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-    control_socket: PathBuf,
-    log: PathBuf,
-}
-
-impl Daemon {
-    async fn start(binary: &Path) -> Daemon {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = PathBuf::from(format!(
-            "/tmp/midihub-applemidi-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let control_socket = dir.join("control.sock");
-        let ini = dir.join("rtpmidid.ini");
-        // Only `#` starts a comment in rtpmidid's INI parser, so no comments on value lines.
-        std::fs::write(
-            &ini,
-            format!(
-                "[general]\n\
-                 alsa_name={ALSA_NAME}\n\
-                 control={}\n\
-                 log_level=info\n\
-                 \n\
-                 [rtpmidi_announce]\n\
-                 name=room-a\n\
-                 port={ROOM_A_PORT}\n\
-                 \n\
-                 [rtpmidi_announce]\n\
-                 name=room-b\n\
-                 port={ROOM_B_PORT}\n\
-                 \n\
-                 [rtpmidi_discover]\n\
-                 enabled=false\n",
-                control_socket.display()
-            ),
-        )
-        .unwrap();
-        let log = dir.join("rtpmidid.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(binary)
-            .arg("--ini")
-            .arg(&ini)
-            .stdout(Stdio::from(log_file.try_clone().unwrap()))
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
-        Daemon {
-            child,
-            dir,
-            control_socket,
-            log,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// One request on the control socket, one JSON line back.
-    async fn status(&self) -> serde_json::Value {
-        let mut stream = UnixStream::connect(&self.control_socket).await.unwrap();
-        stream
-            .write_all(br#"{"method": "status", "params": {}, "id": 1}"#)
-            .await
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(stream).read_line(&mut line).await.unwrap();
-        let reply: serde_json::Value = serde_json::from_str(&line).unwrap();
-        reply["result"].clone()
-    }
-
-    /// Waits for the control socket and for both rooms to be listening.
-    async fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("rtpmidid exited early with {status}");
-            }
-            if self.control_socket.exists() {
-                let status = self.status().await;
-                let rooms = listening_rooms(&status);
-                if rooms.contains(&("room-a".to_string(), ROOM_A_PORT))
-                    && rooms.contains(&("room-b".to_string(), ROOM_B_PORT))
-                {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rtpmidid did not listen on both rooms within 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- rtpmidid log ---\n{}--- end ---", self.log_text());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// (name, control port) of every listening session in a `status` result.
-fn listening_rooms(status: &serde_json::Value) -> Vec<(String, u16)> {
-    status["router"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|entry| entry["type"] == "network_rtpmidi_multi_listener_t")
-        .filter_map(|entry| {
-            let port = entry["listening"]["control_port"].as_u64()?;
-            Some((
-                entry["name"].as_str()?.to_string(),
-                u16::try_from(port).ok()?,
-            ))
-        })
-        .collect()
-}
 
 /// Remote names and status strings of the peers connected to one room.
 fn room_peers(status: &serde_json::Value, room: &str) -> Vec<(String, String)> {
@@ -183,103 +52,47 @@ fn room_peers(status: &serde_json::Value, room: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The ports of the sequencer client named `client_name`, as `aconnect -l` lists them:
-/// (client id, [(port id, port name)]).
-fn alsa_ports(client_name: &str) -> Option<(u32, Vec<(u32, String)>)> {
-    let output = std::process::Command::new("aconnect")
-        .arg("-l")
-        .output()
-        .expect("aconnect runs (install alsa-utils)");
-    assert!(output.status.success(), "aconnect -l failed: {output:?}");
-    parse_aconnect_list(&String::from_utf8_lossy(&output.stdout), client_name)
+/// Polls `aconnect -l` until `check` accepts the rtpmidid client's ports; returns the view.
+/// `aconnect -l` leaves out a client that has no subscribable port, which is what rtpmidid is
+/// when nobody is connected, so a missing client counts as no ports.
+async fn wait_for_ports(what: &str, check: impl Fn(&ClientView) -> bool) -> ClientView {
+    let mut view = ClientView::default();
+    let found = wait_until(Duration::from_secs(10), || {
+        view = aconnect_view(ALSA_NAME).unwrap_or_default();
+        check(&view)
+    })
+    .await;
+    assert!(found, "{what} within 10 s; rtpmidid's client has {view:?}");
+    view
 }
 
-fn parse_aconnect_list(listing: &str, client_name: &str) -> Option<(u32, Vec<(u32, String)>)> {
-    let quoted = |line: &str| -> Option<String> {
-        let start = line.find('\'')?;
-        let end = line.rfind('\'')?;
-        (end > start).then(|| line[start + 1..end].trim_end().to_string())
-    };
-    let mut found: Option<(u32, Vec<(u32, String)>)> = None;
-    let mut in_client = false;
-    for line in listing.lines() {
-        if let Some(rest) = line.strip_prefix("client ") {
-            in_client = quoted(line).as_deref() == Some(client_name);
-            if in_client {
-                let id = rest.split(':').next()?.trim().parse().ok()?;
-                found = Some((id, Vec::new()));
-            }
-        } else if in_client && line.starts_with("    ") {
-            let trimmed = line.trim_start();
-            let port: Option<u32> = trimmed
-                .split_whitespace()
-                .next()
-                .and_then(|number| number.parse().ok());
-            if let (Some(port), Some(name), Some((_, ports))) = (port, quoted(trimmed), &mut found)
-            {
-                ports.push((port, name));
-            }
-        }
-    }
-    found
-}
-
-/// Polls `aconnect -l` until `check` accepts the rtpmidid client's ports; returns the client id
-/// once listed. `aconnect -l` leaves out a client that has no subscribable port, which is what
-/// rtpmidid is when nobody is connected, so a missing client counts as no ports.
-async fn wait_for_ports(
-    what: &str,
-    mut check: impl FnMut(&[(u32, String)]) -> bool,
-) -> (Option<u32>, Vec<(u32, String)>) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (client, ports) = match alsa_ports(ALSA_NAME) {
-            Some((client, ports)) => (Some(client), ports),
-            None => (None, Vec::new()),
-        };
-        if check(&ports) {
-            return (client, ports);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} within 10 s; rtpmidid's client {client:?} has ports {ports:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn port_named(ports: &[(u32, String)], name: &str) -> Option<u32> {
-    ports
+fn port_named(view: &ClientView, name: &str) -> Option<i32> {
+    view.ports
         .iter()
-        .find(|(_, port_name)| port_name == name)
+        .find(|(_, port_name)| *port_name == name)
         .map(|(port, _)| *port)
-}
-
-fn prerequisites() -> Option<PathBuf> {
-    let Some(binary) = std::env::var_os("RTPMIDID_BIN") else {
-        eprintln!(
-            "SKIP: RTPMIDID_BIN is not set (point it at the rtpmidid that \
-             shared/rtpmidid/build prints, and run inside shared/alsa-vm/run)"
-        );
-        return None;
-    };
-    if !Path::new("/dev/snd/seq").exists() {
-        eprintln!(
-            "SKIP: /dev/snd/seq is missing: no ALSA sequencer here (run inside shared/alsa-vm/run)"
-        );
-        return None;
-    }
-    Some(PathBuf::from(binary))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_and_leave() {
-    let Some(binary) = prerequisites() else {
+    let Some(binary) = rtpmidid_or_skip(
+        "participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_and_leave",
+    ) else {
         return;
     };
     let started = Instant::now();
-    let mut daemon = Daemon::start(&binary).await;
-    daemon.wait_until_listening().await;
+    let dir = scratch_dir("applemidi-peer");
+    let rooms = [
+        HubPort {
+            port: i32::from(ROOM_A_PORT),
+            name: Some("room-a".into()),
+        },
+        HubPort {
+            port: i32::from(ROOM_B_PORT),
+            name: Some("room-b".into()),
+        },
+    ];
+    let daemon = Rtpmidid::start(&binary, &dir, "hub", &rooms).await;
     eprintln!("rtpmidid listening after {:?}", started.elapsed());
 
     let room_a: SocketAddr = ([127, 0, 0, 1], ROOM_A_PORT).into();
@@ -307,14 +120,17 @@ async fn participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_a
     assert_ne!(alice.ssrc(), bob.ssrc());
     assert!(alice.last_round_trip().is_some() && bob.last_round_trip().is_some());
 
-    let (client, ports) = wait_for_ports("ALSA ports named after both participants", |ports| {
-        port_named(ports, "peer-alice").is_some() && port_named(ports, "peer-bob").is_some()
+    let view = wait_for_ports("ALSA ports named after both participants", |view| {
+        port_named(view, "peer-alice").is_some() && port_named(view, "peer-bob").is_some()
     })
     .await;
-    let client = client.expect("the rtpmidid client is listed once it has ports");
-    let alice_port = port_named(&ports, "peer-alice").unwrap();
-    let bob_port = port_named(&ports, "peer-bob").unwrap();
-    let mut peers = room_peers(&daemon.status().await, "room-a");
+    let client = view.id;
+    let alice_port = port_named(&view, "peer-alice").unwrap();
+    let bob_port = port_named(&view, "peer-bob").unwrap();
+    let mut peers = room_peers(
+        &status_json(&daemon.control_socket).await.unwrap(),
+        "room-a",
+    );
     peers.sort();
     assert_eq!(
         peers,
@@ -325,7 +141,10 @@ async fn participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_a
         "both participants are connected (status 3) in room-a"
     );
     assert_eq!(
-        room_peers(&daemon.status().await, "room-b"),
+        room_peers(
+            &status_json(&daemon.control_socket).await.unwrap(),
+            "room-b"
+        ),
         [("peer-carol".to_string(), "3".to_string())]
     );
 
@@ -387,36 +206,30 @@ async fn participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_a
 
     alice.leave().await.unwrap();
     bob.leave().await.unwrap();
-    wait_for_ports("room-a's participants' ports gone after BY", |ports| {
-        port_named(ports, "peer-alice").is_none() && port_named(ports, "peer-bob").is_none()
+    wait_for_ports("room-a's participants' ports gone after BY", |view| {
+        port_named(view, "peer-alice").is_none() && port_named(view, "peer-bob").is_none()
     })
     .await;
-    assert!(room_peers(&daemon.status().await, "room-a").is_empty());
-    let (_, ports) = wait_for_ports("peer-carol's port still there", |ports| {
-        port_named(ports, "peer-carol").is_some()
-    })
-    .await;
-    assert_eq!(ports.len(), 1, "only peer-carol's port is left: {ports:?}");
-    carol.leave().await.unwrap();
-    wait_for_ports("no participant ports left", |ports| ports.is_empty()).await;
-
-    daemon.child.start_kill().unwrap();
-    daemon.child.wait().await.unwrap();
-    eprintln!("whole test took {:?}", started.elapsed());
-}
-
-#[test]
-fn aconnect_listing_is_read_into_client_and_port_names() {
-    let listing = "client 0: 'System' [type=kernel]\n    0 'Timer           '\n    1 'Announce        '\nclient 128: 'rtpmidid' [type=user,pid=42]\n    1 'peer-alice      '\n\tConnecting To: 128:2\n    2 'peer bob, the 2nd'\n\tConnected From: 128:1\n";
-    assert_eq!(
-        parse_aconnect_list(listing, "rtpmidid"),
-        Some((
-            128,
-            vec![
-                (1, "peer-alice".to_string()),
-                (2, "peer bob, the 2nd".to_string())
-            ]
-        ))
+    assert!(
+        room_peers(
+            &status_json(&daemon.control_socket).await.unwrap(),
+            "room-a"
+        )
+        .is_empty()
     );
-    assert_eq!(parse_aconnect_list(listing, "nosuch"), None);
+    let view = wait_for_ports("peer-carol's port still there", |view| {
+        port_named(view, "peer-carol").is_some()
+    })
+    .await;
+    assert_eq!(
+        view.ports.len(),
+        1,
+        "only peer-carol's port is left: {view:?}"
+    );
+    carol.leave().await.unwrap();
+    wait_for_ports("no participant ports left", |view| view.ports.is_empty()).await;
+
+    daemon.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("whole test took {:?}", started.elapsed());
 }

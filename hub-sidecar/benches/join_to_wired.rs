@@ -1,0 +1,613 @@
+//! Benchmark (it prints figures and asserts nothing): how long after a participant has joined a
+//! room it first hears the room, with the hub-sidecar wiring the room and with the original
+//! single-VM approach (poll `aconnect -l` every 5 s), on the real rtpmidid and a real kernel
+//! sequencer; and the hub-sidecar process's memory and CPU while idle and under join/leave
+//! churn. Both approaches run in one process on one machine, so their ratio is what counts:
+//! inside the ALSA VM (software emulation) absolute figures are several times too slow.
+//!
+//! Needs `RTPMIDID_BIN` and `/dev/snd/seq` (run inside shared/alsa-vm, as the real-ALSA tier
+//! does); prints why and exits 0 otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use midihub_api::HubPort;
+use midihub_api::rtpmidid_config::alsa_client_name;
+use midihub_tests::applemidi::{JoinOptions, Participant};
+use midihub_tests::real_alsa::{
+    Rtpmidid, aconnect_view, rtpmidid_or_skip, scratch_dir, wait_until,
+};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+const ROOM_A: u16 = 5304;
+const ROOM_B: u16 = 5306;
+/// How often the resident sender plays a note while joins are measured.
+const NOTE_INTERVAL: Duration = Duration::from_millis(5);
+/// The poll period of the original approach.
+const POLL_PERIOD: Duration = Duration::from_secs(5);
+/// A joiner that hears nothing for this long counts as "never wired".
+const GIVE_UP_AFTER: Duration = Duration::from_secs(15);
+const IDLE_WINDOW: Duration = Duration::from_secs(20);
+const SIDECAR_JOINS: usize = 200;
+/// Concurrent joiners while the poller wires, and how long they keep joining.
+const POLLER_JOINERS: usize = 20;
+const POLLER_WINDOW: Duration = Duration::from_secs(100);
+/// Distinct (note, velocity) pairs the sender cycles through; velocity 0 would be a note-off.
+const NOTE_CODES: usize = 128 * 127;
+
+fn main() {
+    let Some(rtpmidid) = rtpmidid_or_skip("join_to_wired") else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(run(rtpmidid));
+}
+
+async fn run(rtpmidid: PathBuf) {
+    let started = Instant::now();
+    print_host_facts();
+    let dir = scratch_dir("bench-join-to-wired");
+    let ports = [room(ROOM_A, "bench-a"), room(ROOM_B, "bench-b")];
+    let client = alsa_client_name(&ports);
+    let daemon = Rtpmidid::start(&rtpmidid, &dir, "bench", &ports).await;
+
+    // Part 1 and 3: the hub-sidecar.
+    let sidecar = SidecarProcess::attach(&daemon.control_socket, dir.join("sidecar.log"));
+    let sender = join(ROOM_A, "sender").await;
+    let listener = join(ROOM_A, "listener").await;
+    let wired = wait_until(Duration::from_secs(10), || {
+        aconnect_view(&client).is_some_and(|view| view.internal_links.len() == 2)
+    })
+    .await;
+    assert!(
+        wired,
+        "the sidecar did not wire the two residents; its log:\n{}",
+        sidecar.log_text()
+    );
+    let ((), idle) = Footprint::measure(sidecar.pid, tokio::time::sleep(IDLE_WINDOW)).await;
+
+    let residents = Residents::start(sender, listener);
+    let (sidecar_samples, churn) = Footprint::measure(
+        sidecar.pid,
+        measure_joins(JoinPlan {
+            workers: 1,
+            per_worker: Some(SIDECAR_JOINS),
+            until: None,
+            pause_before_join: Duration::ZERO,
+            sent_at: residents.sent_at.clone(),
+        }),
+    )
+    .await;
+    let sidecar_log = sidecar.stop().await;
+
+    // Part 2: the original approach, on the same daemon, the sidecar gone.
+    let poller = AconnectPoller::start(client.clone(), POLL_PERIOD);
+    let children_before = children_cpu_ticks();
+    let poller_started = Instant::now();
+    let poller_samples = measure_joins(JoinPlan {
+        workers: POLLER_JOINERS,
+        per_worker: None,
+        until: Some(Instant::now() + POLLER_WINDOW),
+        // A random pause puts each join at a random phase of the poll period, as real
+        // participants arrive; without it the joiners would fall into step with the polls.
+        pause_before_join: POLL_PERIOD,
+        sent_at: residents.sent_at.clone(),
+    })
+    .await;
+    let poller_window = poller_started.elapsed();
+    let aconnect_ticks = children_cpu_ticks() - children_before;
+    let poller_stats = poller.stop().await;
+
+    let (sender, listener) = residents.stop().await;
+    let _ = sender.leave().await;
+    let _ = listener.leave().await;
+    daemon.stop().await;
+
+    println!();
+    println!("join -> wired: from the joiner's handshake (IN/OK on both ports + first clock sync)");
+    println!(
+        "to the first note it hears from a resident who plays one every {} ms",
+        NOTE_INTERVAL.as_millis()
+    );
+    println!();
+    println!(
+        "{:<44} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>11}",
+        "wiring", "count", "missed", "p50 ms", "p90 ms", "p99 ms", "max ms", "transit p50"
+    );
+    sidecar_samples.print_row("hub-sidecar (sequential joins)");
+    poller_samples.print_row(&format!(
+        "AconnectPoller, {} s poll ({} joiners at once)",
+        POLL_PERIOD.as_secs(),
+        POLLER_JOINERS
+    ));
+    if let (Some(sidecar_p50), Some(poller_p50)) = (
+        sidecar_samples.percentile(0.50),
+        poller_samples.percentile(0.50),
+    ) {
+        println!(
+            "p50 ratio (AconnectPoller / hub-sidecar): {:.0}x",
+            poller_p50.as_secs_f64() / sidecar_p50.as_secs_f64().max(1e-6)
+        );
+    }
+    println!(
+        "(transit p50: from the sender's send of the first note heard to its arrival, \
+         part of each sample)"
+    );
+    println!();
+    println!("hub-sidecar process footprint");
+    println!(
+        "{:<44} {:>10} {:>12} {:>12} {:>12}",
+        "window", "seconds", "RSS end MiB", "RSS max MiB", "CPU % 1 core"
+    );
+    idle.print_row("idle (2 participants wired, no MIDI)");
+    churn.print_row(&format!(
+        "churn ({} joins/leaves, notes every {} ms)",
+        sidecar_samples.latencies.len() + sidecar_samples.missed,
+        NOTE_INTERVAL.as_millis()
+    ));
+    println!();
+    println!(
+        "AconnectPoller cost over {:.0} s: {} polls, {} aconnect connects ({} failed: port gone), \
+         aconnect processes' CPU {:.1} % of one core",
+        poller_window.as_secs_f64(),
+        poller_stats.polls,
+        poller_stats.connects,
+        poller_stats.failed_connects,
+        cpu_percent(aconnect_ticks, poller_window)
+    );
+    if sidecar_samples.missed > 0 || sidecar_samples.join_failures > 0 {
+        println!("hub-sidecar log (missed or failed joins):\n{sidecar_log}");
+    }
+    println!("whole run: {:.0} s", started.elapsed().as_secs_f64());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn room(port: u16, name: &str) -> HubPort {
+    HubPort {
+        port: i32::from(port),
+        name: Some(name.to_string()),
+    }
+}
+
+fn hub(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+async fn join(port: u16, name: &str) -> Participant {
+    Participant::join(hub(port), name, JoinOptions::default())
+        .await
+        .unwrap_or_else(|error| panic!("{name} cannot join room {port}: {error}"))
+}
+
+fn print_host_facts() {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown".to_string());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let emulation = if std::env::var_os("ALSA_VM").is_some() {
+        "yes: shared/alsa-vm (qemu TCG software emulation); compare figures with each other only"
+    } else {
+        "not the ALSA VM (figures are this host's)"
+    };
+    println!("join_to_wired benchmark");
+    println!("host: {cores} cores, {cpu_model}, kernel {}", kernel.trim());
+    println!("emulated: {emulation}");
+    println!(
+        "rooms {ROOM_A} and {ROOM_B} on the real rtpmidid; joiners join room {ROOM_A}, \
+         where a sender and a listener stay"
+    );
+}
+
+/// The hub-sidecar binary in `local --attach` mode; stopped with SIGTERM on drop.
+struct SidecarProcess {
+    child: Child,
+    pid: u32,
+    log: PathBuf,
+}
+
+impl SidecarProcess {
+    fn attach(socket: &Path, log: PathBuf) -> SidecarProcess {
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hub-sidecar"))
+            .args(["--listen", "127.0.0.1:9183", "local", "--attach"])
+            .arg(socket)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pid = child.id().expect("a running child has a pid");
+        SidecarProcess { child, pid, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops it with SIGTERM (in attach mode it leaves rtpmidid running); returns its log.
+    async fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        self.log_text()
+    }
+}
+
+/// The two participants who stay in room A: the sender plays a note every [`NOTE_INTERVAL`]
+/// (a counter coded in note and velocity, its send time kept in `sent_at`), both drain what
+/// they hear.
+struct Residents {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<Participant>>,
+    sent_at: Arc<Mutex<Vec<Option<Instant>>>>,
+}
+
+impl Residents {
+    fn start(sender: Participant, listener: Participant) -> Residents {
+        let (stop, stopped) = watch::channel(false);
+        let sent_at = Arc::new(Mutex::new(vec![None; NOTE_CODES]));
+        let send_times = sent_at.clone();
+        let mut sender_stopped = stopped.clone();
+        let playing = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(NOTE_INTERVAL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut counter = 0;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = sender_stopped.changed() => return sender,
+                }
+                counter = (counter + 1) % NOTE_CODES;
+                send_times.lock().unwrap()[counter] = Some(Instant::now());
+                let _ = sender.send_midi(&note_for(counter)).await;
+                while let Ok(Some(_)) = sender.recv_midi(Duration::ZERO).await {}
+            }
+        });
+        let mut listener_stopped = stopped;
+        let listening = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = listener.recv_midi(Duration::from_secs(3600)) => {}
+                    _ = listener_stopped.changed() => return listener,
+                }
+            }
+        });
+        Residents {
+            stop,
+            tasks: vec![playing, listening],
+            sent_at,
+        }
+    }
+
+    async fn stop(self) -> (Participant, Participant) {
+        let _ = self.stop.send(true);
+        let [playing, listening]: [_; 2] = self.tasks.try_into().ok().unwrap();
+        (playing.await.unwrap(), listening.await.unwrap())
+    }
+}
+
+fn note_for(counter: usize) -> [u8; 3] {
+    [0x90, (counter / 127) as u8, (counter % 127 + 1) as u8]
+}
+
+fn counter_of(midi: &[u8]) -> Option<usize> {
+    match midi {
+        [0x90, note, velocity, ..] if *velocity > 0 => {
+            Some(usize::from(*note) * 127 + usize::from(*velocity) - 1)
+        }
+        _ => None,
+    }
+}
+
+/// How joins are measured: each worker joins, waits for its first note, leaves, repeats.
+struct JoinPlan {
+    workers: usize,
+    /// Joins per worker, or none to keep joining `until`.
+    per_worker: Option<usize>,
+    until: Option<Instant>,
+    /// Each join waits a uniformly random time up to this first.
+    pause_before_join: Duration,
+    sent_at: Arc<Mutex<Vec<Option<Instant>>>>,
+}
+
+/// join → wired samples of one approach.
+#[derive(Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    /// The transit of the first note each joiner heard (from its send to its arrival).
+    transits: Vec<Duration>,
+    /// Joiners that heard nothing within [`GIVE_UP_AFTER`].
+    missed: usize,
+    join_failures: usize,
+}
+
+impl Samples {
+    fn merge(&mut self, other: Samples) {
+        self.latencies.extend(other.latencies);
+        self.transits.extend(other.transits);
+        self.missed += other.missed;
+        self.join_failures += other.join_failures;
+    }
+
+    /// Nearest-rank percentile.
+    fn percentile(&self, fraction: f64) -> Option<Duration> {
+        percentile(&self.latencies, fraction)
+    }
+
+    fn print_row(&self, label: &str) {
+        let ms = |value: Option<Duration>| {
+            value.map_or("-".to_string(), |value| {
+                format!("{:.1}", value.as_secs_f64() * 1000.0)
+            })
+        };
+        let missed = if self.join_failures > 0 {
+            format!("{}+{}j", self.missed, self.join_failures)
+        } else {
+            self.missed.to_string()
+        };
+        println!(
+            "{:<44} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>11}",
+            label,
+            self.latencies.len(),
+            missed,
+            ms(self.percentile(0.50)),
+            ms(self.percentile(0.90)),
+            ms(self.percentile(0.99)),
+            ms(self.latencies.iter().max().copied()),
+            ms(percentile(&self.transits, 0.50)),
+        );
+    }
+}
+
+fn percentile(values: &[Duration], fraction: f64) -> Option<Duration> {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let rank = ((fraction * sorted.len() as f64).ceil() as usize).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+async fn measure_joins(plan: JoinPlan) -> Samples {
+    let plan = Arc::new(plan);
+    let workers: Vec<_> = (0..plan.workers)
+        .map(|worker| tokio::spawn(join_repeatedly(plan.clone(), worker)))
+        .collect();
+    let mut samples = Samples::default();
+    for worker in workers {
+        samples.merge(worker.await.unwrap());
+    }
+    samples
+}
+
+async fn join_repeatedly(plan: Arc<JoinPlan>, worker: usize) -> Samples {
+    let mut samples = Samples::default();
+    for iteration in 0.. {
+        if plan.per_worker.is_some_and(|joins| iteration >= joins)
+            || plan.until.is_some_and(|until| Instant::now() >= until)
+        {
+            break;
+        }
+        tokio::time::sleep(uniform_up_to(plan.pause_before_join)).await;
+        let name = format!("joiner-{worker}-{iteration}");
+        let Ok(joiner) = Participant::join(hub(ROOM_A), &name, JoinOptions::default()).await else {
+            samples.join_failures += 1;
+            continue;
+        };
+        let joined = Instant::now();
+        let heard = joiner.recv_midi(GIVE_UP_AFTER).await;
+        let arrived = Instant::now();
+        match heard {
+            Ok(Some(midi)) => {
+                samples.latencies.push(arrived - joined);
+                let sent =
+                    counter_of(&midi).and_then(|counter| plan.sent_at.lock().unwrap()[counter]);
+                if let Some(sent) = sent {
+                    samples
+                        .transits
+                        .push(arrived.saturating_duration_since(sent));
+                }
+            }
+            _ => samples.missed += 1,
+        }
+        let _ = joiner.leave().await;
+    }
+    samples
+}
+
+/// A uniformly random duration in [0, `max`).
+fn uniform_up_to(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    let fraction = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    max.mul_f64(fraction)
+}
+
+/// The original single-VM approach: poll `aconnect -l` every 5 s and connect every pair of the
+/// room's ports (here: every ordered pair of distinct ports of the rtpmidid client; the
+/// joiners all use one room, so that is the room's pairs).
+struct AconnectPoller {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<PollerStats>,
+}
+
+#[derive(Debug, Default)]
+struct PollerStats {
+    polls: usize,
+    connects: usize,
+    failed_connects: usize,
+}
+
+impl AconnectPoller {
+    fn start(client: String, period: Duration) -> AconnectPoller {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut stats = PollerStats::default();
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = stopped.changed() => return stats,
+                }
+                let client = client.clone();
+                let (connects, failed) = tokio::task::spawn_blocking(move || poll_once(&client))
+                    .await
+                    .unwrap();
+                stats.polls += 1;
+                stats.connects += connects;
+                stats.failed_connects += failed;
+            }
+        });
+        AconnectPoller { stop, task }
+    }
+
+    async fn stop(self) -> PollerStats {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap()
+    }
+}
+
+/// One poll: list, then `aconnect A B` for every missing pair; returns (connects, failures).
+fn poll_once(client: &str) -> (usize, usize) {
+    let Some(view) = aconnect_view(client) else {
+        return (0, 0);
+    };
+    let missing: BTreeSet<(i32, i32)> = view
+        .ports
+        .keys()
+        .flat_map(|from| view.ports.keys().map(move |to| (*from, *to)))
+        .filter(|(from, to)| from != to && !view.internal_links.contains(&(*from, *to)))
+        .collect();
+    let mut failed = 0;
+    for (from, to) in &missing {
+        let connected = std::process::Command::new("aconnect")
+            .arg(format!("{}:{from}", view.id))
+            .arg(format!("{}:{to}", view.id))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !connected {
+            failed += 1;
+        }
+    }
+    (missing.len() - failed, failed)
+}
+
+/// Memory and CPU of one process over a window.
+struct Footprint {
+    window: Duration,
+    rss_end_kib: u64,
+    rss_max_kib: u64,
+    cpu_ticks: u64,
+}
+
+impl Footprint {
+    /// Runs `work` while sampling process `pid` (RSS every 250 ms, CPU at both ends).
+    async fn measure<T>(pid: u32, work: impl Future<Output = T>) -> (T, Footprint) {
+        let start = Instant::now();
+        let ticks_before = process_cpu_ticks(pid);
+        let rss_max = Arc::new(Mutex::new(process_rss_kib(pid)));
+        let (stop, mut stopped) = watch::channel(false);
+        let sampled_max = rss_max.clone();
+        let sampler = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = stopped.changed() => return,
+                }
+                let rss = process_rss_kib(pid);
+                let mut max = sampled_max.lock().unwrap();
+                *max = (*max).max(rss);
+            }
+        });
+        let output = work.await;
+        let _ = stop.send(true);
+        let _ = sampler.await;
+        let rss_end_kib = process_rss_kib(pid);
+        let footprint = Footprint {
+            window: start.elapsed(),
+            rss_end_kib,
+            rss_max_kib: (*rss_max.lock().unwrap()).max(rss_end_kib),
+            cpu_ticks: process_cpu_ticks(pid).saturating_sub(ticks_before),
+        };
+        (output, footprint)
+    }
+
+    fn print_row(&self, label: &str) {
+        println!(
+            "{:<44} {:>10.1} {:>12.1} {:>12.1} {:>12.2}",
+            label,
+            self.window.as_secs_f64(),
+            self.rss_end_kib as f64 / 1024.0,
+            self.rss_max_kib as f64 / 1024.0,
+            cpu_percent(self.cpu_ticks, self.window)
+        );
+    }
+}
+
+fn cpu_percent(ticks: u64, window: Duration) -> f64 {
+    ticks as f64 / clock_ticks_per_second() as f64 / window.as_secs_f64().max(1e-9) * 100.0
+}
+
+/// The kernel's clock tick (USER_HZ) that /proc times are counted in.
+fn clock_ticks_per_second() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8_lossy(&output.stdout).trim().parse().ok())
+        .filter(|ticks| *ticks > 0)
+        .unwrap_or(100)
+}
+
+/// Fields of /proc/<pid>/stat after the command name (the first is field 3, `state`).
+fn stat_fields(pid: &str) -> Vec<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    after_name
+        .split_whitespace()
+        .map(|field| field.parse().unwrap_or(0))
+        .collect()
+}
+
+/// utime + stime (fields 14 and 15) of process `pid`, in clock ticks.
+fn process_cpu_ticks(pid: u32) -> u64 {
+    let fields = stat_fields(&pid.to_string());
+    fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)
+}
+
+/// cutime + cstime (fields 16 and 17) of this process: the CPU of the children it has
+/// waited for, here the `aconnect` runs.
+fn children_cpu_ticks() -> u64 {
+    let fields = stat_fields("self");
+    fields.get(13).copied().unwrap_or(0) + fields.get(14).copied().unwrap_or(0)
+}
+
+/// VmRSS of process `pid` in KiB.
+fn process_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,154 @@
+//! The sidecar's publishing to a MidiHub, against the FAKE API server (not Kubernetes): what
+//! reaches the hub's status and Events, and what a restarted sidecar takes over.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use hub_sidecar::publish::{FIELD_MANAGER, KubernetesSink, WIRING_CONDITION};
+use hub_sidecar::report::{Report, WiringState};
+use hub_sidecar::roster::Changes;
+use midihub_api::{Latency, Participant};
+use midihub_tests::fake_apiserver::FakeApiServer;
+use serde_json::json;
+
+const HUB: &str = "/apis/midihub.io/v1alpha1/namespaces/default/midihubs/jam";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+fn participant(name: &str, average_ms: f64) -> Participant {
+    Participant {
+        port: 5004,
+        room: "jam-a".into(),
+        name: name.into(),
+        remote_address: "203.0.113.10:7000".into(),
+        joined_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-11-25T19:00:00Z".parse().unwrap(),
+        )),
+        latency: Some(Latency {
+            last_ms: average_ms,
+            average_ms,
+            jitter_ms: 0.5,
+        }),
+    }
+}
+
+#[tokio::test]
+async fn participants_latency_and_wiring_reach_the_status_under_the_sidecars_field_manager() {
+    let fake = FakeApiServer::start().await;
+    fake.insert(
+        "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
+        json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+               "metadata": {"name": "jam", "namespace": "default"},
+               "spec": {"ports": [{"port": 5004}]},
+               "status": {"phase": "Ready"}}),
+    );
+    let (mut sink, previous) =
+        KubernetesSink::connect(fake.client(), "default", "jam", Some("pod-1".into()))
+            .await
+            .unwrap();
+    assert!(previous.is_empty());
+    let report = Report {
+        participants: vec![participant("Alice", 20.0), participant("Bob", 41.0)],
+        wiring: WiringState::wired(2, 2),
+    };
+    sink.publish(&report).await.unwrap();
+
+    let hub = fake.get(HUB).unwrap();
+    let status = &hub["status"];
+    assert_eq!(status["participantCount"], 2);
+    assert_eq!(status["latency"], "avg 30.5ms max 41.0ms");
+    assert_eq!(status["participants"][1]["name"], "Bob");
+    assert_eq!(
+        status["phase"], "Ready",
+        "the operator's fields are left alone"
+    );
+    let wiring = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == WIRING_CONDITION)
+        .unwrap();
+    assert_eq!(
+        (wiring["status"].as_str(), wiring["reason"].as_str()),
+        (Some("True"), Some("Wired"))
+    );
+    let write = fake.writes().pop().unwrap();
+    assert!(write.path.ends_with("/midihubs/jam/status"), "{write:?}");
+    assert_eq!(
+        write.query_param("fieldManager").as_deref(),
+        Some(FIELD_MANAGER)
+    );
+
+    // Nobody left: the summary goes away rather than going stale.
+    let empty = Report {
+        participants: vec![],
+        wiring: WiringState::wired(0, 0),
+    };
+    sink.publish(&empty).await.unwrap();
+    let status = &fake.get(HUB).unwrap()["status"];
+    assert_eq!(status["participantCount"], 0);
+    assert!(status.get("latency").is_none(), "{status}");
+}
+
+#[tokio::test]
+async fn joins_and_leaves_become_events_on_the_hub() {
+    let fake = FakeApiServer::start().await;
+    fake.insert(
+        "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
+        json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+               "metadata": {"name": "jam", "namespace": "default"},
+               "spec": {"ports": [{"port": 5004}]}}),
+    );
+    let (mut sink, _) = KubernetesSink::connect(fake.client(), "default", "jam", None)
+        .await
+        .unwrap();
+    let changes = Changes {
+        joined: vec![participant("Alice", 20.0)],
+        left: vec![participant("Bob", 30.0)],
+    };
+    sink.announce(&changes).await.unwrap();
+    let events = fake.list(EVENTS);
+    let reasons: Vec<&str> = events
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    assert!(reasons.contains(&"ParticipantJoined") && reasons.contains(&"ParticipantLeft"));
+    let joined = events
+        .iter()
+        .find(|e| e["reason"] == "ParticipantJoined")
+        .unwrap();
+    assert_eq!(joined["regarding"]["name"], "jam");
+    assert!(
+        joined["note"]
+            .as_str()
+            .unwrap()
+            .contains("Alice (203.0.113.10:7000) joined room jam-a")
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_sidecar_takes_over_the_published_participants() {
+    let fake = FakeApiServer::start().await;
+    fake.insert(
+        "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
+        json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+               "metadata": {"name": "jam", "namespace": "default"},
+               "spec": {"ports": [{"port": 5004}]},
+               "status": {"participants": [serde_json::to_value(participant("Alice", 20.0)).unwrap()],
+                          "participantCount": 1}}),
+    );
+    let (_, previous) = KubernetesSink::connect(fake.client(), "default", "jam", None)
+        .await
+        .unwrap();
+    assert_eq!(previous, vec![participant("Alice", 20.0)]);
+}
+
+#[tokio::test]
+async fn a_missing_hub_is_a_clear_error() {
+    let fake = FakeApiServer::start().await;
+    let Err(error) = KubernetesSink::connect(fake.client(), "default", "nosuch", None).await else {
+        panic!("connecting to a hub that does not exist must fail");
+    };
+    assert!(
+        matches!(error, kube::Error::Api(ref status) if status.code == 404),
+        "{error}"
+    );
+}
