@@ -40,6 +40,16 @@ struct Args {
     )]
     listen: SocketAddr,
 
+    /// How often to ask rtpmidid for fresh latency figures, in milliseconds. Wiring does not
+    /// wait for it: joins and leaves are wired as the sequencer announces them.
+    #[arg(
+        long,
+        env = "MIDIHUB_SIDECAR_REFRESH_MS",
+        global = true,
+        default_value_t = 2000
+    )]
+    refresh_ms: u64,
+
     /// Log format (logs go to stderr; local mode's reports go to stdout).
     #[arg(
         long,
@@ -205,7 +215,10 @@ async fn run(args: Args) -> Result<(), Error> {
         sink,
         roster,
         shared,
-        Pacing::default(),
+        Pacing {
+            refresh: Duration::from_millis(args.refresh_ms.max(100)),
+            ..Pacing::default()
+        },
     );
     let result = sidecar.run(events, stopped(stop.clone())).await;
     // Whatever ended the loop ends the rest too.

@@ -138,7 +138,9 @@ impl Sidecar {
                     continue;
                 }
             }
+            let started = Instant::now();
             let report = self.pass().await;
+            tracing::debug!(took = ?started.elapsed(), wiring = %report.wiring.reason, "pass");
             self.shared.update(&report);
             pending = match self.throttle.due(&report, Instant::now().into_std()) {
                 Due::Now => {

@@ -23,7 +23,7 @@ use midihub_tests::real_alsa::{
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const WIRED_WITHIN: Duration = Duration::from_secs(5);
+const WIRED_WITHIN: Duration = Duration::from_secs(20);
 const HEARD_WITHIN: Duration = Duration::from_secs(2);
 const SILENT_FOR: Duration = Duration::from_millis(400);
 
@@ -38,7 +38,7 @@ impl SidecarProcess {
         let log_file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_hub-sidecar"))
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,hub_sidecar=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .kill_on_drop(true)
@@ -155,6 +155,7 @@ async fn assert_wired(
     logs: &dyn Fn() -> String,
 ) {
     let mut last = None;
+    let started = std::time::Instant::now();
     let wired = wait_until(WIRED_WITHIN, || {
         let Some(view) = aconnect_view(client) else {
             return false;
@@ -178,6 +179,7 @@ async fn assert_wired(
         "{context}: the kernel does not hold the hub's wiring; aconnect sees {last:#?}\n{}",
         logs()
     );
+    eprintln!("{context}: wired within {:?}", started.elapsed());
 }
 
 /// A note from `from` reaches every participant in `hear` and none in `silent`.

@@ -30,7 +30,7 @@ const RECEIVE_BUFFER_LEN: usize = 8192;
 const PORT_PAIR_ATTEMPTS: u32 = 32;
 const NO_ROUND_TRIP: u64 = u64::MAX;
 /// How long to wait for an answer to an invitation before sending it again.
-const INVITATION_RETRY: Duration = Duration::from_millis(500);
+const INVITATION_RETRY: Duration = Duration::from_millis(1500);
 
 /// How a participant joins and keeps its session.
 #[derive(Debug, Clone)]
