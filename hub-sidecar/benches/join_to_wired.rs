@@ -36,9 +36,11 @@ const POLL_PERIOD: Duration = Duration::from_secs(5);
 const GIVE_UP_AFTER: Duration = Duration::from_secs(15);
 const IDLE_WINDOW: Duration = Duration::from_secs(20);
 const SIDECAR_JOINS: usize = 200;
-/// Concurrent joiners while the poller wires, and how long they keep joining.
-const POLLER_JOINERS: usize = 20;
-const POLLER_WINDOW: Duration = Duration::from_secs(100);
+/// Concurrent joiners while the poller wires, and how long they keep joining. Few at once, as
+/// in a real room: the poller runs one `aconnect` per missing pair, one after another, so a
+/// crowd of joiners would make each poll take far longer than its period.
+const POLLER_JOINERS: usize = 2;
+const POLLER_WINDOW: Duration = Duration::from_secs(150);
 /// Distinct (note, velocity) pairs the sender cycles through; velocity 0 would be a note-off.
 const NOTE_CODES: usize = 128 * 127;
 
@@ -74,9 +76,11 @@ async fn run(rtpmidid: PathBuf) {
         "the sidecar did not wire the two residents; its log:\n{}",
         sidecar.log_text()
     );
+    eprintln!("measuring the idle sidecar for {} s", IDLE_WINDOW.as_secs());
     let ((), idle) = Footprint::measure(sidecar.pid, tokio::time::sleep(IDLE_WINDOW)).await;
 
     let residents = Residents::start(sender, listener);
+    eprintln!("measuring {SIDECAR_JOINS} joins wired by the sidecar");
     let (sidecar_samples, churn) = Footprint::measure(
         sidecar.pid,
         measure_joins(JoinPlan {
@@ -91,6 +95,10 @@ async fn run(rtpmidid: PathBuf) {
     let sidecar_log = sidecar.stop().await;
 
     // Part 2: the original approach, on the same daemon, the sidecar gone.
+    eprintln!(
+        "measuring joins wired by the AconnectPoller for {} s",
+        POLLER_WINDOW.as_secs()
+    );
     let poller = AconnectPoller::start(client.clone(), POLL_PERIOD);
     let children_before = children_cpu_ticks();
     let poller_started = Instant::now();
@@ -140,8 +148,9 @@ async fn run(rtpmidid: PathBuf) {
         );
     }
     println!(
-        "(transit p50: from the sender's send of the first note heard to its arrival, \
-         part of each sample)"
+        "missed: heard nothing within {} s (+Nj: N joins failed); transit p50: from the send \
+         of the first note heard to its arrival, part of each sample",
+        GIVE_UP_AFTER.as_secs()
     );
     println!();
     println!("hub-sidecar process footprint");
@@ -157,7 +166,7 @@ async fn run(rtpmidid: PathBuf) {
     ));
     println!();
     println!(
-        "AconnectPoller cost over {:.0} s: {} polls, {} aconnect connects ({} failed: port gone), \
+        "AconnectPoller cost over {:.0} s: {} polls, {} aconnect connects ({} failed, e.g. the joiner had left meanwhile), \
          aconnect processes' CPU {:.1} % of one core",
         poller_window.as_secs_f64(),
         poller_stats.polls,
