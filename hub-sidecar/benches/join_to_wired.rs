@@ -166,8 +166,8 @@ async fn run(rtpmidid: PathBuf) {
     ));
     println!();
     println!(
-        "AconnectPoller cost over {:.0} s: {} polls, {} aconnect connects ({} failed, e.g. the joiner had left meanwhile), \
-         aconnect processes' CPU {:.1} % of one core",
+        "AconnectPoller cost over {:.0} s: {} polls, {} aconnect connects ({} failed, e.g. \
+         the joiner had left meanwhile), aconnect processes' CPU {:.1} % of one core",
         poller_window.as_secs_f64(),
         poller_stats.polls,
         poller_stats.connects,
