@@ -27,6 +27,18 @@ const WIRED_WITHIN: Duration = Duration::from_secs(20);
 const HEARD_WITHIN: Duration = Duration::from_secs(2);
 const SILENT_FOR: Duration = Duration::from_millis(400);
 
+/// The hub-sidecar binary, copied once into the scratch area: inside the test VM the build's
+/// files are read from the host, slowly, at every start; a copy in the VM's memory starts at
+/// once, so restarts measure the sidecar and not the VM's file sharing.
+fn sidecar_binary() -> &'static Path {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let copy = scratch_dir("sidecar-binary").join("hub-sidecar");
+        std::fs::copy(env!("CARGO_BIN_EXE_hub-sidecar"), &copy).unwrap();
+        copy
+    })
+}
+
 /// The hub-sidecar binary, killed on drop; its log goes to a file shown on failure.
 struct SidecarProcess {
     child: Child,
@@ -36,7 +48,7 @@ struct SidecarProcess {
 impl SidecarProcess {
     fn start(args: &[&str], log: PathBuf) -> SidecarProcess {
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_hub-sidecar"))
+        let child = Command::new(sidecar_binary())
             .args(args)
             .env("RUST_LOG", "info,hub_sidecar=debug")
             .stdout(Stdio::piped())
