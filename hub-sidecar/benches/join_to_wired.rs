@@ -11,17 +11,15 @@
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use midihub_api::HubPort;
 use midihub_api::rtpmidid_config::alsa_client_name;
 use midihub_tests::applemidi::{JoinOptions, Participant};
 use midihub_tests::real_alsa::{
-    Rtpmidid, aconnect_view, rtpmidid_or_skip, scratch_dir, wait_until,
+    Rtpmidid, aconnect_view, join, loopback, room, rtpmidid_or_skip, scratch_dir, wait_until,
 };
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
@@ -179,23 +177,6 @@ async fn run(rtpmidid: PathBuf) {
     }
     println!("whole run: {:.0} s", started.elapsed().as_secs_f64());
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn room(port: u16, name: &str) -> HubPort {
-    HubPort {
-        port: i32::from(port),
-        name: Some(name.to_string()),
-    }
-}
-
-fn hub(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-async fn join(port: u16, name: &str) -> Participant {
-    Participant::join(hub(port), name, JoinOptions::default())
-        .await
-        .unwrap_or_else(|error| panic!("{name} cannot join room {port}: {error}"))
 }
 
 fn print_host_facts() {
@@ -413,7 +394,8 @@ async fn join_repeatedly(plan: Arc<JoinPlan>, worker: usize) -> Samples {
         }
         tokio::time::sleep(uniform_up_to(plan.pause_before_join)).await;
         let name = format!("joiner-{worker}-{iteration}");
-        let Ok(joiner) = Participant::join(hub(ROOM_A), &name, JoinOptions::default()).await else {
+        let Ok(joiner) = Participant::join(loopback(ROOM_A), &name, JoinOptions::default()).await
+        else {
             samples.join_failures += 1;
             continue;
         };

@@ -10,15 +10,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use midihub_api::HubPort;
-use midihub_tests::applemidi::{JoinOptions, Participant};
+use midihub_tests::applemidi::Participant;
 use midihub_tests::real_alsa::{
-    Rtpmidid, aconnect_view, rtpmidid_or_skip, scratch_dir, wait_until,
+    Rtpmidid, aconnect_view, join, room, rtpmidid_or_skip, scratch_dir, wait_until,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -122,23 +120,6 @@ impl Drop for SidecarProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-fn room(port: u16, name: &str) -> HubPort {
-    HubPort {
-        port: i32::from(port),
-        name: Some(name.to_string()),
-    }
-}
-
-fn hub(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-async fn join(port: u16, name: &str) -> Participant {
-    Participant::join(hub(port), name, JoinOptions::default())
-        .await
-        .unwrap_or_else(|error| panic!("{name} cannot join room {port}: {error}"))
 }
 
 /// The links the kernel should hold: every ordered pair of distinct rtpmidid ports whose

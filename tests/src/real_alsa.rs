@@ -14,6 +14,8 @@ use midihub_api::HubPort;
 use midihub_api::rtpmidid_config::{self, RtpmididConfig};
 use tokio::process::{Child, Command};
 
+use crate::applemidi::{JoinOptions, Participant};
+
 /// The rtpmidid binary, when this machine can run the real-ALSA tier: `RTPMIDID_BIN` names it
 /// and `/dev/snd/seq` exists. Otherwise prints why the caller skips (visible in test output)
 /// and returns `None` — except inside shared/alsa-vm (`ALSA_VM` set), where the tier is meant
@@ -36,6 +38,26 @@ pub fn rtpmidid_or_skip(test: &str) -> Option<PathBuf> {
     );
     eprintln!("SKIP {test}: {reason}");
     None
+}
+
+/// A room on `port` named `name`, as a MidiHub spec lists it.
+pub fn room(port: u16, name: &str) -> HubPort {
+    HubPort {
+        port: i32::from(port),
+        name: Some(name.to_string()),
+    }
+}
+
+/// The hub's room on loopback port `port`.
+pub fn loopback(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A test participant called `name` that joins the room on loopback port `port`.
+pub async fn join(port: u16, name: &str) -> Participant {
+    Participant::join(loopback(port), name, JoinOptions::default())
+        .await
+        .unwrap_or_else(|error| panic!("{name} cannot join room {port}: {error}"))
 }
 
 /// A fresh directory under /tmp for one test's files.
