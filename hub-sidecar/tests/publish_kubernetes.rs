@@ -29,16 +29,22 @@ fn participant(name: &str, average_ms: f64) -> Participant {
     }
 }
 
+/// The fake API server holding hub `jam` with `status`.
+async fn fake_with_hub(status: Option<serde_json::Value>) -> FakeApiServer {
+    let fake = FakeApiServer::start().await;
+    let mut hub = json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+                         "metadata": {"name": "jam", "namespace": "default"},
+                         "spec": {"ports": [{"port": 5004}]}});
+    if let Some(status) = status {
+        hub["status"] = status;
+    }
+    fake.insert("/apis/midihub.io/v1alpha1/namespaces/default/midihubs", hub);
+    fake
+}
+
 #[tokio::test]
 async fn participants_latency_and_wiring_reach_the_status_under_the_sidecars_field_manager() {
-    let fake = FakeApiServer::start().await;
-    fake.insert(
-        "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
-        json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
-               "metadata": {"name": "jam", "namespace": "default"},
-               "spec": {"ports": [{"port": 5004}]},
-               "status": {"phase": "Ready"}}),
-    );
+    let fake = fake_with_hub(Some(json!({"phase": "Ready"}))).await;
     let (mut sink, previous) =
         KubernetesSink::connect(fake.client(), "default", "jam", Some("pod-1".into()))
             .await
@@ -89,13 +95,7 @@ async fn participants_latency_and_wiring_reach_the_status_under_the_sidecars_fie
 
 #[tokio::test]
 async fn joins_and_leaves_become_events_on_the_hub() {
-    let fake = FakeApiServer::start().await;
-    fake.insert(
-        "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
-        json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
-               "metadata": {"name": "jam", "namespace": "default"},
-               "spec": {"ports": [{"port": 5004}]}}),
-    );
+    let fake = fake_with_hub(None).await;
     let (mut sink, _) = KubernetesSink::connect(fake.client(), "default", "jam", None)
         .await
         .unwrap();
@@ -126,15 +126,11 @@ async fn joins_and_leaves_become_events_on_the_hub() {
 
 #[tokio::test]
 async fn a_restarted_sidecar_takes_over_the_published_participants() {
-    let fake = FakeApiServer::start().await;
-    fake.insert(
-        "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
-        json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
-               "metadata": {"name": "jam", "namespace": "default"},
-               "spec": {"ports": [{"port": 5004}]},
-               "status": {"participants": [serde_json::to_value(participant("Alice", 20.0)).unwrap()],
-                          "participantCount": 1}}),
-    );
+    let fake = fake_with_hub(Some(
+        json!({"participants": [serde_json::to_value(participant("Alice", 20.0)).unwrap()],
+                          "participantCount": 1}),
+    ))
+    .await;
     let (_, previous) = KubernetesSink::connect(fake.client(), "default", "jam", None)
         .await
         .unwrap();
