@@ -43,6 +43,17 @@ fn deployment(name: &str, replicas: i32) -> Value {
     })
 }
 
+/// Server-side applies the test Deployment "hub" with `replicas` under `params`.
+async fn apply_hub(
+    deployments: &Api<Deployment>,
+    params: &PatchParams,
+    replicas: i32,
+) -> kube::Result<Deployment> {
+    deployments
+        .patch("hub", params, &Patch::Apply(deployment("hub", replicas)))
+        .await
+}
+
 fn api_error_code(error: kube::Error) -> (u16, String) {
     match error {
         kube::Error::Api(status) => (status.code, status.reason.clone()),
@@ -249,10 +260,7 @@ async fn server_side_apply_drops_fields_a_manager_stops_applying() {
     let fake = FakeApiServer::start().await;
     let deployments: Api<Deployment> = Api::default_namespaced(fake.client());
     let params = PatchParams::apply("midihub-operator");
-    deployments
-        .patch("hub", &params, &Patch::Apply(deployment("hub", 1)))
-        .await
-        .unwrap();
+    apply_hub(&deployments, &params, 1).await.unwrap();
     let status =
         |fields: Value| json!({ "apiVersion": "apps/v1", "kind": "Deployment", "status": fields });
     deployments
@@ -287,10 +295,7 @@ async fn server_side_apply_drops_fields_a_manager_stops_applying() {
         )
         .await
         .unwrap();
-    let relabelled = deployments
-        .patch("hub", &params, &Patch::Apply(deployment("hub", 1)))
-        .await
-        .unwrap();
+    let relabelled = apply_hub(&deployments, &params, 1).await.unwrap();
 
     assert_eq!(spec.labels().get("app").map(String::as_str), Some("hub"));
     let status = after_status.status.unwrap();
@@ -312,36 +317,15 @@ async fn server_side_apply_drops_fields_a_manager_stops_applying() {
 async fn applying_over_another_managers_field_conflicts_unless_forced() {
     let fake = FakeApiServer::start().await;
     let deployments: Api<Deployment> = Api::default_namespaced(fake.client());
-    deployments
-        .patch(
-            "hub",
-            &PatchParams::apply("midihub-operator"),
-            &Patch::Apply(deployment("hub", 1)),
-        )
+    apply_hub(&deployments, &PatchParams::apply("midihub-operator"), 1)
         .await
         .unwrap();
 
-    let conflict = deployments
-        .patch(
-            "hub",
-            &PatchParams::apply("kubectl"),
-            &Patch::Apply(deployment("hub", 3)),
-        )
+    let conflict = apply_hub(&deployments, &PatchParams::apply("kubectl"), 3)
         .await
         .unwrap_err();
-    let same_value = deployments
-        .patch(
-            "hub",
-            &PatchParams::apply("kubectl"),
-            &Patch::Apply(deployment("hub", 1)),
-        )
-        .await;
-    let forced = deployments
-        .patch(
-            "hub",
-            &PatchParams::apply("kubectl").force(),
-            &Patch::Apply(deployment("hub", 3)),
-        )
+    let same_value = apply_hub(&deployments, &PatchParams::apply("kubectl"), 1).await;
+    let forced = apply_hub(&deployments, &PatchParams::apply("kubectl").force(), 3)
         .await
         .unwrap();
 
@@ -745,12 +729,7 @@ async fn wait_for_wakes_on_changes_and_gives_up_after_its_timeout() {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let deployments: Api<Deployment> = Api::default_namespaced(client);
-        deployments
-            .patch(
-                "hub",
-                &PatchParams::apply("midihub-operator"),
-                &Patch::Apply(deployment("hub", 1)),
-            )
+        apply_hub(&deployments, &PatchParams::apply("midihub-operator"), 1)
             .await
             .unwrap();
     });
