@@ -16,7 +16,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Client, Resource, ResourceExt};
 use midihub_api::{MidiHub, MidiHubStatus, Phase};
@@ -139,11 +139,6 @@ pub async fn run(
             }
         })
         .await;
-}
-
-/// The controller's cache of hubs.
-pub fn hubs(controller: &Controller<MidiHub>) -> Store<MidiHub> {
-    controller.store()
 }
 
 async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action> {

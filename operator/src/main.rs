@@ -117,7 +117,7 @@ async fn run(args: Args) -> Result<(), Error> {
     });
 
     let controller = controller::controller(&client);
-    let metrics = Arc::new(Metrics::default().with_hubs(controller::hubs(&controller)));
+    let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| Error::Listen {

@@ -72,7 +72,7 @@ impl Harness {
         );
         let client = fake.client();
         let controller = controller::controller(&client);
-        let metrics = Arc::new(Metrics::default().with_hubs(controller::hubs(&controller)));
+        let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
         let context = Arc::new(Context::new(
             client.clone(),
             Arc::new(clock.clone()),
