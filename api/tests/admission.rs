@@ -2,16 +2,53 @@
 //! and that the message it gives tells the user what to fix.
 //!
 //! Objects are judged against the committed `crds/midihub.yaml` by `SchemaAdmission`, a test
-//! double standing in for the API server's validation (OpenAPI schema + CEL rules); a real API
-//! server judges the same CRD in the cluster tier.
+//! double standing in for the API server's validation (OpenAPI schema + CEL rules). With
+//! `MIDIHUB_ADMISSION_KUBECONFIG` naming the kubeconfig of a real API server that has the CRD
+//! installed (the control-plane tier sets it), every case is judged by that server instead
+//! (`ServerAdmission`, a server-side dry run): the same verdicts, fields and message fragments.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod schema_admission;
+mod server_admission;
 
 use midihub_api::MidiHub;
 use schema_admission::{Rejection, SchemaAdmission, load_yaml};
 use serde_json::{Value, json};
+use server_admission::ServerAdmission;
+
+/// Who judges: the real API server when the control-plane tier names one, else the double.
+enum Admission {
+    Double(SchemaAdmission),
+    Server(ServerAdmission),
+}
+
+impl Admission {
+    fn admit(&self, object: &Value) -> Result<(), Vec<Rejection>> {
+        match self {
+            Self::Double(double) => double.admit(object),
+            Self::Server(server) => server.admit(object),
+        }
+    }
+
+    /// The reasons the object is refused; fails the test if it is admitted.
+    fn rejections(&self, object: &Value) -> Vec<Rejection> {
+        match self.admit(object) {
+            Ok(()) => panic!(
+                "expected the API server to refuse this object, but it was admitted:\n{}",
+                serde_json::to_string_pretty(object).unwrap()
+            ),
+            Err(rejections) => rejections,
+        }
+    }
+}
+
+fn admission() -> Admission {
+    match std::env::var_os("MIDIHUB_ADMISSION_KUBECONFIG") {
+        Some(kubeconfig) => Admission::Server(ServerAdmission::new(kubeconfig.as_ref())),
+        None => Admission::Double(SchemaAdmission::from_committed_crd()),
+    }
+}
 
 /// The example users start from: `examples/midihub.yaml`.
 fn example_hub() -> Value {
@@ -59,7 +96,7 @@ fn assert_rejected(rejections: &[Rejection], field: &str, fragments: &[&str]) {
 }
 
 #[track_caller]
-fn assert_admitted(admission: &SchemaAdmission, hub: &Value) {
+fn assert_admitted(admission: &Admission, hub: &Value) {
     if let Err(rejections) = admission.admit(hub) {
         panic!(
             "expected the object to be admitted; it was refused:\n{}",
@@ -77,7 +114,7 @@ fn assert_admitted(admission: &SchemaAdmission, hub: &Value) {
 
 #[test]
 fn the_example_hub_is_admitted() {
-    assert_admitted(&SchemaAdmission::from_committed_crd(), &example_hub());
+    assert_admitted(&admission(), &example_hub());
 }
 
 #[test]
@@ -101,7 +138,7 @@ fn the_example_hub_reads_into_the_rust_types() {
 
 #[test]
 fn the_edges_of_the_port_range_are_admitted() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     assert_admitted(
         &admission,
         &hub_with_ports(json!([{ "port": 1024 }, { "port": 65534 }])),
@@ -110,7 +147,7 @@ fn the_edges_of_the_port_range_are_admitted() {
 
 #[test]
 fn a_session_name_of_63_characters_with_spaces_and_punctuation_is_admitted() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let name = format!(
         "Studio A (main), Berlin's jam: 'blues' & more! {}",
         "x".repeat(16)
@@ -121,7 +158,7 @@ fn a_session_name_of_63_characters_with_spaces_and_punctuation_is_admitted() {
 
 #[test]
 fn a_hub_without_a_schedule_is_admitted() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let mut hub = example_hub();
     hub["spec"].as_object_mut().unwrap().remove("schedule");
     assert_admitted(&admission, &hub);
@@ -129,7 +166,7 @@ fn a_hub_without_a_schedule_is_admitted() {
 
 #[test]
 fn wake_until_alone_is_admitted() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let mut hub = example_hub();
     hub["spec"]["wakeUntil"] = json!("2026-11-28T23:00:00Z");
     assert_admitted(&admission, &hub);
@@ -137,7 +174,7 @@ fn wake_until_alone_is_admitted() {
 
 #[test]
 fn a_hub_name_longer_than_55_characters_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let mut hub = example_hub();
     hub["metadata"]["name"] = json!("j".repeat(56));
     let rejections = admission.rejections(&hub);
@@ -149,14 +186,14 @@ fn a_hub_name_longer_than_55_characters_is_refused() {
 
 #[test]
 fn a_hub_without_ports_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let rejections = admission.rejections(&hub_with_ports(json!([])));
     assert_rejected(&rejections, "spec.ports", &["less than 1 item"]);
 }
 
 #[test]
 fn a_hub_that_omits_ports_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let mut hub = example_hub();
     hub["spec"].as_object_mut().unwrap().remove("ports");
     let rejections = admission.rejections(&hub);
@@ -165,7 +202,7 @@ fn a_hub_that_omits_ports_is_refused() {
 
 #[test]
 fn an_odd_port_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let rejections = admission.rejections(&hub_with_ports(json!([{ "port": 5005 }])));
     assert_rejected(
         &rejections,
@@ -176,7 +213,7 @@ fn an_odd_port_is_refused() {
 
 #[test]
 fn a_port_below_1024_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let rejections = admission.rejections(&hub_with_ports(json!([{ "port": 1022 }])));
     assert_rejected(
         &rejections,
@@ -187,7 +224,7 @@ fn a_port_below_1024_is_refused() {
 
 #[test]
 fn a_port_above_65534_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let rejections = admission.rejections(&hub_with_ports(json!([{ "port": 65536 }])));
     assert_rejected(
         &rejections,
@@ -198,7 +235,7 @@ fn a_port_above_65534_is_refused() {
 
 #[test]
 fn a_duplicate_port_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let rejections =
         admission.rejections(&hub_with_ports(json!([{ "port": 5004 }, { "port": 5004 }])));
     assert_rejected(
@@ -213,7 +250,7 @@ fn a_port_whose_data_port_is_another_rooms_control_port_is_refused() {
     // 5004's data port is 5005, listed as a room of its own. Since control ports must be even
     // and N+1 is odd, the odd-port rule fires on the second entry as well as the list rule on
     // the overlap: both messages reach the user.
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let rejections =
         admission.rejections(&hub_with_ports(json!([{ "port": 5004 }, { "port": 5005 }])));
     assert_rejected(
@@ -233,7 +270,7 @@ const SESSION_NAME_FIX: &str = "use letters, digits, spaces and simple punctuati
 
 #[test]
 fn a_session_name_with_a_newline_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let rejections = admission.rejections(&hub_with_session_name("jam\n[general]"));
     assert_rejected(
         &rejections,
@@ -244,7 +281,7 @@ fn a_session_name_with_a_newline_is_refused() {
 
 #[test]
 fn a_session_name_with_a_bracket_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let rejections = admission.rejections(&hub_with_session_name("jam [main]"));
     assert_rejected(
         &rejections,
@@ -255,7 +292,7 @@ fn a_session_name_with_a_bracket_is_refused() {
 
 #[test]
 fn a_session_name_with_a_hash_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let rejections = admission.rejections(&hub_with_session_name("jam #1"));
     assert_rejected(
         &rejections,
@@ -266,7 +303,7 @@ fn a_session_name_with_a_hash_is_refused() {
 
 #[test]
 fn a_session_name_with_a_backslash_or_quote_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     for name in [r"jam\nroom", r#"jam "A""#] {
         let rejections = admission.rejections(&hub_with_session_name(name));
         assert_rejected(&rejections, "spec.ports[0].name", &[SESSION_NAME_FIX]);
@@ -275,7 +312,7 @@ fn a_session_name_with_a_backslash_or_quote_is_refused() {
 
 #[test]
 fn a_session_name_with_a_leading_space_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let rejections = admission.rejections(&hub_with_session_name(" jam"));
     assert_rejected(
         &rejections,
@@ -286,7 +323,7 @@ fn a_session_name_with_a_leading_space_is_refused() {
 
 #[test]
 fn a_session_name_longer_than_63_characters_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let rejections = admission.rejections(&hub_with_session_name(&"j".repeat(64)));
     assert_rejected(
         &rejections,
@@ -300,7 +337,7 @@ fn a_session_name_longer_than_63_characters_is_refused() {
 
 #[test]
 fn a_start_time_of_25_00_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let hub = hub_with_window(json!({ "days": ["Mon"], "start": "25:00", "end": "23:00" }));
     let rejections = admission.rejections(&hub);
     assert_rejected(
@@ -312,7 +349,7 @@ fn a_start_time_of_25_00_is_refused() {
 
 #[test]
 fn a_start_time_of_7pm_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let hub = hub_with_window(json!({ "days": ["Mon"], "start": "7pm", "end": "23:00" }));
     let rejections = admission.rejections(&hub);
     assert_rejected(
@@ -324,7 +361,7 @@ fn a_start_time_of_7pm_is_refused() {
 
 #[test]
 fn an_unknown_day_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let hub = hub_with_window(json!({ "days": ["Funday"], "start": "19:00", "end": "23:00" }));
     let rejections = admission.rejections(&hub);
     assert_rejected(
@@ -339,7 +376,7 @@ fn an_unknown_day_is_refused() {
 
 #[test]
 fn a_duplicate_day_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let hub = hub_with_window(json!({ "days": ["Mon", "Mon"], "start": "19:00", "end": "23:00" }));
     let rejections = admission.rejections(&hub);
     assert_rejected(
@@ -351,7 +388,7 @@ fn a_duplicate_day_is_refused() {
 
 #[test]
 fn a_window_without_days_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let hub = hub_with_window(json!({ "days": [], "start": "19:00", "end": "23:00" }));
     let rejections = admission.rejections(&hub);
     assert_rejected(
@@ -363,7 +400,7 @@ fn a_window_without_days_is_refused() {
 
 #[test]
 fn a_window_whose_start_equals_its_end_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let hub = hub_with_window(json!({ "days": ["Mon"], "start": "19:00", "end": "19:00" }));
     let rejections = admission.rejections(&hub);
     assert_rejected(
@@ -378,7 +415,7 @@ fn a_window_whose_start_equals_its_end_is_refused() {
 
 #[test]
 fn a_schedule_without_windows_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let mut hub = example_hub();
     hub["spec"]["schedule"]["windows"] = json!([]);
     let rejections = admission.rejections(&hub);
@@ -390,7 +427,7 @@ fn a_schedule_without_windows_is_refused() {
 
 #[test]
 fn suspend_together_with_wake_until_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let mut hub = example_hub();
     hub["spec"]["suspend"] = json!(true);
     hub["spec"]["wakeUntil"] = json!("2026-11-28T23:00:00Z");
@@ -407,7 +444,7 @@ fn suspend_together_with_wake_until_is_refused() {
 
 #[test]
 fn wake_until_that_is_not_a_timestamp_is_refused() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let mut hub = example_hub();
     hub["spec"]["wakeUntil"] = json!("tonight");
     let rejections = admission.rejections(&hub);
@@ -416,7 +453,7 @@ fn wake_until_that_is_not_a_timestamp_is_refused() {
 
 #[test]
 fn a_misspelt_field_is_refused_by_strict_field_validation() {
-    let admission = SchemaAdmission::from_committed_crd();
+    let admission = admission();
     let mut hub = example_hub();
     hub["spec"]["wakeUntill"] = json!("2026-11-28T23:00:00Z");
     let rejections = admission.rejections(&hub);

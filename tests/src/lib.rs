@@ -2,6 +2,8 @@
 //! that the real kube client and kube-runtime controllers can run against.
 
 pub mod applemidi;
+pub mod cluster;
+pub mod control_plane;
 pub mod fake_apiserver;
 pub mod real_alsa;
 

@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Debug;
-use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -16,10 +15,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::serde::de::DeserializeOwned;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, Resource};
 use midihub_api::{MidiHub, Phase};
 use midihub_operator::build::HUB_LABEL;
+use midihub_tests::cluster::{ensure_namespace, eventually, set_suspend};
 use serde_json::json;
 
 /// Namespace the test's hub lives in; created when missing and deleted at the end.
@@ -35,7 +35,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(240);
 const SLEEP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Garbage collection of the hub's children after the hub is deleted.
 const GONE_TIMEOUT: Duration = Duration::from_secs(120);
-const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 #[tokio::test]
 async fn a_hub_on_a_real_cluster_wakes_sleeps_wakes_again_and_leaves_nothing_when_deleted() {
@@ -46,7 +45,7 @@ async fn a_hub_on_a_real_cluster_wakes_sleeps_wakes_again_and_leaves_nothing_whe
     let client = Client::try_default()
         .await
         .expect("a client for the cluster of KUBECONFIG's current context");
-    ensure_namespace(&client).await;
+    ensure_namespace(&client, NAMESPACE, json!({})).await;
     let hubs: Api<MidiHub> = Api::namespaced(client.clone(), NAMESPACE);
     delete_leftover_hub(&hubs).await;
 
@@ -74,7 +73,7 @@ async fn a_hub_on_a_real_cluster_wakes_sleeps_wakes_again_and_leaves_nothing_whe
         "a Ready hub runs exactly one pod"
     );
 
-    set_suspend(&hubs, true).await;
+    set_suspend(&hubs, HUB, true).await;
     eventually(
         "the hub to sleep: phase Sleeping and no pod",
         SLEEP_TIMEOUT,
@@ -100,7 +99,7 @@ async fn a_hub_on_a_real_cluster_wakes_sleeps_wakes_again_and_leaves_nothing_whe
         "a sleeping hub's Deployment is scaled to zero"
     );
 
-    set_suspend(&hubs, false).await;
+    set_suspend(&hubs, HUB, false).await;
     wait_until_ready(&hubs, "after waking").await;
     assert_eq!(
         hub_pods(&client).await.len(),
@@ -180,24 +179,6 @@ async fn wait_until_ready(hubs: &Api<MidiHub>, when: &str) -> ReadyHub {
     .await
 }
 
-/// Polls `check` until it succeeds; after `limit`, fails the test with what the last check saw.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(seen) if tokio::time::Instant::now() >= deadline => {
-                panic!("timed out after {limit:?} waiting for {what}; last seen: {seen}")
-            }
-            Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
-        }
-    }
-}
-
 /// Name of each child the operator makes for the hub (`midihub-<hub>`).
 fn child_name() -> String {
     format!("midihub-{HUB}")
@@ -228,17 +209,6 @@ async fn hub_pods(client: &Client) -> Vec<String> {
         .collect()
 }
 
-/// Sets `spec.suspend` with a merge patch, as `kubectl patch mh ... --type=merge` does.
-async fn set_suspend(hubs: &Api<MidiHub>, suspend: bool) {
-    hubs.patch(
-        HUB,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "spec": { "suspend": suspend } })),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("set suspend to {suspend}: {error}"));
-}
-
 /// Waits until the hub's child of kind `K` is gone.
 async fn wait_gone<K>(client: &Client)
 where
@@ -255,42 +225,6 @@ where
             match api.get_opt(&name).await.expect("read the hub's child") {
                 None => Ok(()),
                 Some(_) => Err(format!("{kind} {name} still exists")),
-            }
-        },
-    )
-    .await;
-}
-
-/// Creates the test namespace unless it exists (a namespace still terminating from an earlier
-/// run is waited for first).
-async fn ensure_namespace(client: &Client) {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    eventually(
-        &format!("the namespace {NAMESPACE} to be usable"),
-        GONE_TIMEOUT,
-        || async {
-            match namespaces
-                .get_opt(NAMESPACE)
-                .await
-                .expect("read the test namespace")
-            {
-                Some(namespace) if namespace.metadata.deletion_timestamp.is_some() => {
-                    Err(format!("{NAMESPACE} is still terminating"))
-                }
-                Some(_) => Ok(()),
-                None => {
-                    let namespace: Namespace = serde_json::from_value(json!({
-                        "apiVersion": "v1",
-                        "kind": "Namespace",
-                        "metadata": { "name": NAMESPACE },
-                    }))
-                    .expect("the test namespace");
-                    namespaces
-                        .create(&PostParams::default(), &namespace)
-                        .await
-                        .map(|_| ())
-                        .map_err(|error| format!("creating {NAMESPACE}: {error}"))
-                }
             }
         },
     )

@@ -116,17 +116,6 @@ impl SchemaAdmission {
             Err(rejections)
         }
     }
-
-    /// The reasons the object is refused; fails the test if it is admitted.
-    pub fn rejections(&self, object: &Value) -> Vec<Rejection> {
-        match self.admit(object) {
-            Ok(()) => panic!(
-                "expected the API server to refuse this object, but it was admitted:\n{}",
-                serde_json::to_string_pretty(object).unwrap()
-            ),
-            Err(rejections) => rejections,
-        }
-    }
 }
 
 /// Translates an OpenAPI v3 (Kubernetes structural) schema into plain JSON Schema:

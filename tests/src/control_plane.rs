@@ -1,0 +1,316 @@
+//! The local control plane of `scripts/control-plane` (a real etcd, kube-apiserver,
+//! kube-controller-manager and kube-scheduler, with kwok simulating nodes), as the tests of the
+//! control-plane tier use it: clients with the admin's or a ServiceAccount's credentials, the
+//! operator process, component restarts, `kubectl`, and the API server's request counters.
+//!
+//! The tier starts the plane and the operator (`scripts/control-plane up`, then
+//! `scripts/control-plane operator BINARY`) and names the plane's folder in
+//! `MIDIHUB_CONTROL_PLANE`; [`Plane::from_env`] is `None` without it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::PostParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+/// The environment variable naming the running plane's folder.
+pub const PLANE_ENV: &str = "MIDIHUB_CONTROL_PLANE";
+
+/// Errors of the harness; tests turn them into failures with the message.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaneError {
+    #[error("cannot read the plane's kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot make an API client: {0}")]
+    Client(#[from] kube::Error),
+    #[error("cannot use the kubeconfig: {0}")]
+    Config(#[from] kube::config::KubeconfigError),
+    #[error("`{command}` failed: {output}")]
+    Command { command: String, output: String },
+    #[error("cannot start `{command}`: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("the API server's /metrics: {0}")]
+    Metrics(String),
+}
+
+/// A running local control plane.
+#[derive(Clone, Debug)]
+pub struct Plane {
+    dir: PathBuf,
+    port: u16,
+    repo: PathBuf,
+}
+
+impl Plane {
+    /// The plane named by `MIDIHUB_CONTROL_PLANE`, if any.
+    pub fn from_env() -> Option<Self> {
+        let dir = PathBuf::from(std::env::var_os(PLANE_ENV)?);
+        let kubeconfig = std::fs::read_to_string(dir.join("kubeconfig")).ok()?;
+        let port = kubeconfig
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("server: https://127.0.0.1:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()?
+            .to_path_buf();
+        Some(Self { dir, port, repo })
+    }
+
+    /// The API server's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The operator's /healthz and /metrics endpoint (see `scripts/control-plane`).
+    pub fn operator_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port + 6)
+    }
+
+    /// The admin's kubeconfig (system:masters).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    /// The repository's root.
+    pub fn repo(&self) -> &Path {
+        &self.repo
+    }
+
+    /// A file in the plane's folder (logs, credentials).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A client with the admin's credentials.
+    pub async fn admin(&self) -> Result<Client, PlaneError> {
+        let path = self.kubeconfig();
+        let kubeconfig = Kubeconfig::read_from(&path)
+            .map_err(|source| PlaneError::Kubeconfig { path, source })?;
+        let config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(Client::try_from(config)?)
+    }
+
+    /// A client whose only credential is `token` (e.g. a ServiceAccount's).
+    pub async fn client_with_token(&self, token: &str) -> Result<Client, PlaneError> {
+        let path = self.kubeconfig();
+        let mut kubeconfig = Kubeconfig::read_from(&path)
+            .map_err(|source| PlaneError::Kubeconfig { path, source })?;
+        for user in &mut kubeconfig.auth_infos {
+            if let Some(auth) = user.auth_info.as_mut() {
+                auth.token = Some(token.to_string().into());
+            }
+        }
+        let config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(Client::try_from(config)?)
+    }
+
+    /// A token of ServiceAccount `name` in `namespace`, by TokenRequest, valid for an hour.
+    pub async fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, PlaneError> {
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.admin().await?, namespace);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: Vec::new(),
+                expiration_seconds: Some(3600),
+                ..TokenRequestSpec::default()
+            },
+            ..TokenRequest::default()
+        };
+        let answer = accounts
+            .create_token_request(name, &PostParams::default(), &request)
+            .await?;
+        Ok(answer.status.map(|status| status.token).unwrap_or_default())
+    }
+
+    /// Runs `scripts/control-plane` for this plane with `args`.
+    pub fn script(&self, args: &[&str]) -> Result<String, PlaneError> {
+        let mut command = Command::new(self.repo.join("scripts/control-plane"));
+        command
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(args);
+        run(command)
+    }
+
+    /// Stops `component` (e.g. `kube-apiserver`), waits `pause`, starts it again and returns
+    /// once it is ready.
+    pub fn restart(&self, component: &str, pause: Duration) -> Result<(), PlaneError> {
+        self.script(&["restart", component, &pause.as_secs().to_string()])
+            .map(drop)
+    }
+
+    /// The operator binary of this checkout: `MIDIHUB_OPERATOR_BIN`, else the one cargo built
+    /// beside the running test binary.
+    pub fn operator_binary() -> PathBuf {
+        if let Some(binary) = std::env::var_os("MIDIHUB_OPERATOR_BIN") {
+            return binary.into();
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|test| Some(test.parent()?.parent()?.join("midihub-operator")))
+            .unwrap_or_else(|| PathBuf::from("midihub-operator"))
+    }
+
+    /// (Re)starts the operator as a process with the chart's ServiceAccount's credentials.
+    pub fn start_operator(&self, extra_args: &[&str]) -> Result<(), PlaneError> {
+        let binary = Self::operator_binary();
+        let mut args = vec!["operator", binary.to_str().unwrap_or_default()];
+        args.extend_from_slice(extra_args);
+        self.script(&args).map(drop)
+    }
+
+    /// The operator process's pid, while it runs.
+    pub fn operator_pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.dir.join("pids/midihub-operator.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    }
+
+    /// Kills the operator with SIGKILL: no graceful shutdown, no lease handed back.
+    pub fn kill_operator(&self) -> Result<(), PlaneError> {
+        if let Some(pid) = self.operator_pid() {
+            let mut command = Command::new("kill");
+            command.args(["-KILL", &pid.to_string()]);
+            run(command)?;
+            // Gone, or a zombie its parent has not reaped yet: either way it no longer runs.
+            while std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .is_ok_and(|status| !status.contains("State:\tZ"))
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `kubectl` (`MIDIHUB_KUBECTL`, else the one on PATH) with the admin's kubeconfig;
+    /// its standard output.
+    pub fn kubectl(&self, args: &[&str]) -> Result<String, PlaneError> {
+        let kubectl = std::env::var_os("MIDIHUB_KUBECTL").unwrap_or_else(|| "kubectl".into());
+        let mut command = Command::new(kubectl);
+        command
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args);
+        run(command)
+    }
+
+    /// The API server's `apiserver_request_total`, summed by (verb, resource, subresource).
+    pub async fn request_totals(&self) -> Result<BTreeMap<RequestKind, f64>, PlaneError> {
+        let client = self.admin().await?;
+        let request = http::Request::get("/metrics")
+            .body(Vec::new())
+            .map_err(|error| PlaneError::Metrics(error.to_string()))?;
+        let text = client.request_text(request).await?;
+        Ok(parse_request_totals(&text))
+    }
+}
+
+/// One kind of request in the API server's counters.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RequestKind {
+    pub verb: String,
+    pub resource: String,
+    pub subresource: String,
+}
+
+/// `apiserver_request_total` lines of a Prometheus text exposition, summed by (verb, resource,
+/// subresource) over the other labels (code, component, group, scope, version).
+pub fn parse_request_totals(text: &str) -> BTreeMap<RequestKind, f64> {
+    let mut totals = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split("\",")
+                .find_map(|pair| pair.strip_prefix(&format!("{name}=\"")))
+                .map(|value| value.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let kind = RequestKind {
+            verb: label("verb"),
+            resource: label("resource"),
+            subresource: label("subresource"),
+        };
+        *totals.entry(kind).or_insert(0.0) += value;
+    }
+    totals
+}
+
+fn run(mut command: Command) -> Result<String, PlaneError> {
+    let display = format!("{command:?}");
+    let output = command.output().map_err(|source| PlaneError::Spawn {
+        command: display.clone(),
+        source,
+    })?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(PlaneError::Command {
+            command: display,
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_totals_are_summed_over_codes_and_scopes() {
+        let text = r#"# HELP apiserver_request_total [STABLE] Counter of apiserver requests
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",resource="deployments",scope="resource",subresource="",verb="PATCH",version="v1"} 3
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="apps",resource="deployments",scope="resource",subresource="",verb="PATCH",version="v1"} 2
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",resource="deployments",scope="resource",subresource="status",verb="PUT",version="v1"} 7
+"#;
+        let totals = parse_request_totals(text);
+        let patch = RequestKind {
+            verb: "PATCH".into(),
+            resource: "deployments".into(),
+            subresource: String::new(),
+        };
+        let status = RequestKind {
+            verb: "PUT".into(),
+            resource: "deployments".into(),
+            subresource: "status".into(),
+        };
+        assert_eq!(totals.get(&patch), Some(&5.0));
+        assert_eq!(totals.get(&status), Some(&7.0));
+        assert_eq!(totals.len(), 2);
+    }
+}

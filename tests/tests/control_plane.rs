@@ -1,0 +1,836 @@
+//! The control-plane tier: the operator as a process, with exactly the Helm chart's RBAC, on a
+//! real Kubernetes control plane built from source (`scripts/control-plane`): the real API
+//! server judges and stores, the real controller-manager makes ReplicaSets and Pods, the real
+//! scheduler places them; kwok plays the nodes (pods are marked Running, no container runs).
+//!
+//! The tier (`./scripts/test`) starts the plane and the operator and names the plane's folder in
+//! `MIDIHUB_CONTROL_PLANE`; without it every test prints `SKIP` and returns. The tests share one
+//! plane and must run one at a time (`--test-threads=1`): some restart the API server or the
+//! operator, some read the API server's global counters. Each works in namespaces of its own.
+//!
+//! The default topology of the plane: nodes eu-1 (ExternalIP 203.0.113.10) and eu-2
+//! (203.0.113.11) in eu-central-1, ap-1 (203.0.113.20) in ap-southeast-2, all sound-ready, and
+//! plain-1 in eu-central-1 without the sound-ready label.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use midihub_api::{MidiHub, MidiHubStatus, Phase};
+use midihub_tests::cluster::{
+    delete_namespace, describe, ensure_namespace, eventually, hub, hub_pods, set_suspend,
+    wait_for_status,
+};
+use midihub_tests::control_plane::{Plane, RequestKind};
+use serde_json::json;
+
+/// Creating a hub to Ready on the simulated nodes takes about a second; the margin is for a
+/// busy 2-core machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by=midihub-operator";
+
+/// The plane, or `None` after printing why the test is skipped.
+async fn plane(test: &str) -> Option<(Plane, Client)> {
+    let Some(plane) = Plane::from_env() else {
+        println!(
+            "SKIP {test}: MIDIHUB_CONTROL_PLANE is not set (./scripts/test starts the control plane)"
+        );
+        return None;
+    };
+    let client = plane.admin().await.expect("an admin client for the plane");
+    Some((plane, client))
+}
+
+/// A namespace of the test's own, fresh.
+async fn namespace(client: &Client, name: &str) -> Api<MidiHub> {
+    ensure_namespace(client, name, json!({})).await;
+    Api::namespaced(client.clone(), name)
+}
+
+async fn create(hubs: &Api<MidiHub>, hub: &MidiHub) {
+    hubs.create(&PostParams::default(), hub)
+        .await
+        .unwrap_or_else(|error| panic!("create MidiHub {}: {error}", hub.name_any()));
+}
+
+fn is_ready(status: &MidiHubStatus) -> bool {
+    status.phase == Some(Phase::Ready) && status.address.is_some()
+}
+
+fn ready_condition(
+    status: &MidiHubStatus,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    status.conditions.iter().find(|c| c.type_ == "Ready")
+}
+
+/// A time of day `minutes` from now, in UTC, as a schedule window writes it.
+fn utc_time_in(minutes: i64) -> String {
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(minutes);
+    at.to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%H:%M")
+        .to_string()
+}
+
+const EVERY_DAY: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+// ---------------------------------------------------------------------------------------------
+// The chart and kubectl
+
+#[tokio::test]
+async fn the_operator_runs_with_exactly_the_charts_rbac_and_holds_the_lease() {
+    let Some((plane, client)) = plane("control_plane: chart RBAC").await else {
+        return;
+    };
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "midihub-system");
+    let lease = leases
+        .get("midihub-operator")
+        .await
+        .expect("the operator's leader-election Lease");
+    assert_eq!(
+        lease.spec.and_then(|spec| spec.holder_identity).as_deref(),
+        Some("midihub-operator-local"),
+        "the operator process holds the Lease"
+    );
+
+    // The operator's credentials are the chart's ServiceAccount's: what the chart grants works,
+    // anything else is refused.
+    let token = plane
+        .service_account_token("midihub-system", "midihub")
+        .await
+        .expect("a token of the chart's ServiceAccount");
+    let operator = plane.client_with_token(&token).await.unwrap();
+    Api::<MidiHub>::all(operator.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("the chart lets the operator list MidiHubs");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(operator.clone(), "midihub-system");
+    match secrets.list(&ListParams::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("the operator's ServiceAccount must not read Secrets: {other:?}"),
+    }
+    let health = http_get(&format!("{}/healthz", plane.operator_endpoint())).await;
+    assert_eq!(health.0, 200, "the operator is healthy: {}", health.1);
+}
+
+#[tokio::test]
+async fn kubectl_get_shows_every_column_of_the_example_hub_and_explain_documents_its_ports() {
+    let Some((plane, client)) = plane("control_plane: kubectl get").await else {
+        return;
+    };
+    let example = plane.repo().join("examples/midihub.yaml");
+    plane
+        .kubectl(&["apply", "-f", example.to_str().unwrap()])
+        .expect("kubectl apply -f examples/midihub.yaml");
+    // Woken for an hour, whatever the example's schedule says now.
+    let until = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    plane
+        .kubectl(&[
+            "patch",
+            "mh",
+            "jam-session",
+            "-n",
+            "default",
+            "--type=merge",
+            "-p",
+            &json!({ "spec": { "wakeUntil": until } }).to_string(),
+        ])
+        .expect("wake the example hub");
+    let hubs: Api<MidiHub> = Api::namespaced(client.clone(), "default");
+    let status = wait_for_status(&hubs, "jam-session", "Ready", READY_TIMEOUT, is_ready).await;
+
+    let table = plane
+        .kubectl(&["get", "midihubs", "-n", "default"])
+        .expect("kubectl get midihubs");
+    println!("{table}");
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "PHASE",
+            "ADDRESS",
+            "PORTS",
+            "PARTICIPANTS",
+            "LATENCY",
+            "NEXT",
+            "AGE"
+        ],
+        "the printer columns, as the server renders them"
+    );
+    let row = lines
+        .find(|line| line.starts_with("jam-session "))
+        .expect("a row for the example hub");
+    let address = status.address.clone().unwrap();
+    assert!(
+        ["203.0.113.10", "203.0.113.11"].contains(&address.as_str()),
+        "the address of an eu-central-1 node: {address}"
+    );
+    for cell in ["Ready", address.as_str(), "5004,5006"] {
+        assert!(row.contains(cell), "the row shows {cell:?}: {row}");
+    }
+
+    let explained = plane
+        .kubectl(&["explain", "midihub.spec.ports"])
+        .expect("kubectl explain midihub.spec.ports");
+    for fragment in ["FIELD: ports", "port", "name", "room"] {
+        assert!(
+            explained.contains(fragment),
+            "kubectl explain documents the rooms ({fragment:?}): {explained}"
+        );
+    }
+    plane
+        .kubectl(&["delete", "-f", example.to_str().unwrap(), "--wait=false"])
+        .expect("delete the example hub");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedule, overrides and placement by the real controllers and scheduler
+
+#[tokio::test]
+async fn an_awake_hub_runs_one_pod_on_a_node_of_its_region_with_that_nodes_external_ip() {
+    let Some((_plane, client)) = plane("control_plane: placement").await else {
+        return;
+    };
+    let hubs = namespace(&client, "cp-placement").await;
+    create(
+        &hubs,
+        &hub(
+            "cp-placement",
+            "sydney",
+            json!({ "ports": [{ "port": 6004 }], "region": "ap-southeast-2" }),
+        ),
+    )
+    .await;
+    let status = wait_for_status(&hubs, "sydney", "Ready", READY_TIMEOUT, is_ready).await;
+    assert_eq!(
+        status.node.as_deref(),
+        Some("ap-1"),
+        "{}",
+        describe(&status)
+    );
+    assert_eq!(
+        status.address.as_deref(),
+        Some("203.0.113.20"),
+        "the node's ExternalIP"
+    );
+    let pods = hub_pods(&client, "cp-placement", "sydney").await;
+    assert_eq!(
+        pods.len(),
+        1,
+        "one pod, made by the real ReplicaSet controller"
+    );
+    let pod = &pods[0];
+    assert_eq!(
+        pod.spec.as_ref().and_then(|spec| spec.node_name.as_deref()),
+        Some("ap-1"),
+        "placed by the real scheduler on the region's only node"
+    );
+    assert!(
+        pod.owner_references()
+            .iter()
+            .any(|owner| owner.kind == "ReplicaSet"),
+        "the pod belongs to a ReplicaSet"
+    );
+    delete_namespace(&client, "cp-placement").await;
+}
+
+#[tokio::test]
+async fn suspend_sleeps_the_hub_and_wake_until_wakes_it_again() {
+    let Some((_plane, client)) = plane("control_plane: overrides").await else {
+        return;
+    };
+    let hubs = namespace(&client, "cp-overrides").await;
+    // A window that starts in two hours: asleep by the schedule.
+    let spec = json!({
+        "ports": [{ "port": 6104 }],
+        "region": "eu-central-1",
+        "schedule": { "timeZone": "UTC", "windows": [
+            { "days": EVERY_DAY, "start": utc_time_in(120), "end": utc_time_in(180) } ] },
+    });
+    create(&hubs, &hub("cp-overrides", "later", spec)).await;
+    let asleep = wait_for_status(
+        &hubs,
+        "later",
+        "Sleeping by its schedule",
+        READY_TIMEOUT,
+        |s| s.phase == Some(Phase::Sleeping),
+    )
+    .await;
+    assert!(
+        asleep
+            .next_transition
+            .as_deref()
+            .is_some_and(|next| next.starts_with("wake")),
+        "Next says when it wakes: {:?}",
+        asleep.next_transition
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "cp-overrides");
+    let replicas = |deployment: Deployment| deployment.spec.and_then(|spec| spec.replicas);
+    assert_eq!(
+        replicas(deployments.get("midihub-later").await.unwrap()),
+        Some(0)
+    );
+
+    let until = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(30)).to_string();
+    hubs.patch(
+        "later",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "wakeUntil": until } })),
+    )
+    .await
+    .unwrap();
+    wait_for_status(
+        &hubs,
+        "later",
+        "Ready after wakeUntil",
+        READY_TIMEOUT,
+        is_ready,
+    )
+    .await;
+    assert_eq!(
+        replicas(deployments.get("midihub-later").await.unwrap()),
+        Some(1)
+    );
+    assert_eq!(hub_pods(&client, "cp-overrides", "later").await.len(), 1);
+
+    hubs.patch(
+        "later",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "wakeUntil": null, "suspend": true } })),
+    )
+    .await
+    .unwrap();
+    wait_for_status(&hubs, "later", "Sleeping on suspend", READY_TIMEOUT, |s| {
+        s.phase == Some(Phase::Sleeping)
+    })
+    .await;
+    eventually("the hub's pod to go", READY_TIMEOUT, || async {
+        let pods = hub_pods(&client, "cp-overrides", "later").await;
+        if pods.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} pods", pods.len()))
+        }
+    })
+    .await;
+    delete_namespace(&client, "cp-overrides").await;
+}
+
+#[tokio::test]
+async fn a_schedule_window_around_now_wakes_the_hub() {
+    let Some((_plane, client)) = plane("control_plane: schedule").await else {
+        return;
+    };
+    let hubs = namespace(&client, "cp-schedule").await;
+    let spec = json!({
+        "ports": [{ "port": 6204 }],
+        "schedule": { "timeZone": "UTC", "windows": [
+            { "days": EVERY_DAY, "start": utc_time_in(-60), "end": utc_time_in(60) } ] },
+    });
+    create(&hubs, &hub("cp-schedule", "now", spec)).await;
+    let status = wait_for_status(
+        &hubs,
+        "now",
+        "Ready inside its window",
+        READY_TIMEOUT,
+        is_ready,
+    )
+    .await;
+    assert!(
+        status
+            .next_transition
+            .as_deref()
+            .is_some_and(|next| next.starts_with("sleep")),
+        "Next says when it sleeps: {:?}",
+        status.next_transition
+    );
+    delete_namespace(&client, "cp-schedule").await;
+}
+
+#[tokio::test]
+async fn a_second_hub_on_the_same_ports_in_a_one_node_region_is_unschedulable_with_the_reason() {
+    let Some((_plane, client)) = plane("control_plane: port clash").await else {
+        return;
+    };
+    let hubs = namespace(&client, "cp-clash").await;
+    let spec = json!({ "ports": [{ "port": 6304 }], "region": "ap-southeast-2" });
+    create(&hubs, &hub("cp-clash", "first", spec.clone())).await;
+    wait_for_status(&hubs, "first", "Ready", READY_TIMEOUT, is_ready).await;
+    create(&hubs, &hub("cp-clash", "second", spec)).await;
+    let status = wait_for_status(&hubs, "second", "Unschedulable", READY_TIMEOUT, |s| {
+        s.phase == Some(Phase::Unschedulable)
+    })
+    .await;
+    let ready = ready_condition(&status).expect("a Ready condition");
+    assert_eq!(ready.reason, "PortsInUse", "{}", describe(&status));
+    assert!(
+        ready.message.contains("free ports"),
+        "the scheduler's own words: {}",
+        ready.message
+    );
+    delete_namespace(&client, "cp-clash").await;
+}
+
+#[tokio::test]
+async fn a_hub_in_a_region_without_nodes_is_unschedulable_with_the_reason() {
+    let Some((_plane, client)) = plane("control_plane: empty region").await else {
+        return;
+    };
+    let hubs = namespace(&client, "cp-empty-region").await;
+    create(
+        &hubs,
+        &hub(
+            "cp-empty-region",
+            "sao-paulo",
+            json!({ "ports": [{ "port": 6404 }], "region": "sa-east-1" }),
+        ),
+    )
+    .await;
+    let status = wait_for_status(&hubs, "sao-paulo", "Unschedulable", READY_TIMEOUT, |s| {
+        s.phase == Some(Phase::Unschedulable)
+    })
+    .await;
+    let ready = ready_condition(&status).expect("a Ready condition");
+    assert_eq!(ready.reason, "NoEligibleNode", "{}", describe(&status));
+    assert!(ready.message.contains("sa-east-1"), "{}", ready.message);
+    delete_namespace(&client, "cp-empty-region").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sidecar's least privilege, and two field managers on one status
+
+#[tokio::test]
+async fn a_hubs_service_account_writes_its_own_hubs_status_and_events_and_nothing_else() {
+    let Some((plane, client)) = plane("control_plane: hub RBAC").await else {
+        return;
+    };
+    let hubs = namespace(&client, "cp-rbac").await;
+    for name in ["mine", "theirs"] {
+        let port = if name == "mine" { 6504 } else { 6506 };
+        create(
+            &hubs,
+            &hub("cp-rbac", name, json!({ "ports": [{ "port": port }] })),
+        )
+        .await;
+    }
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "cp-rbac");
+    eventually("the hub's ServiceAccount", READY_TIMEOUT, || async {
+        accounts
+            .get_opt("midihub-mine")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "not yet".to_string())
+    })
+    .await;
+    let token = eventually("a token of midihub-mine", READY_TIMEOUT, || async {
+        plane
+            .service_account_token("cp-rbac", "midihub-mine")
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let sidecar = plane.client_with_token(&token).await.unwrap();
+    let as_sidecar: Api<MidiHub> = Api::namespaced(sidecar.clone(), "cp-rbac");
+    let status_patch = json!({
+        "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+        "status": { "participantCount": 0 },
+    });
+    let apply = PatchParams::apply("midihub-sidecar").force();
+    // The Role's rules take a moment to reach the authorizer's cache.
+    eventually(
+        "the sidecar's status patch to be allowed",
+        READY_TIMEOUT,
+        || async {
+            as_sidecar
+                .patch_status("mine", &apply, &Patch::Apply(&status_patch))
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    as_sidecar
+        .get("mine")
+        .await
+        .expect("the sidecar may read its own hub");
+
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(sidecar.clone(), "cp-rbac");
+    let event: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+        "metadata": { "generateName": "mine-" },
+        "eventTime": jiff::Timestamp::now().to_string(),
+        "reportingController": "midihub-sidecar", "reportingInstance": "test",
+        "action": "Wire", "reason": "ParticipantJoined", "type": "Normal",
+        "regarding": { "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+                       "namespace": "cp-rbac", "name": "mine" },
+        "note": "a test event",
+    }))
+    .unwrap();
+    events
+        .create(&PostParams::default(), &event)
+        .await
+        .expect("the sidecar may create Events");
+
+    let refused = |result: Result<MidiHub, kube::Error>, what: &str| match result {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{what}: {status:?}"),
+        other => panic!("{what} must be refused: {other:?}"),
+    };
+    refused(
+        as_sidecar
+            .patch_status("theirs", &apply, &Patch::Apply(&status_patch))
+            .await,
+        "patching another hub's status",
+    );
+    refused(as_sidecar.get("theirs").await, "reading another hub");
+    refused(
+        as_sidecar
+            .patch(
+                "mine",
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "suspend": true } })),
+            )
+            .await,
+        "changing its own hub's spec",
+    );
+    delete_namespace(&client, "cp-rbac").await;
+}
+
+#[tokio::test]
+async fn the_operators_and_the_sidecars_conditions_stand_together_in_one_list() {
+    let Some((plane, client)) = plane("control_plane: list-map").await else {
+        return;
+    };
+    let hubs = namespace(&client, "cp-listmap").await;
+    create(
+        &hubs,
+        &hub(
+            "cp-listmap",
+            "shared",
+            json!({ "ports": [{ "port": 6604 }] }),
+        ),
+    )
+    .await;
+    wait_for_status(&hubs, "shared", "Ready", READY_TIMEOUT, is_ready).await;
+    let token = plane
+        .service_account_token("cp-listmap", "midihub-shared")
+        .await
+        .unwrap();
+    let as_sidecar: Api<MidiHub> =
+        Api::namespaced(plane.client_with_token(&token).await.unwrap(), "cp-listmap");
+    let wiring = |message: &str| {
+        json!({
+            "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+            "status": { "participantCount": 0, "conditions": [{
+                "type": "Wiring", "status": "True", "reason": "Wired", "message": message,
+                "lastTransitionTime": jiff::Timestamp::now().to_string(),
+            }] },
+        })
+    };
+    // Writes by each side, interleaved: the sidecar's Wiring, then the operator's Awake and
+    // Ready rewritten for a new wakeUntil (a new generation to observe).
+    for round in 1..=3 {
+        let message = format!("round {round}");
+        eventually("the sidecar's apply", READY_TIMEOUT, || async {
+            as_sidecar
+                .patch_status(
+                    "shared",
+                    &PatchParams::apply("midihub-sidecar").force(),
+                    &Patch::Apply(wiring(&message)),
+                )
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        let until = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(round)).to_string();
+        let generation = hubs
+            .patch(
+                "shared",
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "wakeUntil": until } })),
+            )
+            .await
+            .unwrap()
+            .metadata
+            .generation;
+        let status = wait_for_status(
+            &hubs,
+            "shared",
+            "the operator to observe the new generation",
+            READY_TIMEOUT,
+            |s| s.observed_generation == generation && is_ready(s),
+        )
+        .await;
+        let wiring = status.conditions.iter().find(|c| c.type_ == "Wiring");
+        assert_eq!(
+            wiring.map(|c| c.message.as_str()),
+            Some(message.as_str()),
+            "the sidecar's Wiring survives the operator's apply: {}",
+            describe(&status)
+        );
+        for wanted in ["Awake", "Ready"] {
+            assert!(
+                status.conditions.iter().any(|c| c.type_ == wanted),
+                "the operator's {wanted} survives the sidecar's apply: {}",
+                describe(&status)
+            );
+        }
+    }
+    let hub = hubs.get("shared").await.unwrap();
+    let managers: Vec<String> = hub
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|entry| entry.subresource.as_deref() == Some("status"))
+        .filter_map(|entry| entry.manager)
+        .collect();
+    assert!(
+        managers.iter().any(|m| m == "midihub-operator")
+            && managers.iter().any(|m| m == "midihub-sidecar"),
+        "two field managers on the status: {managers:?}"
+    );
+    delete_namespace(&client, "cp-listmap").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restarts
+
+/// The sorted names of the operator's children of kind `K` in `namespace`.
+async fn child_names<K>(client: &Client, namespace: &str) -> Vec<String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let mut names: Vec<String> = api
+        .list(&ListParams::default().labels(MANAGED_BY))
+        .await
+        .expect("list the operator's children")
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    names.sort();
+    names
+}
+
+/// The operator-owned kinds' writes in the API server's counters (Leases and Events are
+/// other writers' too, and the controller-manager writes `deployments/status`).
+fn owned_writes(totals: &BTreeMap<RequestKind, f64>) -> f64 {
+    const OWNED: [(&str, &str); 6] = [
+        ("deployments", ""),
+        ("configmaps", ""),
+        ("serviceaccounts", ""),
+        ("roles", ""),
+        ("rolebindings", ""),
+        ("midihubs", "status"),
+    ];
+    totals
+        .iter()
+        .filter(|(kind, _)| {
+            matches!(
+                kind.verb.as_str(),
+                "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE" | "CREATE" | "UPDATE"
+            ) && OWNED.contains(&(kind.resource.as_str(), kind.subresource.as_str()))
+        })
+        .map(|(_, count)| count)
+        .sum()
+}
+
+#[tokio::test]
+async fn an_operator_killed_while_reconciling_twenty_hubs_converges_and_then_writes_nothing() {
+    let Some((plane, client)) = plane("control_plane: operator restart").await else {
+        return;
+    };
+    let namespace_name = "cp-restart";
+    let hubs = namespace(&client, namespace_name).await;
+    for index in 0..20u16 {
+        let port = 7000 + 2 * index;
+        create(
+            &hubs,
+            &hub(
+                namespace_name,
+                &format!("hub-{index:02}"),
+                json!({ "ports": [{ "port": port }] }),
+            ),
+        )
+        .await;
+    }
+    // Killed mid-way, without a graceful shutdown.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    plane.kill_operator().expect("kill the operator");
+    plane.start_operator(&[]).expect("start the operator again");
+
+    for index in 0..20 {
+        wait_for_status(
+            &hubs,
+            &format!("hub-{index:02}"),
+            "Ready after the operator's restart",
+            Duration::from_secs(120),
+            is_ready,
+        )
+        .await;
+    }
+    // Exactly one of each child per hub: none missing, none twice.
+    let lists = [
+        (
+            "Deployment",
+            child_names::<Deployment>(&client, namespace_name).await,
+        ),
+        (
+            "ConfigMap",
+            child_names::<ConfigMap>(&client, namespace_name).await,
+        ),
+        (
+            "ServiceAccount",
+            child_names::<ServiceAccount>(&client, namespace_name).await,
+        ),
+        ("Role", child_names::<Role>(&client, namespace_name).await),
+        (
+            "RoleBinding",
+            child_names::<RoleBinding>(&client, namespace_name).await,
+        ),
+    ];
+    for (kind, mut names) in lists {
+        assert_eq!(names.len(), 20, "one {kind} per hub: {names:?}");
+        names.dedup();
+        assert_eq!(names.len(), 20, "no {kind} twice");
+    }
+    for index in 0..20 {
+        let pods = hub_pods(&client, namespace_name, &format!("hub-{index:02}")).await;
+        let live = pods
+            .iter()
+            .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+            .count();
+        assert_eq!(live, 1, "one pod for hub-{index:02}");
+    }
+
+    // Converged: nothing the operator owns is written while nothing changes.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = plane.request_totals().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let after = plane.request_totals().await.unwrap();
+    let writes = owned_writes(&after) - owned_writes(&before);
+    assert_eq!(
+        writes, 0.0,
+        "writes to the operator's kinds in 20 idle seconds after converging"
+    );
+    delete_namespace(&client, namespace_name).await;
+}
+
+#[tokio::test]
+async fn after_an_api_server_restart_the_operator_acts_on_a_change_within_ten_seconds() {
+    let Some((plane, client)) = plane("control_plane: API server restart").await else {
+        return;
+    };
+    let hubs = namespace(&client, "cp-apiserver").await;
+    create(
+        &hubs,
+        &hub(
+            "cp-apiserver",
+            "steady",
+            json!({ "ports": [{ "port": 6704 }] }),
+        ),
+    )
+    .await;
+    wait_for_status(&hubs, "steady", "Ready", READY_TIMEOUT, is_ready).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "cp-apiserver");
+
+    // It depends on timing (which watch is where when the server goes): try several times.
+    for (round, suspend) in [true, false, true].into_iter().enumerate() {
+        plane
+            .restart("kube-apiserver", Duration::from_secs(5))
+            .expect("restart the API server");
+        let ready_at = Instant::now();
+        set_suspend(&hubs, "steady", suspend).await;
+        let wanted = i32::from(!suspend);
+        eventually(
+            &format!("round {round}: the operator scaling the Deployment to {wanted}"),
+            Duration::from_secs(10),
+            || async {
+                let deployment = deployments
+                    .get("midihub-steady")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let replicas = deployment.spec.and_then(|spec| spec.replicas);
+                if replicas == Some(wanted) {
+                    Ok(())
+                } else {
+                    Err(format!("replicas {replicas:?}"))
+                }
+            },
+        )
+        .await;
+        println!(
+            "round {round}: acted {:?} after the API server was ready",
+            ready_at.elapsed()
+        );
+        let health = http_get(&format!("{}/healthz", plane.operator_endpoint())).await;
+        assert_eq!(
+            health.0, 200,
+            "a short blip is no reason to restart the operator"
+        );
+    }
+    delete_namespace(&client, "cp-apiserver").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A plain HTTP GET on loopback: (status code, body). Enough for the operator's endpoint.
+async fn http_get(url: &str) -> (u16, String) {
+    let url = url.strip_prefix("http://").expect("an http URL");
+    let (authority, path) = url.split_once('/').unwrap_or((url, ""));
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .unwrap_or_else(|error| panic!("connect to {authority}: {error}"));
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[tokio::test]
+async fn the_simulated_nodes_carry_the_default_topology() {
+    let Some((_plane, client)) = plane("control_plane: topology").await else {
+        return;
+    };
+    let nodes: Api<Node> = Api::all(client);
+    let sound_ready = nodes
+        .list(&ListParams::default().labels("midihub.io/sound-ready=true"))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = sound_ready.items.iter().map(|n| n.name_any()).collect();
+    names.sort();
+    assert!(
+        ["ap-1", "eu-1", "eu-2"]
+            .iter()
+            .all(|name| names.contains(&name.to_string())),
+        "{names:?}"
+    );
+}
