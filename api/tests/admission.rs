@@ -188,7 +188,7 @@ fn a_hub_name_longer_than_55_characters_is_refused() {
 fn a_hub_without_ports_is_refused() {
     let admission = admission();
     let rejections = admission.rejections(&hub_with_ports(json!([])));
-    assert_rejected(&rejections, "spec.ports", &["less than 1 item"]);
+    assert_rejected(&rejections, "spec.ports", &["should have at least 1 items"]);
 }
 
 #[test]
@@ -197,7 +197,7 @@ fn a_hub_that_omits_ports_is_refused() {
     let mut hub = example_hub();
     hub["spec"].as_object_mut().unwrap().remove("ports");
     let rejections = admission.rejections(&hub);
-    assert_rejected(&rejections, "spec", &["\"ports\" is a required property"]);
+    assert_rejected(&rejections, "spec.ports", &["Required value"]);
 }
 
 #[test]
@@ -218,7 +218,7 @@ fn a_port_below_1024_is_refused() {
     assert_rejected(
         &rejections,
         "spec.ports[0].port",
-        &["1022 is less than the minimum of 1024"],
+        &["should be greater than or equal to 1024"],
     );
 }
 
@@ -229,7 +229,7 @@ fn a_port_above_65534_is_refused() {
     assert_rejected(
         &rejections,
         "spec.ports[0].port",
-        &["65536 is greater than the maximum of 65534"],
+        &["should be less than or equal to 65534"],
     );
 }
 
@@ -328,7 +328,7 @@ fn a_session_name_longer_than_63_characters_is_refused() {
     assert_rejected(
         &rejections,
         "spec.ports[0].name",
-        &["is longer than 63 characters"],
+        &["may not be more than 63 bytes"],
     );
 }
 
@@ -394,7 +394,7 @@ fn a_window_without_days_is_refused() {
     assert_rejected(
         &rejections,
         "spec.schedule.windows[0].days",
-        &["less than 1 item"],
+        &["should have at least 1 items"],
     );
 }
 
@@ -419,7 +419,11 @@ fn a_schedule_without_windows_is_refused() {
     let mut hub = example_hub();
     hub["spec"]["schedule"]["windows"] = json!([]);
     let rejections = admission.rejections(&hub);
-    assert_rejected(&rejections, "spec.schedule.windows", &["less than 1 item"]);
+    assert_rejected(
+        &rejections,
+        "spec.schedule.windows",
+        &["should have at least 1 items"],
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,7 +452,11 @@ fn wake_until_that_is_not_a_timestamp_is_refused() {
     let mut hub = example_hub();
     hub["spec"]["wakeUntil"] = json!("tonight");
     let rejections = admission.rejections(&hub);
-    assert_rejected(&rejections, "spec.wakeUntil", &["is not a \"date-time\""]);
+    assert_rejected(
+        &rejections,
+        "spec.wakeUntil",
+        &["must be of type date-time"],
+    );
 }
 
 #[test]
@@ -457,7 +465,7 @@ fn a_misspelt_field_is_refused_by_strict_field_validation() {
     let mut hub = example_hub();
     hub["spec"]["wakeUntill"] = json!("2026-11-28T23:00:00Z");
     let rejections = admission.rejections(&hub);
-    assert_rejected(&rejections, "spec", &["'wakeUntill' was unexpected"]);
+    assert_rejected(&rejections, "", &["unknown field \"spec.wakeUntill\""]);
 }
 
 // ---------------------------------------------------------------------------------------------

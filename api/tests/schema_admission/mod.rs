@@ -8,9 +8,10 @@
 //! 2. the CEL `x-kubernetes-validations` rules, evaluated with kube's client-side CEL evaluator
 //!    (`kube::core::cel::Validator`), which applies schema defaults first as the API server does.
 //!
-//! What it does not do: metadata validation, pruning, ratcheting of updates, the CEL cost
-//! limits (see the bounds test in `admission.rs`), or Kubernetes' exact wording of structural
-//! errors (it reports `jsonschema`'s wording for the same facts).
+//! Structural errors are reported with Kubernetes' field and words for the kinds of error this
+//! CRD can give (see [`structural_rejection`]); the control-plane tier checks every case against
+//! a real API server. What it does not do: metadata validation, pruning, ratcheting of updates,
+//! or the CEL cost limits (see the bounds test in `admission.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -99,10 +100,7 @@ impl SchemaAdmission {
         let mut rejections: Vec<Rejection> = self
             .structural
             .iter_errors(object)
-            .map(|error| Rejection {
-                field: kubernetes_field_path(error.instance_path().iter()),
-                message: structural_message(&error),
-            })
+            .map(|error| structural_rejection(&error))
             .collect();
         if let Err(errors) = self.cel.validate(&self.openapi_schema, object, None) {
             rejections.extend(errors.into_iter().map(|error| Rejection {
@@ -176,23 +174,78 @@ fn to_json_schema(schema: &Value, is_root: bool) -> Value {
     Value::Object(translated)
 }
 
-/// The message for a structural error: `jsonschema`'s own, except for an enum, where it names
-/// only the first two allowed values; the API server lists them all, and so does this double.
-fn structural_message(error: &jsonschema::ValidationError<'_>) -> String {
-    match error.kind() {
+/// A structural (OpenAPI) error as the API server reports it: the same field and the same
+/// words (checked against a real kube-apiserver 1.37 in the control-plane tier). `jsonschema`
+/// names a missing field at its parent and an unknown one as "unexpected"; Kubernetes names
+/// the missing field itself and refuses unknown fields while decoding, at the object's root.
+fn structural_rejection(error: &jsonschema::ValidationError<'_>) -> Rejection {
+    let field = kubernetes_field_path(error.instance_path().iter());
+    let value = error.instance();
+    let child = |name: &str| {
+        if field.is_empty() {
+            name.to_string()
+        } else {
+            format!("{field}.{name}")
+        }
+    };
+    let (field, message) = match error.kind() {
         ValidationErrorKind::Enum { options } => {
             let allowed: Vec<String> = options
                 .as_array()
                 .map(|values| values.iter().map(Value::to_string).collect())
                 .unwrap_or_default();
-            format!(
-                "Unsupported value: {}: supported values: {}",
-                error.instance(),
+            let message = format!(
+                "Unsupported value: {value}: supported values: {}",
                 allowed.join(", ")
+            );
+            (field, message)
+        }
+        ValidationErrorKind::Required { property } => (
+            child(property.as_str().unwrap_or_default()),
+            "Required value".to_string(),
+        ),
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let names: Vec<String> = unexpected
+                .iter()
+                .map(|name| format!("unknown field \"{}\"", child(name)))
+                .collect();
+            (
+                String::new(),
+                format!("strict decoding error: {}", names.join(", ")),
             )
         }
-        _ => error.to_string(),
-    }
+        ValidationErrorKind::Minimum { limit } => {
+            let message = format!(
+                "Invalid value: {value}: {field} in body should be greater than or equal to {limit}"
+            );
+            (field, message)
+        }
+        ValidationErrorKind::Maximum { limit } => {
+            let message = format!(
+                "Invalid value: {value}: {field} in body should be less than or equal to {limit}"
+            );
+            (field, message)
+        }
+        ValidationErrorKind::MinItems { limit } => {
+            let count = value.as_array().map_or(0, Vec::len);
+            let message = format!(
+                "Invalid value: {count}: {field} in body should have at least {limit} items"
+            );
+            (field, message)
+        }
+        ValidationErrorKind::MaxLength { limit } => (
+            field,
+            format!("Too long: may not be more than {limit} bytes"),
+        ),
+        ValidationErrorKind::Format { format } => {
+            let message = format!(
+                "Invalid value: {value}: {field} in body must be of type {format}: {value}"
+            );
+            (field, message)
+        }
+        _ => (field, error.to_string()),
+    };
+    Rejection { field, message }
 }
 
 /// `/spec/ports/0/port` as Kubernetes writes it: `spec.ports[0].port`.

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::ApiResource;
 use kube::{Client, Config};
@@ -21,7 +21,7 @@ const NAMESPACE: &str = "midihub-admission";
 
 pub struct ServerAdmission {
     runtime: tokio::runtime::Runtime,
-    hubs: Api<DynamicObject>,
+    client: Client,
 }
 
 impl ServerAdmission {
@@ -31,7 +31,7 @@ impl ServerAdmission {
             .enable_all()
             .build()
             .expect("a runtime for the API client");
-        let hubs = runtime.block_on(async {
+        let client = runtime.block_on(async {
             let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("a readable kubeconfig");
             let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
@@ -50,9 +50,9 @@ impl ServerAdmission {
                 Err(kube::Error::Api(status)) if status.code == 409 => {}
                 Err(error) => panic!("cannot create namespace {NAMESPACE}: {error}"),
             }
-            Api::namespaced_with(client, NAMESPACE, &ApiResource::erase::<MidiHub>(&()))
+            client
         });
-        Self { runtime, hubs }
+        Self { runtime, client }
     }
 
     /// Whether the API server admits `object`: its rejections (the causes it gives, each with
@@ -60,16 +60,16 @@ impl ServerAdmission {
     pub fn admit(&self, object: &Value) -> Result<(), Vec<Rejection>> {
         let mut object = object.clone();
         object["metadata"]["namespace"] = json!(NAMESPACE);
-        let name = object["metadata"]["name"]
-            .as_str()
-            .expect("a test object has a name")
-            .to_string();
-        let params = PatchParams::apply("midihub-admission-test")
-            .dry_run()
-            .validation_strict();
-        let result = self
-            .runtime
-            .block_on(self.hubs.patch(&name, &params, &Patch::Apply(&object)));
+        let resource = ApiResource::erase::<MidiHub>(&());
+        let url = format!(
+            "/apis/{}/namespaces/{NAMESPACE}/{}?dryRun=All&fieldValidation=Strict",
+            resource.api_version, resource.plural
+        );
+        let request = http::Request::post(url)
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_vec(&object).expect("JSON"))
+            .expect("a request");
+        let result = self.runtime.block_on(self.client.request::<Value>(request));
         match result {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
@@ -87,7 +87,12 @@ impl ServerAdmission {
                     Err(causes
                         .into_iter()
                         .map(|cause| Rejection {
-                            field: cause.field,
+                            // Kubernetes names the object's root `<nil>`.
+                            field: if cause.field == "<nil>" {
+                                String::new()
+                            } else {
+                                cause.field
+                            },
                             message: cause.message,
                         })
                         .collect())
