@@ -8,10 +8,7 @@ use midihub_api::{MidiHub, MidiHubStatus, Phase};
 
 use crate::schedule::Decision;
 
-/// Condition type: whether the hub should run now, and why.
-pub const AWAKE: &str = "Awake";
-/// Condition type: whether the hub runs and accepts participants, and why not.
-pub const READY: &str = "Ready";
+pub use midihub_api::ownership::{AWAKE_CONDITION as AWAKE, READY_CONDITION as READY};
 
 /// What the operator wants for a hub.
 #[derive(Clone, Debug)]
