@@ -10,6 +10,27 @@ use crate::schedule::Decision;
 
 pub use midihub_api::ownership::{AWAKE_CONDITION as AWAKE, READY_CONDITION as READY};
 
+/// Reasons of the `Ready` condition the operator sets itself (a failing container's own waiting
+/// reason, such as `CrashLoopBackOff`, is passed through as it is).
+pub mod reasons {
+    /// The hub's pod runs and is ready.
+    pub const HUB_RUNNING: &str = "HubRunning";
+    /// The hub sleeps (outside its schedule, or suspended).
+    pub const SLEEPING: &str = "Sleeping";
+    /// The hub's spec cannot be acted on.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The hub's pod is being created, scheduled or started.
+    pub const STARTING: &str = "Starting";
+    /// No node is sound-ready in the hub's region.
+    pub const NO_ELIGIBLE_NODE: &str = "NoEligibleNode";
+    /// Every node that could take the hub has its ports taken.
+    pub const PORTS_IN_USE: &str = "PortsInUse";
+    /// The scheduler cannot place the hub's pod for another reason.
+    pub const UNSCHEDULABLE: &str = "Unschedulable";
+    /// The hub's pod ended.
+    pub const POD_TERMINATED: &str = "PodTerminated";
+}
+
 /// What the operator wants for a hub.
 #[derive(Clone, Debug)]
 pub enum Intent {
@@ -83,7 +104,7 @@ fn pod_state(pod: Option<&Pod>) -> PodState {
     let phase = status.phase.as_deref().unwrap_or("Pending");
     if phase == "Failed" || phase == "Succeeded" {
         return PodState::Failing {
-            reason: "PodTerminated".into(),
+            reason: reasons::POD_TERMINATED.into(),
             message: format!(
                 "the hub pod ended ({phase}): {}",
                 status.message.as_deref().unwrap_or("no message")
@@ -161,20 +182,20 @@ fn readiness(hub: &MidiHub, intent: &Intent, observed: &Observed) -> Readiness {
         Intent::Invalid { message, .. } => Readiness {
             phase: Phase::Invalid,
             ready: false,
-            reason: "InvalidSpec".into(),
+            reason: reasons::INVALID_SPEC.into(),
             message: format!("the hub cannot run until its spec is fixed: {message}"),
         },
         Intent::Decided(decision) if !decision.awake => Readiness {
             phase: Phase::Sleeping,
             ready: false,
-            reason: "Sleeping".into(),
+            reason: reasons::SLEEPING.into(),
             message: format!("the hub sleeps: {}", decision.message()),
         },
         Intent::Decided(_) => match pod_state(observed.pod.as_ref()) {
             PodState::Running => Readiness {
                 phase: Phase::Ready,
                 ready: true,
-                reason: "HubRunning".into(),
+                reason: reasons::HUB_RUNNING.into(),
                 message: "rtpmidid and the hub sidecar are running".into(),
             },
             PodState::Failing { reason, message } => Readiness {
@@ -186,7 +207,7 @@ fn readiness(hub: &MidiHub, intent: &Intent, observed: &Observed) -> Readiness {
             _ if observed.eligible_nodes == Some(0) => Readiness {
                 phase: Phase::Unschedulable,
                 ready: false,
-                reason: "NoEligibleNode".into(),
+                reason: reasons::NO_ELIGIBLE_NODE.into(),
                 message: match region {
                     Some(region) => format!(
                         "no node is labelled {}=true in region {region} ({}={region}): prepare a node with the sound modules, or change spec.region",
@@ -205,22 +226,22 @@ fn readiness(hub: &MidiHub, intent: &Intent, observed: &Observed) -> Readiness {
                 // The scheduler's own words name the cause; taken host ports are the one a
                 // user of this product meets most (another hub or program on the same ports).
                 reason: if message.contains("free ports") {
-                    "PortsInUse".into()
+                    reasons::PORTS_IN_USE.into()
                 } else {
-                    "Unschedulable".into()
+                    reasons::UNSCHEDULABLE.into()
                 },
                 message: format!("no node can take the hub pod: {message}"),
             },
             PodState::Starting { message } => Readiness {
                 phase: Phase::Starting,
                 ready: false,
-                reason: "Starting".into(),
+                reason: reasons::STARTING.into(),
                 message,
             },
             PodState::Absent => Readiness {
                 phase: Phase::Starting,
                 ready: false,
-                reason: "Starting".into(),
+                reason: reasons::STARTING.into(),
                 message: "the hub pod is being created".into(),
             },
         },
