@@ -222,8 +222,8 @@ pub struct HubPodSettings {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MidiHubStatus {
-    /// Where the hub is in its life: Sleeping, Starting, Ready, Degraded, Unschedulable or
-    /// Invalid. The conditions say why.
+    /// Where the hub is in its life: Sleeping, Starting, Ready, Degraded, Unschedulable, Blocked
+    /// or Invalid. The conditions say why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
 
@@ -288,18 +288,23 @@ pub enum Phase {
     Degraded,
     /// The hub should run but no node can take it (no node in the region, ports taken, …).
     Unschedulable,
+    /// The hub should run but Kubernetes refuses to create its pod (the namespace's Pod
+    /// Security level, a quota, a missing PriorityClass, an admission webhook, …); the `Ready`
+    /// condition gives Kubernetes' words and what to do.
+    Blocked,
     /// The spec cannot be acted on (e.g. an unknown time zone); see the conditions.
     Invalid,
 }
 
 impl Phase {
     /// Every phase, for metrics that report a count per phase.
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 7] = [
         Phase::Sleeping,
         Phase::Starting,
         Phase::Ready,
         Phase::Degraded,
         Phase::Unschedulable,
+        Phase::Blocked,
         Phase::Invalid,
     ];
 
@@ -311,6 +316,7 @@ impl Phase {
             Phase::Ready => "Ready",
             Phase::Degraded => "Degraded",
             Phase::Unschedulable => "Unschedulable",
+            Phase::Blocked => "Blocked",
             Phase::Invalid => "Invalid",
         }
     }

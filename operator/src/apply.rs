@@ -34,9 +34,19 @@ pub fn is_subset(desired: &Value, observed: &Value) -> bool {
     }
 }
 
+/// A child as the cluster holds it after [`apply_if_changed`].
+#[derive(Clone, Debug)]
+pub struct Applied<K> {
+    /// Whether a write was sent.
+    pub written: bool,
+    /// The object as read, or as the apply returned it; its status is the cluster's, so the
+    /// caller can report on it without reading it again.
+    pub object: K,
+}
+
 /// Applies `desired` with server-side apply under the operator's field manager unless the
-/// cluster already holds it. Returns whether a write was sent.
-pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K) -> Result<bool>
+/// cluster already holds it.
+pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K) -> Result<Applied<K>>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
 {
@@ -52,17 +62,24 @@ where
             source,
         })?;
         if is_subset(&desired_json, &observed_json) {
-            return Ok(false);
+            return Ok(Applied {
+                written: false,
+                object: observed,
+            });
         }
     }
     tracing::debug!(kind, name, "applying");
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&desired_json),
-    )
-    .await?;
-    Ok(true)
+    let object = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&desired_json),
+        )
+        .await?;
+    Ok(Applied {
+        written: true,
+        object,
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! transition, derived from the schedule decision and the observed pod and node. Pure: the
 //! observations are passed in, and nothing here talks to the API.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use midihub_api::{MidiHub, MidiHubStatus, Phase};
@@ -29,6 +30,11 @@ pub mod reasons {
     pub const UNSCHEDULABLE: &str = "Unschedulable";
     /// The hub's pod ended.
     pub const POD_TERMINATED: &str = "PodTerminated";
+    /// The namespace's Pod Security level refuses the hub's pod.
+    pub const POD_SECURITY: &str = "PodSecurity";
+    /// Kubernetes refuses to create the hub's pod for another reason (a quota, a missing
+    /// PriorityClass, an admission webhook, …).
+    pub const POD_CREATION_FAILED: &str = "PodCreationFailed";
 }
 
 /// What the operator wants for a hub.
@@ -51,9 +57,11 @@ impl Intent {
     }
 }
 
-/// What the operator saw of the hub's pod and node.
+/// What the operator saw of the hub's Deployment, pod and node.
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
+    /// The hub's Deployment as the cluster holds it, status included.
+    pub deployment: Option<Deployment>,
     /// The hub's pod, if one exists and is not being deleted.
     pub pod: Option<Pod>,
     /// The node the pod is bound to.
@@ -148,6 +156,55 @@ fn pod_state(pod: Option<&Pod>) -> PodState {
     }
 }
 
+/// Kubernetes' words when it failed to create the hub's pod: the ReplicaSet controller records
+/// a refused pod creation (Pod Security, a quota, …) as a `FailedCreate` Event and as the
+/// `ReplicaFailure` condition, which the Deployment carries on. Nothing else shows it: no pod
+/// exists to look at.
+fn pod_creation_failure(deployment: Option<&Deployment>) -> Option<&str> {
+    deployment?
+        .status
+        .as_ref()?
+        .conditions
+        .as_deref()?
+        .iter()
+        .find(|condition| condition.type_ == "ReplicaFailure" && condition.status == "True")
+        .map(|condition| condition.message.as_deref().unwrap_or("no message"))
+}
+
+/// A hub whose pod Kubernetes refuses to create. Pod Security is singled out because the fix
+/// is always the same: hub pods use the host network and host ports (and, without a device
+/// plugin, privileged containers), which only the `privileged` level allows.
+fn blocked(hub: &MidiHub, deployment: Option<&Deployment>, failure: &str) -> Readiness {
+    let namespace = hub.metadata.namespace.as_deref().unwrap_or("<namespace>");
+    let deployment = deployment
+        .and_then(|deployment| deployment.metadata.name.clone())
+        .unwrap_or_else(|| crate::build::child_name(hub));
+    let retry = format!(
+        "Kubernetes retries with a growing back-off; `kubectl -n {namespace} rollout restart deployment {deployment}` retries at once"
+    );
+    if failure.contains("violates PodSecurity") {
+        Readiness {
+            phase: Phase::Blocked,
+            ready: false,
+            reason: reasons::POD_SECURITY.into(),
+            message: format!(
+                "the Pod Security level of namespace {namespace} refuses the hub pod: hub pods need the host network, host ports and privileged containers (or a device plugin's /dev/snd), which only the privileged level allows. \
+                 Label the namespace: `kubectl label namespace {namespace} --overwrite pod-security.kubernetes.io/enforce=privileged` ({retry}). \
+                 Kubernetes said: {failure}"
+            ),
+        }
+    } else {
+        Readiness {
+            phase: Phase::Blocked,
+            ready: false,
+            reason: reasons::POD_CREATION_FAILED.into(),
+            message: format!(
+                "Kubernetes refuses to create the hub pod; once the cause is fixed, {retry}. Kubernetes said: {failure}"
+            ),
+        }
+    }
+}
+
 /// The address participants connect to: the node's external IP, else its internal IP.
 pub fn node_address(node: &Node) -> Option<String> {
     let addresses = node.status.as_ref()?.addresses.as_deref()?;
@@ -191,59 +248,72 @@ fn readiness(hub: &MidiHub, intent: &Intent, observed: &Observed) -> Readiness {
             reason: reasons::SLEEPING.into(),
             message: format!("the hub sleeps: {}", decision.message()),
         },
-        Intent::Decided(_) => match pod_state(observed.pod.as_ref()) {
-            PodState::Running => Readiness {
-                phase: Phase::Ready,
-                ready: true,
-                reason: reasons::HUB_RUNNING.into(),
-                message: "rtpmidid and the hub sidecar are running".into(),
+        Intent::Decided(_) => {
+            let pod = pod_state(observed.pod.as_ref());
+            if pod == PodState::Absent
+                && let Some(failure) = pod_creation_failure(observed.deployment.as_ref())
+            {
+                return blocked(hub, observed.deployment.as_ref(), failure);
+            }
+            readiness_of_pod(pod, observed, region)
+        }
+    }
+}
+
+/// Readiness of an awake hub whose pod was created (or is about to be).
+fn readiness_of_pod(pod: PodState, observed: &Observed, region: Option<&str>) -> Readiness {
+    match pod {
+        PodState::Running => Readiness {
+            phase: Phase::Ready,
+            ready: true,
+            reason: reasons::HUB_RUNNING.into(),
+            message: "rtpmidid and the hub sidecar are running".into(),
+        },
+        PodState::Failing { reason, message } => Readiness {
+            phase: Phase::Degraded,
+            ready: false,
+            reason,
+            message,
+        },
+        _ if observed.eligible_nodes == Some(0) => Readiness {
+            phase: Phase::Unschedulable,
+            ready: false,
+            reason: reasons::NO_ELIGIBLE_NODE.into(),
+            message: match region {
+                Some(region) => format!(
+                    "no node is labelled {}=true in region {region} ({}={region}): prepare a node with the sound modules, or change spec.region",
+                    crate::build::SOUND_READY_LABEL,
+                    crate::build::REGION_LABEL
+                ),
+                None => format!(
+                    "no node is labelled {}=true: load snd-dummy and snd-seq on a node and label it",
+                    crate::build::SOUND_READY_LABEL
+                ),
             },
-            PodState::Failing { reason, message } => Readiness {
-                phase: Phase::Degraded,
-                ready: false,
-                reason,
-                message,
+        },
+        PodState::Unschedulable { message } => Readiness {
+            phase: Phase::Unschedulable,
+            ready: false,
+            // The scheduler's own words name the cause; taken host ports are the one a
+            // user of this product meets most (another hub or program on the same ports).
+            reason: if message.contains("free ports") {
+                reasons::PORTS_IN_USE.into()
+            } else {
+                reasons::UNSCHEDULABLE.into()
             },
-            _ if observed.eligible_nodes == Some(0) => Readiness {
-                phase: Phase::Unschedulable,
-                ready: false,
-                reason: reasons::NO_ELIGIBLE_NODE.into(),
-                message: match region {
-                    Some(region) => format!(
-                        "no node is labelled {}=true in region {region} ({}={region}): prepare a node with the sound modules, or change spec.region",
-                        crate::build::SOUND_READY_LABEL,
-                        crate::build::REGION_LABEL
-                    ),
-                    None => format!(
-                        "no node is labelled {}=true: load snd-dummy and snd-seq on a node and label it",
-                        crate::build::SOUND_READY_LABEL
-                    ),
-                },
-            },
-            PodState::Unschedulable { message } => Readiness {
-                phase: Phase::Unschedulable,
-                ready: false,
-                // The scheduler's own words name the cause; taken host ports are the one a
-                // user of this product meets most (another hub or program on the same ports).
-                reason: if message.contains("free ports") {
-                    reasons::PORTS_IN_USE.into()
-                } else {
-                    reasons::UNSCHEDULABLE.into()
-                },
-                message: format!("no node can take the hub pod: {message}"),
-            },
-            PodState::Starting { message } => Readiness {
-                phase: Phase::Starting,
-                ready: false,
-                reason: reasons::STARTING.into(),
-                message,
-            },
-            PodState::Absent => Readiness {
-                phase: Phase::Starting,
-                ready: false,
-                reason: reasons::STARTING.into(),
-                message: "the hub pod is being created".into(),
-            },
+            message: format!("no node can take the hub pod: {message}"),
+        },
+        PodState::Starting { message } => Readiness {
+            phase: Phase::Starting,
+            ready: false,
+            reason: reasons::STARTING.into(),
+            message,
+        },
+        PodState::Absent => Readiness {
+            phase: Phase::Starting,
+            ready: false,
+            reason: reasons::STARTING.into(),
+            message: "the hub pod is being created".into(),
         },
     }
 }
@@ -437,6 +507,7 @@ mod tests {
             })),
             node: Some(node()),
             eligible_nodes: None,
+            deployment: None,
         };
         let status = operator_status(&hub(None), &awake(), &observed, now());
         assert_eq!(status.phase, Some(Phase::Ready));
@@ -507,12 +578,101 @@ mod tests {
             })),
             node: Some(node()),
             eligible_nodes: None,
+            deployment: None,
         };
         let status = operator_status(&hub(None), &awake(), &observed, now());
         assert_eq!(status.phase, Some(Phase::Degraded));
         let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
         assert_eq!(ready.reason, "CrashLoopBackOff");
         assert!(ready.message.contains("rtpmidid"));
+    }
+
+    /// The hub's Deployment as the deployment controller reports a refused pod creation.
+    fn deployment_with_replica_failure(message: &str) -> Option<Deployment> {
+        Some(
+            serde_json::from_value(json!({
+                "metadata": {"name": "midihub-jam", "namespace": "default"},
+                "status": {"conditions": [
+                    {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+                    {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                     "message": message}]}
+            }))
+            .unwrap(),
+        )
+    }
+
+    const POD_SECURITY_REFUSAL: &str = r#"pods "midihub-jam-6d4cf56db6-x7k2p" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true), hostPort (container "rtpmidid" uses hostPorts 5004, 5005, 5006, 5007), privileged (containers "rtpmidid", "hub-sidecar" must not set securityContext.privileged=true)"#;
+
+    #[test]
+    fn a_namespace_that_enforces_baseline_blocks_the_hub_and_names_the_label_that_fixes_it() {
+        let observed = Observed {
+            deployment: deployment_with_replica_failure(POD_SECURITY_REFUSAL),
+            ..Observed::default()
+        };
+        let status = operator_status(&hub(None), &awake(), &observed, now());
+        assert_eq!(status.phase, Some(Phase::Blocked));
+        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", reasons::POD_SECURITY)
+        );
+        for words in [
+            "kubectl label namespace default --overwrite pod-security.kubernetes.io/enforce=privileged",
+            "host network, host ports and privileged containers",
+            "kubectl -n default rollout restart deployment midihub-jam",
+            POD_SECURITY_REFUSAL,
+        ] {
+            assert!(
+                ready.message.contains(words),
+                "{words:?} in {}",
+                ready.message
+            );
+        }
+    }
+
+    #[test]
+    fn any_other_refused_pod_creation_blocks_the_hub_in_kubernetes_words() {
+        for refusal in [
+            r#"pods "midihub-jam-6d4cf56db6-x7k2p" is forbidden: exceeded quota: hubs, requested: pods=1, used: pods=4, limited: pods=4"#,
+            r#"pods "midihub-jam-6d4cf56db6-x7k2p" is forbidden: no PriorityClass with name midi-realtime was found"#,
+        ] {
+            let observed = Observed {
+                deployment: deployment_with_replica_failure(refusal),
+                ..Observed::default()
+            };
+            let status = operator_status(&hub(None), &awake(), &observed, now());
+            assert_eq!(status.phase, Some(Phase::Blocked));
+            let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+            assert_eq!(ready.reason, reasons::POD_CREATION_FAILED);
+            assert!(ready.message.contains(refusal), "{}", ready.message);
+        }
+    }
+
+    #[test]
+    fn a_pod_that_exists_tells_more_than_an_earlier_replica_failure() {
+        let observed = Observed {
+            deployment: deployment_with_replica_failure(POD_SECURITY_REFUSAL),
+            pod: pod(json!({"spec": {"containers": []}, "status": {"phase": "Pending"}})),
+            ..Observed::default()
+        };
+        let status = operator_status(&hub(None), &awake(), &observed, now());
+        assert_eq!(status.phase, Some(Phase::Starting));
+    }
+
+    #[test]
+    fn a_sleeping_hub_is_not_blocked() {
+        let asleep = Intent::Decided(Decision {
+            awake: false,
+            reason: AwakeReason::Suspended,
+            next: None,
+            recheck_at: None,
+        });
+        let observed = Observed {
+            deployment: deployment_with_replica_failure(POD_SECURITY_REFUSAL),
+            ..Observed::default()
+        };
+        let status = operator_status(&hub(None), &asleep, &observed, now());
+        assert_eq!(status.phase, Some(Phase::Sleeping));
     }
 
     #[test]

@@ -625,3 +625,65 @@ async fn a_region_without_sound_ready_nodes_is_unschedulable_with_a_warning() {
     harness.until_replicas("far", 1).await;
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_namespace_that_refuses_hub_pods_blocks_the_hub_with_the_fix_and_a_warning() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness.create("jam", evening_spec()).await;
+    let deployment = format!("{DEPLOYMENTS}/midihub-jam");
+    harness.until_replicas("jam", 1).await;
+
+    // The ReplicaSet controller cannot create the pod; the deployment controller says so.
+    let refusal = r#"pods "midihub-jam-6d4cf56db6-x7k2p" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true), hostPort (container "rtpmidid" uses hostPorts 5004, 5005, 5006, 5007), privileged (containers "rtpmidid", "hub-sidecar" must not set securityContext.privileged=true)"#;
+    harness
+        .fake
+        .update(&deployment, |deployment| {
+            deployment["status"] = json!({"conditions": [
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetCreated"},
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                 "message": refusal}]});
+        })
+        .unwrap();
+
+    let hub = harness
+        .until_hub("jam", "phase Blocked", |hub| phase(hub) == "Blocked")
+        .await;
+    let ready = condition(&hub, "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "PodSecurity");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.contains("pod-security.kubernetes.io/enforce=privileged"),
+        "{message}"
+    );
+    assert!(message.contains(refusal), "{message}");
+    let warnings = harness.until_event("PodSecurity").await;
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0]["type"], "Warning");
+    assert!(
+        warnings[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("enforce=privileged")
+    );
+
+    // The namespace is relabelled: the pod is created and the hub becomes Ready.
+    harness
+        .fake
+        .update(&deployment, |deployment| {
+            deployment["status"] = json!({"conditions": []});
+        })
+        .unwrap();
+    harness.fake.insert(PODS, hub_pod("jam", true));
+    harness
+        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
+        .await;
+    assert_eq!(harness.until_event("Ready").await.len(), 1);
+    assert_eq!(
+        harness.events_with_reason("Waking").len(),
+        1,
+        "the hub woke once; its pod was refused and then created"
+    );
+    harness.stop().await;
+}
