@@ -19,11 +19,11 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Client, Resource, ResourceExt};
-use midihub_api::{MidiHub, MidiHubStatus, Phase};
+use midihub_api::{MidiHub, MidiHubStatus, Phase, ownership};
 use serde_json::json;
 
 use crate::announcement;
-use crate::apply::apply_if_changed;
+use crate::apply::{apply_if_changed, clear_sidecar_status};
 use crate::build::{self, BuildConfig, FIELD_MANAGER, HUB_LABEL, REGION_LABEL, SOUND_READY_LABEL};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -218,6 +218,11 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
         .await?;
         announce(hub, hub.status.as_ref(), &desired, context).await;
     }
+    if status::sidecar_status_is_stale(hub, &observed) {
+        let api = Api::<MidiHub>::namespaced(context.client.clone(), &namespace);
+        clear_sidecar_status(&api, &name).await?;
+        tracing::info!(hub = %ObjectRef::from(hub), "no hub pod runs: cleared the participants its sidecar had published");
+    }
 
     Ok(match recheck_at {
         Some(at) => {
@@ -288,7 +293,12 @@ async fn observe(
     deployment: Option<Deployment>,
     context: &Context,
 ) -> Result<Observed> {
-    if !intent.awake() {
+    // A sleeping hub's pods matter only while its status may still list participants.
+    let sidecar_fields = hub
+        .status
+        .as_ref()
+        .is_some_and(ownership::has_sidecar_fields);
+    if !intent.awake() && !sidecar_fields {
         return Ok(Observed {
             deployment,
             ..Observed::default()
@@ -298,6 +308,14 @@ async fn observe(
     let pods = Api::<Pod>::namespaced(client.clone(), namespace)
         .list(&ListParams::default().labels(&format!("{HUB_LABEL}={}", hub.name_any())))
         .await?;
+    let hub_pods = Some(pods.items.len());
+    if !intent.awake() {
+        return Ok(Observed {
+            deployment,
+            hub_pods,
+            ..Observed::default()
+        });
+    }
     // With the Recreate strategy an old pod may still be terminating: the live one counts.
     let pod = pods
         .items
@@ -329,6 +347,7 @@ async fn observe(
     Ok(Observed {
         deployment,
         pod,
+        hub_pods,
         node,
         eligible_nodes,
     })

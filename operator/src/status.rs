@@ -64,6 +64,9 @@ pub struct Observed {
     pub deployment: Option<Deployment>,
     /// The hub's pod, if one exists and is not being deleted.
     pub pod: Option<Pod>,
+    /// How many pods of the hub exist, those being deleted included; `None` when they were not
+    /// looked at (a sleeping hub whose status lists no participants).
+    pub hub_pods: Option<usize>,
     /// The node the pod is bound to.
     pub node: Option<Node>,
     /// How many nodes could take the hub (sound-ready, in its region); `None` when not checked.
@@ -343,6 +346,19 @@ fn condition(
     }
 }
 
+/// Whether the hub's status still shows what its sidecar published (participants, their count,
+/// latency, the `Wiring` condition) although no pod of the hub exists: after a hard kill or a
+/// lost node the sidecar never said goodbye, and the status must not claim anyone is
+/// connected. A pod being deleted still counts, so that a stopping sidecar's own last word is
+/// not raced. See [`crate::apply::clear_sidecar_status`] for how the fields are cleared.
+pub fn sidecar_status_is_stale(hub: &MidiHub, observed: &Observed) -> bool {
+    observed.hub_pods == Some(0)
+        && hub
+            .status
+            .as_ref()
+            .is_some_and(midihub_api::ownership::has_sidecar_fields)
+}
+
 /// The status fields the operator owns, for a hub given the operator's intent and what it saw.
 /// Fields written by the hub sidecar (participants, latency) are left out.
 pub fn operator_status(
@@ -507,7 +523,7 @@ mod tests {
             })),
             node: Some(node()),
             eligible_nodes: None,
-            deployment: None,
+            ..Observed::default()
         };
         let status = operator_status(&hub(None), &awake(), &observed, now());
         assert_eq!(status.phase, Some(Phase::Ready));
@@ -578,7 +594,7 @@ mod tests {
             })),
             node: Some(node()),
             eligible_nodes: None,
-            deployment: None,
+            ..Observed::default()
         };
         let status = operator_status(&hub(None), &awake(), &observed, now());
         assert_eq!(status.phase, Some(Phase::Degraded));
@@ -673,6 +689,44 @@ mod tests {
         };
         let status = operator_status(&hub(None), &asleep, &observed, now());
         assert_eq!(status.phase, Some(Phase::Sleeping));
+    }
+
+    #[test]
+    fn participants_published_by_a_sidecar_whose_pod_is_gone_are_stale() {
+        let left_behind = hub(Some(json!({
+            "phase": "Sleeping",
+            "participants": [{"port": 5004, "room": "jam-5004", "name": "Alice",
+                              "remoteAddress": "203.0.113.10:5004"}],
+            "participantCount": 1,
+            "latency": "avg 4.4ms max 4.4ms",
+        })));
+        let no_pod = Observed {
+            hub_pods: Some(0),
+            ..Observed::default()
+        };
+        assert!(sidecar_status_is_stale(&left_behind, &no_pod));
+
+        let stopping_pod = Observed {
+            hub_pods: Some(1),
+            ..Observed::default()
+        };
+        assert!(
+            !sidecar_status_is_stale(&left_behind, &stopping_pod),
+            "a pod being deleted may still publish its sidecar's last word"
+        );
+        let pods_not_looked_at = Observed::default();
+        assert!(!sidecar_status_is_stale(&left_behind, &pods_not_looked_at));
+    }
+
+    #[test]
+    fn a_status_without_the_sidecars_fields_needs_no_clearing() {
+        let clean = hub(Some(json!({"phase": "Sleeping"})));
+        let no_pod = Observed {
+            hub_pods: Some(0),
+            ..Observed::default()
+        };
+        assert!(!sidecar_status_is_stale(&clean, &no_pod));
+        assert!(!sidecar_status_is_stale(&hub(None), &no_pod));
     }
 
     #[test]

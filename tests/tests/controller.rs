@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::Role;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use midihub_api::MidiHub;
+use midihub_api::{MidiHub, ownership};
 use midihub_operator::build::{BuildConfig, DeviceAccess};
 use midihub_operator::clock::Clock;
 use midihub_operator::controller::{self, Backoff, Context};
@@ -684,6 +684,130 @@ async fn a_namespace_that_refuses_hub_pods_blocks_the_hub_with_the_fix_and_a_war
         harness.events_with_reason("Waking").len(),
         1,
         "the hub woke once; its pod was refused and then created"
+    );
+    harness.stop().await;
+}
+
+/// The fields a hub's sidecar publishes, applied as the sidecar does (server-side apply under
+/// its own field manager). The fake treats lists atomically, so the `Wiring` condition is left
+/// out here: on the fake it would replace the operator's conditions instead of joining them;
+/// that its entry alone is removed needs a real API server's list-map merge.
+async fn publish_as_sidecar(harness: &Harness, hub: &str) {
+    let status = json!({
+        "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+        "status": {
+            "participants": [{"port": 5004, "room": "jam-studio-a", "name": "Alice",
+                              "remoteAddress": "203.0.113.10:5004",
+                              "latency": {"lastMs": 4.4, "averageMs": 4.4, "jitterMs": 0.1}}],
+            "participantCount": 1,
+            "latency": "avg 4.4ms max 4.4ms",
+        }
+    });
+    harness
+        .hubs
+        .patch_status(
+            hub,
+            &PatchParams::apply(ownership::SIDECAR_FIELD_MANAGER).force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+}
+
+fn lists_participants(hub: &Value) -> bool {
+    ["participants", "participantCount", "latency"]
+        .iter()
+        .any(|field| hub["status"].get(field).is_some())
+}
+
+#[tokio::test]
+async fn participants_of_a_hard_killed_hub_pod_are_cleared_once_no_pod_remains() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness.create("jam", evening_spec()).await;
+    let pod = format!("{PODS}/midihub-jam-abc");
+    harness.fake.insert(PODS, hub_pod("jam", true));
+    harness
+        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
+        .await;
+    publish_as_sidecar(&harness, "jam").await;
+
+    // The hub is suspended; its pod is still there (terminating): the sidecar may yet publish
+    // its farewell, so the operator leaves its fields alone.
+    harness.patch_spec("jam", json!({"suspend": true})).await;
+    harness.until_replicas("jam", 0).await;
+    harness
+        .until_hub("jam", "phase Sleeping", |hub| phase(hub) == "Sleeping")
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hub = harness
+        .object("/apis/midihub.io/v1alpha1/namespaces/default/midihubs/jam")
+        .unwrap();
+    assert_eq!(hub["status"]["participantCount"], 1, "{hub:#}");
+
+    // The pod is killed hard (or its node is lost): no farewell ever comes.
+    harness.fake.remove(&pod);
+    let hub = harness
+        .until_hub("jam", "no participants listed", |hub| {
+            !lists_participants(hub)
+        })
+        .await;
+    assert_eq!(phase(&hub), "Sleeping");
+    assert_eq!(condition(&hub, "Awake")["reason"], "Suspended");
+    assert_eq!(condition(&hub, "Ready")["reason"], "Sleeping");
+    let clearing = harness
+        .fake
+        .writes()
+        .into_iter()
+        .filter(|write| {
+            write.path.ends_with("/midihubs/jam/status")
+                && write.query_param("fieldManager").as_deref()
+                    == Some(ownership::SIDECAR_FIELD_MANAGER)
+        })
+        .count();
+    assert_eq!(
+        clearing, 2,
+        "the test's publication, then one clearing apply in the sidecar's name"
+    );
+
+    // Idle again: a reconcile of the clean, sleeping hub writes nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    harness.fake.clear_requests();
+    let before = harness.reconciles();
+    let path = "/apis/midihub.io/v1alpha1/namespaces/default/midihubs/jam";
+    let mut hub = harness.object(path).unwrap();
+    hub["metadata"]["annotations"] = json!({"example.test/touched": "yes"});
+    harness.fake.upsert(path, hub);
+    let reconciled = harness
+        .fake
+        .wait_for(WAIT, |_| harness.reconciles() > before)
+        .await;
+    assert!(reconciled);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writes = harness.fake.writes();
+    assert!(writes.is_empty(), "an idle reconcile wrote: {writes:#?}");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn participants_are_cleared_when_an_awake_hubs_pod_is_lost() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness.create("jam", evening_spec()).await;
+    harness.fake.insert(PODS, hub_pod("jam", true));
+    harness
+        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
+        .await;
+    publish_as_sidecar(&harness, "jam").await;
+
+    harness.fake.remove(&format!("{PODS}/midihub-jam-abc"));
+    let hub = harness
+        .until_hub("jam", "no participants listed", |hub| {
+            !lists_participants(hub)
+        })
+        .await;
+    assert_eq!(
+        phase(&hub),
+        "Starting",
+        "the Deployment will make a new pod"
     );
     harness.stop().await;
 }
