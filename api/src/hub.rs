@@ -227,8 +227,10 @@ pub struct MidiHubStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
 
-    /// Standard conditions: `Awake` (whether the hub should run now, and why) and `Ready`
-    /// (whether it runs and accepts participants, and why not).
+    /// Standard conditions: `Awake` (whether the hub should run now, and why), `Ready` (whether
+    /// it runs and accepts participants, and why not), `PublicAddress` (while the hub has a
+    /// node: whether its address is meant to be reached from outside the cluster's network,
+    /// and where it comes from) and, from the hub's sidecar, `Wiring`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -237,7 +239,10 @@ pub struct MidiHubStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Address participants connect to: the node's external IP, else its internal IP.
+    /// Address participants connect to: the node's `midihub.io/public-address` annotation (an IP
+    /// address or DNS name), else its ExternalIP, else its InternalIP (which participants outside
+    /// the cluster's network may not reach; the `PublicAddress` condition then says so). IPv4
+    /// comes before IPv6 among the node's addresses of one type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
 

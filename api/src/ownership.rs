@@ -3,8 +3,8 @@
 //! removes or overwrites the other's fields:
 //!
 //! - the operator ([`OPERATOR_FIELD_MANAGER`]): phase, address, node, ports, replicas, the next
-//!   transition, `observedGeneration` and the [`AWAKE_CONDITION`] and [`READY_CONDITION`]
-//!   conditions;
+//!   transition, `observedGeneration` and the [`AWAKE_CONDITION`], [`READY_CONDITION`] and
+//!   [`PUBLIC_ADDRESS_CONDITION`] conditions;
 //! - the sidecar ([`SIDECAR_FIELD_MANAGER`]): `participants`, `participantCount`, `latency` and
 //!   the [`WIRING_CONDITION`] condition.
 //!
@@ -22,6 +22,9 @@ pub const SIDECAR_FIELD_MANAGER: &str = "midihub-sidecar";
 pub const AWAKE_CONDITION: &str = "Awake";
 /// Condition type (operator): whether the hub runs and accepts participants, and why not.
 pub const READY_CONDITION: &str = "Ready";
+/// Condition type (operator): whether the hub's address is meant to be reached from outside the
+/// cluster's network, and where it comes from.
+pub const PUBLIC_ADDRESS_CONDITION: &str = "PublicAddress";
 /// Condition type (sidecar): whether the participants' wiring is known to be right.
 pub const WIRING_CONDITION: &str = "Wiring";
 

@@ -11,7 +11,7 @@
 use kube::runtime::events::{Event, EventType};
 use midihub_api::{MidiHubStatus, Phase};
 
-use crate::status::{self, AWAKE, READY};
+use crate::status::{self, AWAKE, PUBLIC_ADDRESS, READY};
 
 /// Event reasons the operator uses besides the `Ready` and `Awake` conditions' own reasons.
 pub mod reasons {
@@ -62,15 +62,21 @@ pub fn announcement(previous: Option<&MidiHubStatus>, current: &MidiHubStatus) -
             reasons::WAKING.to_string(),
             awake.map(|c| c.message.clone()),
         ),
-        Phase::Ready => (
-            EventType::Normal,
-            reasons::READY.to_string(),
-            Some(format!(
+        Phase::Ready => {
+            let mut note = format!(
                 "the hub listens on {} ports {}",
                 current.address.as_deref().unwrap_or("(unknown address)"),
                 current.ports.as_deref().unwrap_or_default()
-            )),
-        ),
+            );
+            if let Some(address) = current
+                .conditions
+                .iter()
+                .find(|c| c.type_ == PUBLIC_ADDRESS && c.status != "True")
+            {
+                note.push_str(&format!("; but {}", address.message));
+            }
+            (EventType::Normal, reasons::READY.to_string(), Some(note))
+        }
         Phase::Invalid => (
             EventType::Warning,
             awake.map_or_else(|| phase.as_str().to_string(), |c| c.reason.clone()),
@@ -166,6 +172,24 @@ mod tests {
         assert_eq!(
             event.note.as_deref(),
             Some("the hub pod waits for the scheduler")
+        );
+    }
+
+    #[test]
+    fn a_ready_hub_at_an_address_outside_participants_may_not_reach_says_so() {
+        let starting = status(Phase::Starting, "Starting", "the hub pod is being created");
+        let mut ready = status(Phase::Ready, "HubRunning", "running");
+        ready.conditions.push(condition(
+            PUBLIC_ADDRESS,
+            "InternalIPOnly",
+            "node node-a has no ExternalIP: the hub's address 203.0.113.7 is its InternalIP",
+        ));
+        let note = announcement(Some(&starting), &ready).unwrap().note.unwrap();
+        assert!(
+            note.starts_with(
+                "the hub listens on 203.0.113.7 ports 5004; but node node-a has no ExternalIP"
+            ),
+            "{note}"
         );
     }
 

@@ -92,8 +92,8 @@ where
 /// How: a server-side apply *under the sidecar's field manager* of a status that holds none of
 /// those fields. Server-side apply removes every field a manager applied before and omits now,
 /// unless another manager owns it too. `conditions` is a list-type map keyed by `type`, so only
-/// the `Wiring` entry goes; the operator's `Awake` and `Ready` entries belong to
-/// `midihub-operator` and stay. The next sidecar takes the fields back with its first apply.
+/// the `Wiring` entry goes; the operator's `Awake`, `Ready` and `PublicAddress` entries belong
+/// to `midihub-operator` and stay. The next sidecar takes the fields back with its first apply.
 ///
 /// Why not otherwise: a JSON merge patch can null the scalar fields but can only replace the
 /// whole `conditions` list, clobbering the operator's entries (or racing a sidecar); a JSON

@@ -7,9 +7,15 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use midihub_api::{MidiHub, MidiHubStatus, Phase};
 
+use crate::address;
 use crate::schedule::Decision;
 
-pub use midihub_api::ownership::{AWAKE_CONDITION as AWAKE, READY_CONDITION as READY};
+pub use midihub_api::ownership::{
+    AWAKE_CONDITION as AWAKE, PUBLIC_ADDRESS_CONDITION as PUBLIC_ADDRESS, READY_CONDITION as READY,
+};
+
+/// The condition types the operator writes.
+const OPERATOR_CONDITIONS: [&str; 3] = [AWAKE, READY, PUBLIC_ADDRESS];
 
 /// Reasons of the `Ready` condition the operator sets itself (a failing container's own waiting
 /// reason, such as `CrashLoopBackOff`, is passed through as it is).
@@ -208,17 +214,6 @@ fn blocked(hub: &MidiHub, deployment: Option<&Deployment>, failure: &str) -> Rea
     }
 }
 
-/// The address participants connect to: the node's external IP, else its internal IP.
-pub fn node_address(node: &Node) -> Option<String> {
-    let addresses = node.status.as_ref()?.addresses.as_deref()?;
-    ["ExternalIP", "InternalIP"].iter().find_map(|wanted| {
-        addresses
-            .iter()
-            .find(|address| address.type_ == *wanted)
-            .map(|address| address.address.clone())
-    })
-}
-
 /// The rooms' control ports as one string, for the Ports column.
 pub fn ports_summary(hub: &MidiHub) -> String {
     hub.spec
@@ -390,33 +385,47 @@ pub fn operator_status(
         .and_then(|pod| pod.spec.as_ref())
         .and_then(|spec| spec.node_name.clone())
         .filter(|_| placed);
+    let hub_address = node_name
+        .as_ref()
+        .and(observed.node.as_ref())
+        .map(address::hub_address);
+    let mut conditions = vec![
+        condition(
+            AWAKE,
+            awake,
+            awake_reason,
+            awake_message,
+            generation,
+            previous,
+            &now,
+        ),
+        condition(
+            READY,
+            readiness.ready,
+            &readiness.reason,
+            readiness.message,
+            generation,
+            previous,
+            &now,
+        ),
+    ];
+    // Only while the hub has a node: a hub without one has no address to speak of.
+    if let Some(hub_address) = &hub_address {
+        conditions.push(condition(
+            PUBLIC_ADDRESS,
+            hub_address.public,
+            hub_address.reason,
+            hub_address.message.clone(),
+            generation,
+            previous,
+            &now,
+        ));
+    }
     MidiHubStatus {
         phase: Some(readiness.phase),
-        conditions: vec![
-            condition(
-                AWAKE,
-                awake,
-                awake_reason,
-                awake_message,
-                generation,
-                previous,
-                &now,
-            ),
-            condition(
-                READY,
-                readiness.ready,
-                &readiness.reason,
-                readiness.message,
-                generation,
-                previous,
-                &now,
-            ),
-        ],
+        conditions,
         observed_generation: generation,
-        address: node_name
-            .as_ref()
-            .and(observed.node.as_ref())
-            .and_then(node_address),
+        address: hub_address.and_then(|hub_address| hub_address.address),
         node: node_name,
         ports: Some(ports_summary(hub)),
         replicas: Some(i32::from(intent.awake())),
@@ -432,15 +441,20 @@ fn operator_view(status: &MidiHubStatus) -> MidiHubStatus {
     let epoch = Time(jiff::Timestamp::UNIX_EPOCH);
     MidiHubStatus {
         phase: status.phase,
-        conditions: status
-            .conditions
-            .iter()
-            .filter(|c| c.type_ == AWAKE || c.type_ == READY)
-            .map(|c| Condition {
-                last_transition_time: epoch.clone(),
-                ..c.clone()
-            })
-            .collect(),
+        conditions: {
+            // By type: the API server may order the list-map's entries of two writers as it likes.
+            let mut conditions: Vec<Condition> = status
+                .conditions
+                .iter()
+                .filter(|c| OPERATOR_CONDITIONS.contains(&c.type_.as_str()))
+                .map(|c| Condition {
+                    last_transition_time: epoch.clone(),
+                    ..c.clone()
+                })
+                .collect();
+            conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+            conditions
+        },
         observed_generation: status.observed_generation,
         address: status.address.clone(),
         node: status.node.clone(),
@@ -528,6 +542,15 @@ mod tests {
         let status = operator_status(&hub(None), &awake(), &observed, now());
         assert_eq!(status.phase, Some(Phase::Ready));
         assert_eq!(status.address.as_deref(), Some("203.0.113.7"));
+        let public = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == PUBLIC_ADDRESS)
+            .unwrap();
+        assert_eq!(
+            (public.status.as_str(), public.reason.as_str()),
+            ("True", address::reasons::EXTERNAL_IP)
+        );
         assert_eq!(status.node.as_deref(), Some("node-a"));
         assert_eq!(status.ports.as_deref(), Some("5004,5006"));
         assert_eq!(status.replicas, Some(1));
@@ -541,13 +564,46 @@ mod tests {
     }
 
     #[test]
-    fn without_an_external_ip_the_internal_ip_is_the_address() {
+    fn a_hub_on_a_node_with_only_an_internal_ip_says_it_may_not_be_reachable() {
         let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": "n"},
+            "metadata": {"name": "node-a"},
             "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.7"}]}
         }))
         .unwrap();
-        assert_eq!(node_address(&node).as_deref(), Some("10.0.0.7"));
+        let observed = Observed {
+            pod: pod(json!({
+                "spec": {"nodeName": "node-a", "containers": []},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+            })),
+            node: Some(node),
+            ..Observed::default()
+        };
+        let status = operator_status(&hub(None), &awake(), &observed, now());
+        assert_eq!(
+            status.phase,
+            Some(Phase::Ready),
+            "reachability is not readiness"
+        );
+        assert_eq!(status.address.as_deref(), Some("10.0.0.7"));
+        let public = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == PUBLIC_ADDRESS)
+            .unwrap();
+        assert_eq!(
+            (public.status.as_str(), public.reason.as_str()),
+            ("False", address::reasons::INTERNAL_IP_ONLY)
+        );
+    }
+
+    #[test]
+    fn a_hub_without_a_node_has_no_address_condition() {
+        let status = operator_status(&hub(None), &awake(), &Observed::default(), now());
+        assert!(
+            status.conditions.iter().all(|c| c.type_ != PUBLIC_ADDRESS),
+            "{:?}",
+            status.conditions
+        );
     }
 
     #[test]

@@ -352,6 +352,7 @@ async fn a_new_hub_gets_all_its_children_and_reports_its_address_once_running() 
         .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
         .await;
     assert_eq!(hub["status"]["address"], "203.0.113.7");
+    assert_eq!(condition(&hub, "PublicAddress")["reason"], "ExternalIP");
     assert_eq!(hub["status"]["node"], "node-a");
     assert_eq!(condition(&hub, "Ready")["status"], "True");
     assert_eq!(harness.until_event("Waking").await.len(), 1);
@@ -809,5 +810,27 @@ async fn participants_are_cleared_when_an_awake_hubs_pod_is_lost() {
         "Starting",
         "the Deployment will make a new pod"
     );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn an_address_named_on_the_node_is_the_hubs_address() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness
+        .fake
+        .update("/api/v1/nodes/node-a", |node| {
+            node["metadata"]["annotations"] =
+                json!({"midihub.io/public-address": "hub.example.org"});
+        })
+        .unwrap();
+    harness.create("jam", evening_spec()).await;
+    harness.fake.insert(PODS, hub_pod("jam", true));
+    let hub = harness
+        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
+        .await;
+    assert_eq!(hub["status"]["address"], "hub.example.org");
+    let public = condition(&hub, "PublicAddress");
+    assert_eq!(public["status"], "True");
+    assert_eq!(public["reason"], "Annotated");
     harness.stop().await;
 }
