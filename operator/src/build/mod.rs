@@ -17,7 +17,8 @@ use midihub_api::rtpmidid_config::ConfigError;
 
 pub use config_map::{CONFIG_FILE_KEY, CONFIG_MOUNT_DIR, config_hash, config_map};
 pub use deployment::{
-    CONFIG_HASH_ANNOTATION, NON_ROOT_USER, RTPMIDID_CONTAINER, SIDECAR_CONTAINER, deployment,
+    CONFIG_HASH_ANNOTATION, DEVICE_UNITS_PER_HUB_POD, NON_ROOT_USER, RTPMIDID_CONTAINER,
+    SIDECAR_CONTAINER, deployment,
 };
 pub use rbac::{role, role_binding, service_account};
 
