@@ -176,7 +176,12 @@ fn pod_creation_failure(deployment: Option<&Deployment>) -> Option<&str> {
         .conditions
         .as_deref()?
         .iter()
-        .find(|condition| condition.type_ == "ReplicaFailure" && condition.status == "True")
+        .find(|condition| {
+            condition.type_ == "ReplicaFailure"
+                && condition.status == "True"
+                // Not FailedDelete: a pod the ReplicaSet cannot delete does not block the hub.
+                && condition.reason.as_deref() == Some("FailedCreate")
+        })
         .map(|condition| condition.message.as_deref().unwrap_or("no message"))
 }
 
@@ -725,6 +730,26 @@ mod tests {
         let observed = Observed {
             deployment: deployment_with_replica_failure(POD_SECURITY_REFUSAL),
             pod: pod(json!({"spec": {"containers": []}, "status": {"phase": "Pending"}})),
+            ..Observed::default()
+        };
+        let status = operator_status(&hub(None), &awake(), &observed, now());
+        assert_eq!(status.phase, Some(Phase::Starting));
+    }
+
+    #[test]
+    fn a_pod_the_replica_set_cannot_delete_does_not_block_the_hub() {
+        let mut deployment = deployment_with_replica_failure("pods \"old\" is forbidden").unwrap();
+        if let Some(conditions) = deployment
+            .status
+            .as_mut()
+            .and_then(|status| status.conditions.as_mut())
+        {
+            for condition in conditions {
+                condition.reason = Some("FailedDelete".to_owned());
+            }
+        }
+        let observed = Observed {
+            deployment: Some(deployment),
             ..Observed::default()
         };
         let status = operator_status(&hub(None), &awake(), &observed, now());
