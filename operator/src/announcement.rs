@@ -6,7 +6,10 @@
 //! same type, reason, action and hub (a series with a count, keeping the first note) while the
 //! earlier one is less than six minutes old. Every reason here names one situation, so such a
 //! series is a repeat of that situation (a crash-looping container, a hub that keeps moving
-//! between Starting and Degraded); different reasons are always separate Events.
+//! between Starting and Degraded), which is worth a count rather than a new Event each time;
+//! different reasons are always separate Events. The price: a repeat within six minutes whose
+//! details differ (a Ready hub that moved to another node's address) shows the first note with
+//! the count; the status always has the current details.
 
 use kube::runtime::events::{Event, EventType};
 use midihub_api::{MidiHubStatus, Phase};
