@@ -222,13 +222,15 @@ pub struct HubPodSettings {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MidiHubStatus {
-    /// Where the hub is in its life: Sleeping, Starting, Ready, Degraded, Unschedulable or
-    /// Invalid. The conditions say why.
+    /// Where the hub is in its life: Sleeping, Starting, Ready, Degraded, Unschedulable, Blocked
+    /// or Invalid. The conditions say why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
 
-    /// Standard conditions: `Awake` (whether the hub should run now, and why) and `Ready`
-    /// (whether it runs and accepts participants, and why not).
+    /// Standard conditions: `Awake` (whether the hub should run now, and why), `Ready` (whether
+    /// it runs and accepts participants, and why not), `PublicAddress` (while the hub has a
+    /// node: whether its address is meant to be reached from outside the cluster's network,
+    /// and where it comes from) and, from the hub's sidecar, `Wiring`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -237,7 +239,10 @@ pub struct MidiHubStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Address participants connect to: the node's external IP, else its internal IP.
+    /// Address participants connect to: the node's `midihub.io/public-address` annotation (an IP
+    /// address or DNS name), else its ExternalIP, else its InternalIP (which participants outside
+    /// the cluster's network may not reach; the `PublicAddress` condition then says so). IPv4
+    /// comes before IPv6 among the node's addresses of one type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
 
@@ -288,18 +293,23 @@ pub enum Phase {
     Degraded,
     /// The hub should run but no node can take it (no node in the region, ports taken, …).
     Unschedulable,
+    /// The hub should run but Kubernetes refuses to create its pod (the namespace's Pod
+    /// Security level, a quota, a missing PriorityClass, an admission webhook, …); the `Ready`
+    /// condition gives Kubernetes' words and what to do.
+    Blocked,
     /// The spec cannot be acted on (e.g. an unknown time zone); see the conditions.
     Invalid,
 }
 
 impl Phase {
     /// Every phase, for metrics that report a count per phase.
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 7] = [
         Phase::Sleeping,
         Phase::Starting,
         Phase::Ready,
         Phase::Degraded,
         Phase::Unschedulable,
+        Phase::Blocked,
         Phase::Invalid,
     ];
 
@@ -311,6 +321,7 @@ impl Phase {
             Phase::Ready => "Ready",
             Phase::Degraded => "Degraded",
             Phase::Unschedulable => "Unschedulable",
+            Phase::Blocked => "Blocked",
             Phase::Invalid => "Invalid",
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod crd;
 pub mod hub;
+pub mod ownership;
 pub mod rtpmidid_config;
 
 pub use hub::*;

@@ -16,9 +16,9 @@ use crate::roster::Changes;
 
 /// Field manager of the status fields the sidecar owns (participants, participantCount,
 /// latency and the `Wiring` condition); the operator owns the rest.
-pub const FIELD_MANAGER: &str = "midihub-sidecar";
+pub use midihub_api::ownership::SIDECAR_FIELD_MANAGER as FIELD_MANAGER;
 /// Condition type the sidecar reports.
-pub const WIRING_CONDITION: &str = "Wiring";
+pub use midihub_api::ownership::WIRING_CONDITION;
 
 /// A report could not be published.
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +76,38 @@ fn print_line(value: &serde_json::Value) -> Result<(), PublishError> {
     Ok(())
 }
 
+/// Whether a participant joined or left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Membership {
+    Joined,
+    Left,
+}
+
+/// The Event announcing that `participant` joined or left the hub. Pure.
+pub fn participant_event(membership: Membership, participant: &Participant) -> Event {
+    let (reason, verb) = match membership {
+        Membership::Joined => ("ParticipantJoined", "joined"),
+        Membership::Left => ("ParticipantLeft", "left"),
+    };
+    Event {
+        type_: EventType::Normal,
+        reason: reason.to_string(),
+        note: Some(format!(
+            "{} ({}) {verb} room {} (port {})",
+            participant.name, participant.remote_address, participant.room, participant.port
+        )),
+        action: "Wire".to_string(),
+        secondary: None,
+    }
+}
+
 /// Publishes to one MidiHub: its status (server-side apply under [`FIELD_MANAGER`]) and Events.
 pub struct KubernetesSink {
     api: Api<MidiHub>,
     name: String,
     hub: ObjectReference,
-    recorder: Recorder,
+    client: Client,
+    reporter: Reporter,
     /// The Wiring condition's state and since when, for its lastTransitionTime.
     wiring_since: Option<(bool, Time)>,
 }
@@ -109,7 +135,8 @@ impl KubernetesSink {
             api,
             name: name.to_string(),
             hub: hub.object_ref(&()),
-            recorder: Recorder::new(client, reporter),
+            client,
+            reporter,
             wiring_since: None,
         };
         Ok((sink, previous))
@@ -154,28 +181,63 @@ impl KubernetesSink {
     }
 
     /// Publishes an Event per participant that joined or left.
+    ///
+    /// Each through a `Recorder` of its own, so each is created as a new Event: kube's
+    /// `Recorder` folds an Event into an earlier one of the last six minutes with the same
+    /// type, reason, action, object and reporter into a series, keeping the earlier note. The
+    /// note is the only field that tells participants apart, so three joins within minutes
+    /// became one `ParticipantJoined` (count 3) naming the first participant only. A join or
+    /// leave is an occurrence of its own, never a repeat: it should read as one. (Putting the
+    /// participant into `action` or `related` would also split the series, but misuses
+    /// fields that mean something else, and would still fold a re-join into the first join.)
     pub async fn announce(&mut self, changes: &Changes) -> Result<(), PublishError> {
-        for (reason, verb, participants) in [
-            ("ParticipantJoined", "joined", &changes.joined),
-            ("ParticipantLeft", "left", &changes.left),
-        ] {
+        let memberships = [
+            (Membership::Joined, &changes.joined),
+            (Membership::Left, &changes.left),
+        ];
+        for (membership, participants) in memberships {
             for participant in participants {
-                let event = Event {
-                    type_: EventType::Normal,
-                    reason: reason.to_string(),
-                    note: Some(format!(
-                        "{} ({}) {verb} room {} (port {})",
-                        participant.name,
-                        participant.remote_address,
-                        participant.room,
-                        participant.port
-                    )),
-                    action: "Wire".to_string(),
-                    secondary: None,
-                };
-                self.recorder.publish(&event, &self.hub).await?;
+                let event = participant_event(membership, participant);
+                Recorder::new(self.client.clone(), self.reporter.clone())
+                    .publish(&event, &self.hub)
+                    .await?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn participant(name: &str, remote_address: &str) -> Participant {
+        Participant {
+            port: 5004,
+            room: "jam-a".into(),
+            name: name.into(),
+            remote_address: remote_address.into(),
+            joined_at: None,
+            latency: None,
+        }
+    }
+
+    #[test]
+    fn a_join_and_a_leave_name_the_participant_the_room_and_the_port() {
+        let alice = participant("Alice", "203.0.113.10:5004");
+
+        let joined = participant_event(Membership::Joined, &alice);
+        assert_eq!(joined.reason, "ParticipantJoined");
+        assert_eq!(
+            joined.note.as_deref(),
+            Some("Alice (203.0.113.10:5004) joined room jam-a (port 5004)")
+        );
+        let left = participant_event(Membership::Left, &alice);
+        assert_eq!(left.reason, "ParticipantLeft");
+        assert_eq!(
+            left.note.as_deref(),
+            Some("Alice (203.0.113.10:5004) left room jam-a (port 5004)")
+        );
+        assert!(matches!(joined.type_, EventType::Normal));
     }
 }

@@ -124,6 +124,74 @@ async fn joins_and_leaves_become_events_on_the_hub() {
     );
 }
 
+/// On a real API server three joins within minutes once became one `ParticipantJoined` Event
+/// (a series of 3) naming the first participant only.
+#[tokio::test]
+async fn each_join_and_leave_is_an_event_of_its_own_naming_its_participant() {
+    let fake = fake_with_hub(None).await;
+    let (mut sink, _) = KubernetesSink::connect(fake.client(), "default", "jam", None)
+        .await
+        .unwrap();
+    let joined = |name: &str| Changes {
+        joined: vec![participant(name, 20.0)],
+        left: vec![],
+    };
+    // One look after another, as the sidecar announces them.
+    for changes in [
+        joined("Alice"),
+        joined("Bob"),
+        joined("Carol"),
+        Changes {
+            joined: vec![],
+            left: vec![participant("Alice", 20.0)],
+        },
+        joined("Alice"),
+    ] {
+        sink.announce(&changes).await.unwrap();
+    }
+
+    let events = fake.list(EVENTS);
+    let mut notes: Vec<(&str, &str)> = events
+        .iter()
+        .map(|event| {
+            (
+                event["reason"].as_str().unwrap(),
+                event["note"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    notes.sort_unstable();
+    assert_eq!(
+        notes,
+        [
+            (
+                "ParticipantJoined",
+                "Alice (203.0.113.10:7000) joined room jam-a (port 5004)"
+            ),
+            (
+                "ParticipantJoined",
+                "Alice (203.0.113.10:7000) joined room jam-a (port 5004)"
+            ),
+            (
+                "ParticipantJoined",
+                "Bob (203.0.113.10:7000) joined room jam-a (port 5004)"
+            ),
+            (
+                "ParticipantJoined",
+                "Carol (203.0.113.10:7000) joined room jam-a (port 5004)"
+            ),
+            (
+                "ParticipantLeft",
+                "Alice (203.0.113.10:7000) left room jam-a (port 5004)"
+            ),
+        ]
+    );
+    assert!(
+        events.iter().all(|event| event.get("series").is_none()),
+        "no join or leave is folded into a series: {events:#?}"
+    );
+}
+
 #[tokio::test]
 async fn a_restarted_sidecar_takes_over_the_published_participants() {
     let fake = fake_with_hub(Some(

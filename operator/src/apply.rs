@@ -1,13 +1,16 @@
 //! Server-side apply of a hub's children, skipped when the cluster already holds what would be
-//! applied: reconciling an unchanged hub sends no write.
+//! applied: reconciling an unchanged hub sends no write. Also the one write the operator makes
+//! in the sidecar's name: clearing what a sidecar that is gone left in the status.
 
 use std::fmt::Debug;
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
+use midihub_api::MidiHub;
+use midihub_api::ownership::SIDECAR_FIELD_MANAGER;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::build::FIELD_MANAGER;
 use crate::error::{Error, Result};
@@ -34,9 +37,19 @@ pub fn is_subset(desired: &Value, observed: &Value) -> bool {
     }
 }
 
+/// A child as the cluster holds it after [`apply_if_changed`].
+#[derive(Clone, Debug)]
+pub struct Applied<K> {
+    /// Whether a write was sent.
+    pub written: bool,
+    /// The object as read, or as the apply returned it; its status is the cluster's, so the
+    /// caller can report on it without reading it again.
+    pub object: K,
+}
+
 /// Applies `desired` with server-side apply under the operator's field manager unless the
-/// cluster already holds it. Returns whether a write was sent.
-pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K) -> Result<bool>
+/// cluster already holds it.
+pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K) -> Result<Applied<K>>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
 {
@@ -52,17 +65,60 @@ where
             source,
         })?;
         if is_subset(&desired_json, &observed_json) {
-            return Ok(false);
+            return Ok(Applied {
+                written: false,
+                object: observed,
+            });
         }
     }
     tracing::debug!(kind, name, "applying");
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&desired_json),
+    let object = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&desired_json),
+        )
+        .await?;
+    Ok(Applied {
+        written: true,
+        object,
+    })
+}
+
+/// Removes the status fields a hub's sidecar wrote (participants, participantCount, latency
+/// and its `Wiring` condition), for a hub whose sidecar is gone without saying so
+/// ([`crate::status::sidecar_status_is_stale`]).
+///
+/// How: a server-side apply *under the sidecar's field manager* of a status that holds none of
+/// those fields. Server-side apply removes every field a manager applied before and omits now,
+/// unless another manager owns it too. `conditions` is a list-type map keyed by `type`, so only
+/// the `Wiring` entry goes; the operator's `Awake`, `Ready` and `PublicAddress` entries belong
+/// to `midihub-operator` and stay. The next sidecar takes the fields back with its first apply.
+///
+/// Why not otherwise: a JSON merge patch can null the scalar fields but can only replace the
+/// whole `conditions` list, clobbering the operator's entries (or racing a sidecar); a JSON
+/// patch that removes one list element by index races every other writer; and the operator
+/// must never apply the sidecar's fields under its own manager, or its next status apply,
+/// which omits them, would remove what a live sidecar wrote.
+///
+/// When: only when no pod of the hub exists and one of those fields is present, so a sleeping
+/// hub whose status is clean costs neither this write nor the pod list that precedes it. A
+/// sidecar cannot publish between that list and this write: it needs a pod. If the fields
+/// were written by another manager than the sidecar's (an edit by hand), this apply removes
+/// nothing and is repeated on the hub's next reconcile, without changing the object.
+pub async fn clear_sidecar_status(api: &Api<MidiHub>, name: &str) -> Result<()> {
+    let nothing = json!({
+        "apiVersion": MidiHub::api_version(&()),
+        "kind": MidiHub::kind(&()),
+        "status": {},
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(SIDECAR_FIELD_MANAGER),
+        &Patch::Apply(&nothing),
     )
     .await?;
-    Ok(true)
+    Ok(())
 }
 
 #[cfg(test)]

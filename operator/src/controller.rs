@@ -15,20 +15,21 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Client, Resource, ResourceExt};
-use midihub_api::{MidiHub, MidiHubStatus, Phase};
+use midihub_api::{MidiHub, MidiHubStatus, Phase, ownership};
 use serde_json::json;
 
-use crate::apply::apply_if_changed;
+use crate::announcement;
+use crate::apply::{apply_if_changed, clear_sidecar_status};
 use crate::build::{self, BuildConfig, FIELD_MANAGER, HUB_LABEL, REGION_LABEL, SOUND_READY_LABEL};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::schedule;
-use crate::status::{self, Intent, Observed, READY};
+use crate::status::{self, Intent, Observed};
 
 /// Label every child carries, so the operator watches only its own objects.
 const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=midihub-operator";
@@ -187,17 +188,20 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
     };
 
     // Build and apply the children; a spec the builders refuse is the user's to fix.
-    let intent = match apply_children(hub, &namespace, &intent, context).await {
-        Ok(()) => intent,
-        Err(Error::Build(error)) => Intent::Invalid {
-            reason: "InvalidConfiguration",
-            message: error.to_string(),
-        },
+    let (intent, deployment) = match apply_children(hub, &namespace, &intent, context).await {
+        Ok(deployment) => (intent, Some(deployment)),
+        Err(Error::Build(error)) => (
+            Intent::Invalid {
+                reason: "InvalidConfiguration",
+                message: error.to_string(),
+            },
+            None,
+        ),
         Err(error) => return Err(error),
     };
 
     // Observe the pod and its node, and report.
-    let observed = observe(hub, &namespace, &intent, context).await?;
+    let observed = observe(hub, &namespace, &intent, deployment, context).await?;
     let desired = status::operator_status(hub, &intent, &observed, now);
     if status::status_changed(hub.status.as_ref(), &desired) {
         let api = Api::<MidiHub>::namespaced(context.client.clone(), &namespace);
@@ -214,6 +218,11 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
         .await?;
         announce(hub, hub.status.as_ref(), &desired, context).await;
     }
+    if status::sidecar_status_is_stale(hub, &observed) {
+        let api = Api::<MidiHub>::namespaced(context.client.clone(), &namespace);
+        clear_sidecar_status(&api, &name).await?;
+        tracing::info!(hub = %ObjectRef::from(hub), "no hub pod runs: cleared the participants its sidecar had published");
+    }
 
     Ok(match recheck_at {
         Some(at) => {
@@ -228,12 +237,14 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
     })
 }
 
+/// Applies the hub's children; returns its Deployment as the cluster holds it (with the
+/// status Kubernetes reports, such as a pod it failed to create).
 async fn apply_children(
     hub: &MidiHub,
     namespace: &str,
     intent: &Intent,
     context: &Context,
-) -> Result<()> {
+) -> Result<Deployment> {
     let client = &context.client;
     let config_map = build::config_map(hub)?;
     let deployment = build::deployment(
@@ -245,39 +256,66 @@ async fn apply_children(
     let service_account = build::service_account(hub)?;
     let role = build::role(hub)?;
     let role_binding = build::role_binding(hub)?;
-    let written = [
+    // In this order: the pod needs its ServiceAccount and ConfigMap when it is created.
+    let mut written = [
         apply_if_changed(
             &Api::namespaced(client.clone(), namespace),
             &service_account,
         )
-        .await?,
-        apply_if_changed(&Api::namespaced(client.clone(), namespace), &role).await?,
-        apply_if_changed(&Api::namespaced(client.clone(), namespace), &role_binding).await?,
-        apply_if_changed(&Api::namespaced(client.clone(), namespace), &config_map).await?,
-        apply_if_changed(&Api::namespaced(client.clone(), namespace), &deployment).await?,
+        .await?
+        .written,
+        apply_if_changed(&Api::namespaced(client.clone(), namespace), &role)
+            .await?
+            .written,
+        apply_if_changed(&Api::namespaced(client.clone(), namespace), &role_binding)
+            .await?
+            .written,
+        apply_if_changed(&Api::namespaced(client.clone(), namespace), &config_map)
+            .await?
+            .written,
     ]
     .into_iter()
     .filter(|&written| written)
     .count();
+    let deployment =
+        apply_if_changed(&Api::namespaced(client.clone(), namespace), &deployment).await?;
+    written += usize::from(deployment.written);
     if written > 0 {
         tracing::info!(hub = %ObjectRef::from(hub), written, awake = intent.awake(), "applied hub objects");
     }
-    Ok(())
+    Ok(deployment.object)
 }
 
 async fn observe(
     hub: &MidiHub,
     namespace: &str,
     intent: &Intent,
+    deployment: Option<Deployment>,
     context: &Context,
 ) -> Result<Observed> {
-    if !intent.awake() {
-        return Ok(Observed::default());
+    // A sleeping hub's pods matter only while its status may still list participants.
+    let sidecar_fields = hub
+        .status
+        .as_ref()
+        .is_some_and(ownership::has_sidecar_fields);
+    if !intent.awake() && !sidecar_fields {
+        return Ok(Observed {
+            deployment,
+            ..Observed::default()
+        });
     }
     let client = &context.client;
     let pods = Api::<Pod>::namespaced(client.clone(), namespace)
         .list(&ListParams::default().labels(&format!("{HUB_LABEL}={}", hub.name_any())))
         .await?;
+    let hub_pods = Some(pods.items.len());
+    if !intent.awake() {
+        return Ok(Observed {
+            deployment,
+            hub_pods,
+            ..Observed::default()
+        });
+    }
     // With the Recreate strategy an old pod may still be terminating: the live one counts.
     let pod = pods
         .items
@@ -307,75 +345,32 @@ async fn observe(
         }
     };
     Ok(Observed {
+        deployment,
         pod,
+        hub_pods,
         node,
         eligible_nodes,
     })
 }
 
-/// Publishes an Event when the hub's phase, or the reason it is not ready, changed. An Event
-/// that cannot be published is logged; it does not fail the reconcile.
+/// Publishes the Event that the change from `previous` to `current` deserves, if any (see
+/// [`announcement`]). An Event that cannot be published is logged; it does not fail the
+/// reconcile.
 async fn announce(
     hub: &MidiHub,
     previous: Option<&MidiHubStatus>,
     current: &MidiHubStatus,
     context: &Context,
 ) {
-    let before = (
-        previous.and_then(|status| status.phase),
-        status::condition_reason(previous, READY),
-    );
-    let after = (
-        current.phase,
-        status::condition_reason(Some(current), READY),
-    );
-    if before == after {
-        return;
-    }
-    let Some(phase) = current.phase else {
+    let Some(event) = announcement::announcement(previous, current) else {
         return;
     };
-    let ready = current.conditions.iter().find(|c| c.type_ == READY);
-    let awake = current.conditions.iter().find(|c| c.type_ == status::AWAKE);
-    let (type_, reason, note) = match phase {
-        Phase::Sleeping => (
-            EventType::Normal,
-            "Sleeping".to_string(),
-            awake.map(|c| c.message.clone()),
-        ),
-        Phase::Starting => (
-            EventType::Normal,
-            "Waking".to_string(),
-            awake.map(|c| c.message.clone()),
-        ),
-        Phase::Ready => (
-            EventType::Normal,
-            "Ready".to_string(),
-            Some(format!(
-                "the hub listens on {} ports {}",
-                current.address.as_deref().unwrap_or("(unknown address)"),
-                current.ports.as_deref().unwrap_or_default()
-            )),
-        ),
-        Phase::Invalid => (
-            EventType::Warning,
-            awake.map_or_else(|| phase.as_str().to_string(), |c| c.reason.clone()),
-            awake.map(|c| c.message.clone()),
-        ),
-        Phase::Degraded | Phase::Unschedulable => (
-            EventType::Warning,
-            ready.map_or_else(|| phase.as_str().to_string(), |c| c.reason.clone()),
-            ready.map(|c| c.message.clone()),
-        ),
-    };
-    tracing::info!(hub = %ObjectRef::from(hub), phase = phase.as_str(), %reason, "hub phase changed");
-    let event = Event {
-        type_,
-        reason,
-        note,
-        action: "Reconcile".to_string(),
-        secondary: None,
-    };
+    tracing::info!(
+        hub = %ObjectRef::from(hub),
+        phase = current.phase.map_or("", Phase::as_str),
+        reason = %event.reason,
+        "hub phase changed"
+    );
     if let Err(error) = context.recorder.publish(&event, &hub.object_ref(&())).await {
         tracing::warn!(hub = %ObjectRef::from(hub), %error, "cannot publish event");
     }

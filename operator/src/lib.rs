@@ -5,6 +5,8 @@
 //! Reconcile is a pipeline: [`schedule`] decides, [`build`] makes the objects, [`apply`] writes
 //! what changed, [`status`] says what the hub is doing; [`controller`] strings them together.
 
+pub mod address;
+pub mod announcement;
 pub mod apply;
 pub mod build;
 pub mod clock;

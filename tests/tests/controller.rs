@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::Role;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use midihub_api::MidiHub;
+use midihub_api::{MidiHub, ownership};
 use midihub_operator::build::{BuildConfig, DeviceAccess};
 use midihub_operator::clock::Clock;
 use midihub_operator::controller::{self, Backoff, Context};
@@ -352,6 +352,7 @@ async fn a_new_hub_gets_all_its_children_and_reports_its_address_once_running() 
         .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
         .await;
     assert_eq!(hub["status"]["address"], "203.0.113.7");
+    assert_eq!(condition(&hub, "PublicAddress")["reason"], "ExternalIP");
     assert_eq!(hub["status"]["node"], "node-a");
     assert_eq!(condition(&hub, "Ready")["status"], "True");
     assert_eq!(harness.until_event("Waking").await.len(), 1);
@@ -623,5 +624,213 @@ async fn a_region_without_sound_ready_nodes_is_unschedulable_with_a_warning() {
     assert_eq!(warnings[0]["type"], "Warning");
     // The Deployment still asks for the pod: it lands as soon as such a node appears.
     harness.until_replicas("far", 1).await;
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_namespace_that_refuses_hub_pods_blocks_the_hub_with_the_fix_and_a_warning() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness.create("jam", evening_spec()).await;
+    let deployment = format!("{DEPLOYMENTS}/midihub-jam");
+    harness.until_replicas("jam", 1).await;
+
+    // The ReplicaSet controller cannot create the pod; the deployment controller says so.
+    let refusal = r#"pods "midihub-jam-6d4cf56db6-x7k2p" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true), hostPort (container "rtpmidid" uses hostPorts 5004, 5005, 5006, 5007), privileged (containers "rtpmidid", "hub-sidecar" must not set securityContext.privileged=true)"#;
+    harness
+        .fake
+        .update(&deployment, |deployment| {
+            deployment["status"] = json!({"conditions": [
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetCreated"},
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                 "message": refusal}]});
+        })
+        .unwrap();
+
+    let hub = harness
+        .until_hub("jam", "phase Blocked", |hub| phase(hub) == "Blocked")
+        .await;
+    let ready = condition(&hub, "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "PodSecurity");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.contains("pod-security.kubernetes.io/enforce=privileged"),
+        "{message}"
+    );
+    assert!(message.contains(refusal), "{message}");
+    let warnings = harness.until_event("PodSecurity").await;
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0]["type"], "Warning");
+    assert!(
+        warnings[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("enforce=privileged")
+    );
+
+    // The namespace is relabelled: the pod is created and the hub becomes Ready.
+    harness
+        .fake
+        .update(&deployment, |deployment| {
+            deployment["status"] = json!({"conditions": []});
+        })
+        .unwrap();
+    harness.fake.insert(PODS, hub_pod("jam", true));
+    harness
+        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
+        .await;
+    assert_eq!(harness.until_event("Ready").await.len(), 1);
+    assert_eq!(
+        harness.events_with_reason("Waking").len(),
+        1,
+        "the hub woke once; its pod was refused and then created"
+    );
+    harness.stop().await;
+}
+
+/// The fields a hub's sidecar publishes, applied as the sidecar does (server-side apply under
+/// its own field manager). The fake treats lists atomically, so the `Wiring` condition is left
+/// out here: on the fake it would replace the operator's conditions instead of joining them;
+/// that its entry alone is removed needs a real API server's list-map merge.
+async fn publish_as_sidecar(harness: &Harness, hub: &str) {
+    let status = json!({
+        "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+        "status": {
+            "participants": [{"port": 5004, "room": "jam-studio-a", "name": "Alice",
+                              "remoteAddress": "203.0.113.10:5004",
+                              "latency": {"lastMs": 4.4, "averageMs": 4.4, "jitterMs": 0.1}}],
+            "participantCount": 1,
+            "latency": "avg 4.4ms max 4.4ms",
+        }
+    });
+    harness
+        .hubs
+        .patch_status(
+            hub,
+            &PatchParams::apply(ownership::SIDECAR_FIELD_MANAGER).force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+}
+
+fn lists_participants(hub: &Value) -> bool {
+    ["participants", "participantCount", "latency"]
+        .iter()
+        .any(|field| hub["status"].get(field).is_some())
+}
+
+#[tokio::test]
+async fn participants_of_a_hard_killed_hub_pod_are_cleared_once_no_pod_remains() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness.create("jam", evening_spec()).await;
+    let pod = format!("{PODS}/midihub-jam-abc");
+    harness.fake.insert(PODS, hub_pod("jam", true));
+    harness
+        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
+        .await;
+    publish_as_sidecar(&harness, "jam").await;
+
+    // The hub is suspended; its pod is still there (terminating): the sidecar may yet publish
+    // its farewell, so the operator leaves its fields alone.
+    harness.patch_spec("jam", json!({"suspend": true})).await;
+    harness.until_replicas("jam", 0).await;
+    harness
+        .until_hub("jam", "phase Sleeping", |hub| phase(hub) == "Sleeping")
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hub = harness
+        .object("/apis/midihub.io/v1alpha1/namespaces/default/midihubs/jam")
+        .unwrap();
+    assert_eq!(hub["status"]["participantCount"], 1, "{hub:#}");
+
+    // The pod is killed hard (or its node is lost): no farewell ever comes.
+    harness.fake.remove(&pod);
+    let hub = harness
+        .until_hub("jam", "no participants listed", |hub| {
+            !lists_participants(hub)
+        })
+        .await;
+    assert_eq!(phase(&hub), "Sleeping");
+    assert_eq!(condition(&hub, "Awake")["reason"], "Suspended");
+    assert_eq!(condition(&hub, "Ready")["reason"], "Sleeping");
+    let clearing = harness
+        .fake
+        .writes()
+        .into_iter()
+        .filter(|write| {
+            write.path.ends_with("/midihubs/jam/status")
+                && write.query_param("fieldManager").as_deref()
+                    == Some(ownership::SIDECAR_FIELD_MANAGER)
+        })
+        .count();
+    assert_eq!(
+        clearing, 2,
+        "the test's publication, then one clearing apply in the sidecar's name"
+    );
+
+    // Idle again: a reconcile of the clean, sleeping hub writes nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    harness.fake.clear_requests();
+    let before = harness.reconciles();
+    let path = "/apis/midihub.io/v1alpha1/namespaces/default/midihubs/jam";
+    let mut hub = harness.object(path).unwrap();
+    hub["metadata"]["annotations"] = json!({"example.test/touched": "yes"});
+    harness.fake.upsert(path, hub);
+    let reconciled = harness
+        .fake
+        .wait_for(WAIT, |_| harness.reconciles() > before)
+        .await;
+    assert!(reconciled);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writes = harness.fake.writes();
+    assert!(writes.is_empty(), "an idle reconcile wrote: {writes:#?}");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn participants_are_cleared_when_an_awake_hubs_pod_is_lost() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness.create("jam", evening_spec()).await;
+    harness.fake.insert(PODS, hub_pod("jam", true));
+    harness
+        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
+        .await;
+    publish_as_sidecar(&harness, "jam").await;
+
+    harness.fake.remove(&format!("{PODS}/midihub-jam-abc"));
+    let hub = harness
+        .until_hub("jam", "no participants listed", |hub| {
+            !lists_participants(hub)
+        })
+        .await;
+    assert_eq!(
+        phase(&hub),
+        "Starting",
+        "the Deployment will make a new pod"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn an_address_named_on_the_node_is_the_hubs_address() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness
+        .fake
+        .update("/api/v1/nodes/node-a", |node| {
+            node["metadata"]["annotations"] =
+                json!({"midihub.io/public-address": "hub.example.org"});
+        })
+        .unwrap();
+    harness.create("jam", evening_spec()).await;
+    harness.fake.insert(PODS, hub_pod("jam", true));
+    let hub = harness
+        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
+        .await;
+    assert_eq!(hub["status"]["address"], "hub.example.org");
+    let public = condition(&hub, "PublicAddress");
+    assert_eq!(public["status"], "True");
+    assert_eq!(public["reason"], "Annotated");
     harness.stop().await;
 }

@@ -40,6 +40,14 @@ pub const SIDECAR_HTTP_PORT_NAME: &str = "http";
 /// User and group the containers run as with [`DeviceAccess::DevicePlugin`] (the conventional
 /// "nonroot" id of distroless images).
 pub const NON_ROOT_USER: i64 = 65532;
+/// Units of the device plugin's resource one hub pod requests with
+/// [`DeviceAccess::DevicePlugin`]: one for each of its two containers, as both open the ALSA
+/// sequencer (rtpmidid for its ports, the sidecar for the wiring) and a device plugin hands a
+/// device only to a container that requests it. A node takes as many hub pods as its plugin
+/// grants units divided by this; most plugins grant one unit per device unless configured.
+pub const DEVICE_UNITS_PER_HUB_POD: u32 = 2;
+/// Units of the device resource each of the two containers requests.
+const DEVICE_UNITS_PER_CONTAINER: u32 = DEVICE_UNITS_PER_HUB_POD / 2;
 
 const CONFIG_VOLUME: &str = "config";
 const CONTROL_VOLUME: &str = "control";
@@ -334,8 +342,8 @@ fn pod_security(access: &DeviceAccess) -> Option<PodSecurityContext> {
     }
 }
 
-/// The user's resources, plus one unit of the device resource when a device plugin grants it
-/// (extended resources are requested and limited alike).
+/// The user's resources, plus [`DEVICE_UNITS_PER_CONTAINER`] of the device resource when a
+/// device plugin grants it (extended resources are requested and limited alike).
 fn container_resources(
     user: Option<&ResourceRequirements>,
     access: &DeviceAccess,
@@ -344,15 +352,15 @@ fn container_resources(
         DeviceAccess::Privileged => user.cloned(),
         DeviceAccess::DevicePlugin { resource, .. } => {
             let mut resources = user.cloned().unwrap_or_default();
-            let one = Quantity("1".to_owned());
+            let units = Quantity(DEVICE_UNITS_PER_CONTAINER.to_string());
             resources
                 .requests
                 .get_or_insert_with(BTreeMap::new)
-                .insert(resource.clone(), one.clone());
+                .insert(resource.clone(), units.clone());
             resources
                 .limits
                 .get_or_insert_with(BTreeMap::new)
-                .insert(resource.clone(), one);
+                .insert(resource.clone(), units);
             Some(resources)
         }
     }
@@ -556,6 +564,23 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_hub_pod_requests_device_units_per_hub_pod_in_all() {
+        let deployment =
+            deployment(&examples::hub(), 1, &examples::device_plugin_config(), HASH).unwrap();
+
+        let requested: u32 = pod_spec(&deployment)
+            .containers
+            .iter()
+            .filter_map(|container| container.resources.as_ref()?.requests.as_ref())
+            .filter_map(|requests| requests.get("squat.ai/snd"))
+            .map(|units| units.0.parse::<u32>().unwrap())
+            .sum();
+
+        assert_eq!(requested, DEVICE_UNITS_PER_HUB_POD);
+        assert_eq!(DEVICE_UNITS_PER_HUB_POD, 2, "README and values.yaml say 2");
     }
 
     #[test]

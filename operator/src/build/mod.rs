@@ -17,12 +17,13 @@ use midihub_api::rtpmidid_config::ConfigError;
 
 pub use config_map::{CONFIG_FILE_KEY, CONFIG_MOUNT_DIR, config_hash, config_map};
 pub use deployment::{
-    CONFIG_HASH_ANNOTATION, NON_ROOT_USER, RTPMIDID_CONTAINER, SIDECAR_CONTAINER, deployment,
+    CONFIG_HASH_ANNOTATION, DEVICE_UNITS_PER_HUB_POD, NON_ROOT_USER, RTPMIDID_CONTAINER,
+    SIDECAR_CONTAINER, deployment,
 };
 pub use rbac::{role, role_binding, service_account};
 
 /// Field manager of everything the operator applies.
-pub const FIELD_MANAGER: &str = "midihub-operator";
+pub use midihub_api::ownership::OPERATOR_FIELD_MANAGER as FIELD_MANAGER;
 /// Node label (value `"true"`) of nodes prepared for hubs: the dummy sound card and the ALSA
 /// sequencer are loaded.
 pub const SOUND_READY_LABEL: &str = "midihub.io/sound-ready";
