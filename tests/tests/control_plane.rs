@@ -48,10 +48,27 @@ async fn plane(test: &str) -> Option<(Plane, Client)> {
     Some((plane, client))
 }
 
-/// A namespace of the test's own, fresh.
+/// A namespace of the test's own, fresh: one left by an earlier, failed run is deleted first.
 async fn namespace(client: &Client, name: &str) -> Api<MidiHub> {
-    ensure_namespace(client, name, json!({})).await;
+    fresh_namespace(client, name, json!({})).await;
     Api::namespaced(client.clone(), name)
+}
+
+async fn fresh_namespace(client: &Client, name: &str, labels: serde_json::Value) {
+    delete_namespace(client, name).await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    eventually(
+        &format!("namespace {name} of an earlier run to be gone"),
+        Duration::from_secs(120),
+        || async {
+            match namespaces.get_opt(name).await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(_) => Err("still there".to_string()),
+            }
+        },
+    )
+    .await;
+    ensure_namespace(client, name, labels).await;
 }
 
 async fn create(hubs: &Api<MidiHub>, hub: &MidiHub) {
@@ -600,6 +617,339 @@ async fn the_operators_and_the_sidecars_conditions_stand_together_in_one_list() 
         "two field managers on the status: {managers:?}"
     );
     delete_namespace(&client, "cp-listmap").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a real cluster showed: refused pods, stale participants, addresses
+
+#[tokio::test]
+async fn a_hub_in_a_namespace_enforcing_baseline_pod_security_is_blocked_with_the_fix() {
+    let Some((plane, client)) = plane("control_plane: Pod Security").await else {
+        return;
+    };
+    let name = "cp-baseline";
+    fresh_namespace(
+        &client,
+        name,
+        json!({ "pod-security.kubernetes.io/enforce": "baseline" }),
+    )
+    .await;
+    let hubs: Api<MidiHub> = Api::namespaced(client.clone(), name);
+    create(
+        &hubs,
+        &hub(name, "guarded", json!({ "ports": [{ "port": 6804 }] })),
+    )
+    .await;
+    let status = wait_for_status(&hubs, "guarded", "Blocked", READY_TIMEOUT, |s| {
+        s.phase == Some(Phase::Blocked)
+    })
+    .await;
+    let ready = ready_condition(&status).expect("a Ready condition");
+    assert_eq!(ready.reason, "PodSecurity", "{}", describe(&status));
+    assert!(
+        ready
+            .message
+            .contains("pod-security.kubernetes.io/enforce=privileged"),
+        "the message names the fix: {}",
+        ready.message
+    );
+    let events = plane
+        .kubectl(&["get", "events", "-n", name, "-o", "json"])
+        .unwrap();
+    assert!(
+        events.contains("\"PodSecurity\""),
+        "a Warning Event with the reason"
+    );
+
+    // The fix the message names works.
+    plane
+        .kubectl(&[
+            "label",
+            "namespace",
+            name,
+            "--overwrite",
+            "pod-security.kubernetes.io/enforce=privileged",
+        ])
+        .unwrap();
+    plane
+        .kubectl(&[
+            "-n",
+            name,
+            "rollout",
+            "restart",
+            "deployment",
+            "midihub-guarded",
+        ])
+        .unwrap();
+    wait_for_status(
+        &hubs,
+        "guarded",
+        "Ready once privileged",
+        READY_TIMEOUT,
+        is_ready,
+    )
+    .await;
+    delete_namespace(&client, name).await;
+}
+
+#[tokio::test]
+async fn a_hub_whose_pod_cannot_be_created_says_why() {
+    let Some((_plane, client)) = plane("control_plane: pod creation refused").await else {
+        return;
+    };
+    let name = "cp-refused";
+    let hubs = namespace(&client, name).await;
+    // A PriorityClass that does not exist: the Deployment is accepted, its pods are not.
+    create(
+        &hubs,
+        &hub(
+            name,
+            "unprioritised",
+            json!({ "ports": [{ "port": 6904 }], "pod": { "priorityClassName": "no-such-class" } }),
+        ),
+    )
+    .await;
+    let status = wait_for_status(&hubs, "unprioritised", "Blocked", READY_TIMEOUT, |s| {
+        s.phase == Some(Phase::Blocked)
+    })
+    .await;
+    let ready = ready_condition(&status).expect("a Ready condition");
+    assert_eq!(ready.reason, "PodCreationFailed", "{}", describe(&status));
+    assert!(
+        ready.message.contains("no-such-class"),
+        "Kubernetes' own words: {}",
+        ready.message
+    );
+    delete_namespace(&client, name).await;
+}
+
+#[tokio::test]
+async fn participants_of_a_hub_whose_pod_died_without_a_farewell_are_cleared() {
+    let Some((plane, client)) = plane("control_plane: stale participants").await else {
+        return;
+    };
+    let name = "cp-stale";
+    let hubs = namespace(&client, name).await;
+    create(
+        &hubs,
+        &hub(name, "abandoned", json!({ "ports": [{ "port": 7504 }] })),
+    )
+    .await;
+    wait_for_status(&hubs, "abandoned", "Ready", READY_TIMEOUT, is_ready).await;
+    // A sidecar's last publication, as the sidecar writes it; then the pod goes without the
+    // sidecar's farewell (a simulated pod runs no sidecar to say goodbye).
+    let token = eventually(
+        "a token of the hub's ServiceAccount",
+        READY_TIMEOUT,
+        || async {
+            plane
+                .service_account_token(name, "midihub-abandoned")
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    let as_sidecar: Api<MidiHub> =
+        Api::namespaced(plane.client_with_token(&token).await.unwrap(), name);
+    let participant = midihub_api::Participant {
+        port: 7504,
+        room: "abandoned-7504".into(),
+        name: "alice".into(),
+        remote_address: "::ffff:198.51.100.7".into(),
+        joined_at: None,
+        latency: Some(midihub_api::Latency {
+            last_ms: 20.0,
+            average_ms: 21.0,
+            jitter_ms: 1.0,
+        }),
+    };
+    let sidecar_status = json!({
+        "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+        "status": {
+            "participants": [participant], "participantCount": 1, "latency": "avg 21.0ms",
+            "conditions": [{ "type": "Wiring", "status": "True", "reason": "Wired",
+                             "message": "1 participant wired",
+                             "lastTransitionTime": jiff::Timestamp::now().to_string() }],
+        },
+    });
+    eventually("the sidecar's apply", READY_TIMEOUT, || async {
+        as_sidecar
+            .patch_status(
+                "abandoned",
+                &PatchParams::apply("midihub-sidecar").force(),
+                &Patch::Apply(&sidecar_status),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    set_suspend(&hubs, "abandoned", true).await;
+    let status = wait_for_status(
+        &hubs,
+        "abandoned",
+        "Sleeping, claiming no participants",
+        READY_TIMEOUT,
+        |s| {
+            s.phase == Some(Phase::Sleeping)
+                && s.participants.is_none()
+                && s.participant_count.is_none()
+                && s.latency.is_none()
+                && !s.conditions.iter().any(|c| c.type_ == "Wiring")
+        },
+    )
+    .await;
+    for wanted in ["Awake", "Ready"] {
+        assert!(
+            status.conditions.iter().any(|c| c.type_ == wanted),
+            "the operator's {wanted} stays: {}",
+            describe(&status)
+        );
+    }
+    assert!(hub_pods(&client, name, "abandoned").await.is_empty());
+    delete_namespace(&client, name).await;
+}
+
+/// A simulated node of its own region, removed again on drop.
+struct TestNode {
+    plane: Plane,
+    name: &'static str,
+}
+
+impl TestNode {
+    fn create(
+        plane: &Plane,
+        name: &'static str,
+        annotations: serde_json::Value,
+        addresses: serde_json::Value,
+    ) -> TestNode {
+        let mut all_annotations = json!({ "kwok.x-k8s.io/node": "fake" });
+        all_annotations
+            .as_object_mut()
+            .unwrap()
+            .extend(annotations.as_object().cloned().unwrap_or_default());
+        let node = json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": { "name": name, "annotations": all_annotations, "labels": {
+                "kubernetes.io/hostname": name,
+                "topology.kubernetes.io/region": format!("test-{name}"),
+                "midihub.io/sound-ready": "true",
+            } },
+            "status": { "addresses": addresses },
+        });
+        let file = plane.file(&format!("{name}.json"));
+        std::fs::write(&file, node.to_string()).unwrap();
+        plane
+            .kubectl(&["apply", "-f", file.to_str().unwrap()])
+            .expect("create the test node");
+        plane
+            .kubectl(&[
+                "wait",
+                "--for=condition=Ready",
+                &format!("node/{name}"),
+                "--timeout=60s",
+            ])
+            .expect("the test node Ready");
+        TestNode {
+            plane: plane.clone(),
+            name,
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        let _ = self
+            .plane
+            .kubectl(&["delete", "node", self.name, "--wait=false"]);
+    }
+}
+
+#[tokio::test]
+async fn a_hub_on_a_node_without_an_external_address_says_outsiders_may_not_reach_it() {
+    let Some((plane, client)) = plane("control_plane: internal address").await else {
+        return;
+    };
+    let _node = TestNode::create(
+        &plane,
+        "internal-1",
+        json!({}),
+        json!([
+            { "type": "InternalIP", "address": "192.0.2.40" },
+            { "type": "InternalIP", "address": "2001:db8::40" },
+            { "type": "Hostname", "address": "internal-1" },
+        ]),
+    );
+    let name = "cp-internal";
+    let hubs = namespace(&client, name).await;
+    create(
+        &hubs,
+        &hub(
+            name,
+            "inside",
+            json!({ "ports": [{ "port": 7604 }], "region": "test-internal-1" }),
+        ),
+    )
+    .await;
+    let status = wait_for_status(&hubs, "inside", "Ready", READY_TIMEOUT, is_ready).await;
+    assert_eq!(
+        status.address.as_deref(),
+        Some("192.0.2.40"),
+        "the InternalIP, IPv4 before IPv6"
+    );
+    let public = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PublicAddress")
+        .expect("a PublicAddress condition");
+    assert_eq!(
+        (public.status.as_str(), public.reason.as_str()),
+        ("False", "InternalIPOnly"),
+        "{}",
+        describe(&status)
+    );
+    delete_namespace(&client, name).await;
+}
+
+#[tokio::test]
+async fn a_hub_on_a_node_annotated_with_a_public_address_reports_that_address() {
+    let Some((plane, client)) = plane("control_plane: annotated address").await else {
+        return;
+    };
+    let _node = TestNode::create(
+        &plane,
+        "annotated-1",
+        json!({ "midihub.io/public-address": "198.51.100.50" }),
+        json!([
+            { "type": "InternalIP", "address": "192.0.2.50" },
+            { "type": "Hostname", "address": "annotated-1" },
+        ]),
+    );
+    let name = "cp-annotated";
+    let hubs = namespace(&client, name).await;
+    create(
+        &hubs,
+        &hub(
+            name,
+            "named",
+            json!({ "ports": [{ "port": 7704 }], "region": "test-annotated-1" }),
+        ),
+    )
+    .await;
+    let status = wait_for_status(&hubs, "named", "Ready", READY_TIMEOUT, is_ready).await;
+    assert_eq!(status.address.as_deref(), Some("198.51.100.50"));
+    let public = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PublicAddress")
+        .expect("a PublicAddress condition");
+    assert_eq!(
+        (public.status.as_str(), public.reason.as_str()),
+        ("True", "Annotated"),
+        "{}",
+        describe(&status)
+    );
+    delete_namespace(&client, name).await;
 }
 
 // ---------------------------------------------------------------------------------------------
