@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod client;
 pub mod clock;
 pub mod controller;
 pub mod error;

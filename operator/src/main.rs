@@ -6,13 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
-use kube::Client;
 use midihub_operator::build::{BuildConfig, DeviceAccess};
 use midihub_operator::clock::SystemClock;
 use midihub_operator::controller::{self, Backoff, Context};
 use midihub_operator::leader::{self, LeaderElection, wait_for};
 use midihub_operator::metrics::Metrics;
-use midihub_operator::{Error, http};
+use midihub_operator::{Error, client, http};
 use tokio::sync::watch;
 
 /// How hub containers reach the host's ALSA sequencer.
@@ -108,7 +107,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    let client = Client::try_default().await?;
+    let client = client::infer().await?;
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
