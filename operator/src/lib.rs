@@ -11,6 +11,7 @@ pub mod client;
 pub mod clock;
 pub mod controller;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod leader;
 pub mod metrics;

@@ -4,11 +4,13 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use midihub_operator::build::{BuildConfig, DeviceAccess};
 use midihub_operator::clock::SystemClock;
 use midihub_operator::controller::{self, Backoff, Context};
+use midihub_operator::health::{self, WatchHealth};
 use midihub_operator::leader::{self, LeaderElection, wait_for};
 use midihub_operator::metrics::Metrics;
 use midihub_operator::{Error, client, http};
@@ -82,6 +84,12 @@ struct Args {
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
 
+    /// How long, in seconds, a watch of the API may fail before /healthz reports the operator
+    /// unhealthy (so that its liveness probe restarts it); shorter outages, such as an API
+    /// server restart, are ridden out.
+    #[arg(long, env = "MIDIHUB_WATCH_GRACE_SECONDS", default_value_t = health::DEFAULT_GRACE.as_secs())]
+    watch_grace_seconds: u64,
+
     /// Log format.
     #[arg(long, env = "MIDIHUB_LOG_FORMAT", value_enum, default_value = "json")]
     log_format: LogFormat,
@@ -115,6 +123,9 @@ async fn run(args: Args) -> Result<(), Error> {
         let _ = stop_tx.send(true);
     });
 
+    let health = Arc::new(WatchHealth::new(Duration::from_secs(
+        args.watch_grace_seconds,
+    )));
     let controller = controller::controller(&client);
     let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -127,6 +138,7 @@ async fn run(args: Args) -> Result<(), Error> {
     let server = tokio::spawn(http::serve(
         listener,
         metrics.clone(),
+        health,
         wait_for(stop.clone(), true),
     ));
 
