@@ -4,6 +4,8 @@
 //!
 //! Reconcile is a pipeline: [`schedule`] decides, [`build`] makes the objects, [`apply`] writes
 //! what changed, [`status`] says what the hub is doing; [`controller`] strings them together.
+//! Its [`watches`] recover on their own from an API server restart and report to [`health`],
+//! which `/healthz` ([`http`]) reads; [`client`] makes sure no request waits forever.
 
 pub mod apply;
 pub mod build;
@@ -17,5 +19,6 @@ pub mod leader;
 pub mod metrics;
 pub mod schedule;
 pub mod status;
+pub mod watches;
 
 pub use error::{Error, Result};

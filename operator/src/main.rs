@@ -126,7 +126,7 @@ async fn run(args: Args) -> Result<(), Error> {
     let health = Arc::new(WatchHealth::new(Duration::from_secs(
         args.watch_grace_seconds,
     )));
-    let controller = controller::controller(&client);
+    let controller = controller::controller(&client, &health);
     let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
