@@ -1,6 +1,8 @@
 //! The operator binary: configuration, logs, the health and metrics endpoint, leader election
 //! and the controller, with a graceful shutdown on SIGTERM or Ctrl-C.
 
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -90,7 +92,7 @@ struct Args {
     #[arg(long, env = "MIDIHUB_WATCH_GRACE_SECONDS", default_value_t = health::DEFAULT_GRACE.as_secs())]
     watch_grace_seconds: u64,
 
-    /// Log format.
+    /// Log format (text is coloured only on a terminal, and never with NO_COLOR set).
     #[arg(long, env = "MIDIHUB_LOG_FORMAT", value_enum, default_value = "json")]
     log_format: LogFormat,
 }
@@ -100,7 +102,12 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour_logs(
+            std::io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ));
     match args.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),
@@ -182,6 +189,12 @@ async fn run(args: Args) -> Result<(), Error> {
     result
 }
 
+/// Colour is for a person at a terminal: logs written to a file or collected from a container
+/// stay plain text, and `NO_COLOR` (https://no-color.org) turns colour off everywhere.
+fn colour_logs(output_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    output_is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
@@ -195,5 +208,24 @@ async fn shutdown_signal() {
             tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_logs;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour_logs(true, None));
+        assert!(
+            colour_logs(true, Some("".into())),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!colour_logs(true, Some("1".into())));
+        assert!(
+            !colour_logs(false, None),
+            "a file or a pipe gets no colour codes"
+        );
     }
 }

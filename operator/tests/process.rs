@@ -1,7 +1,8 @@
 //! The operator binary as a process, against the FAKE API server (not Kubernetes): it finds
 //! the API through a kubeconfig, takes the leader-election lease, reconciles a hub, serves
 //! `/healthz` and `/metrics`, and on SIGTERM stops cleanly and hands the lease back; `/healthz`
-//! fails while the API has been gone for longer than `--watch-grace-seconds`.
+//! fails while the API has been gone for longer than `--watch-grace-seconds`; text logs carry
+//! no colour codes into a pipe.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -222,4 +223,20 @@ async fn healthz_fails_while_the_api_is_gone_for_longer_than_the_watch_grace_per
         .await;
     assert!(recovered, "{}", healthz());
     std::fs::remove_dir_all(&directory).unwrap();
+}
+
+#[test]
+fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
+    let output = Command::new(env!("CARGO_BIN_EXE_midihub-operator"))
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .args(["--log-format", "text", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "there is no API server to reach");
+    let logs = String::from_utf8_lossy(&output.stdout);
+    assert!(logs.contains("operator stopped"), "{logs}");
+    assert!(!logs.contains('\x1b'), "{logs:?}");
 }
