@@ -1,6 +1,8 @@
 //! The hub-sidecar binary: `kubernetes` mode in a hub pod (publishes to the MidiHub), `local`
 //! mode on a plain Linux host (starts rtpmidid or attaches to one, prints JSON lines).
 
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,7 +52,8 @@ struct Args {
     )]
     refresh_ms: u64,
 
-    /// Log format (logs go to stderr; local mode's reports go to stdout).
+    /// Log format (logs go to stderr; local mode's reports go to stdout). Text is coloured only
+    /// on a terminal, and never with NO_COLOR set.
     #[arg(
         long,
         env = "MIDIHUB_LOG_FORMAT",
@@ -132,7 +135,11 @@ async fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_logs(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ));
     match args.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),
@@ -235,6 +242,12 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
+/// Colour is for a person at a terminal: logs written to a file or collected from a container
+/// stay plain text, and `NO_COLOR` (https://no-color.org) turns colour off everywhere.
+fn colour_logs(output_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    output_is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
@@ -248,5 +261,24 @@ async fn shutdown_signal() {
             tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_logs;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour_logs(true, None));
+        assert!(
+            colour_logs(true, Some("".into())),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!colour_logs(true, Some("1".into())));
+        assert!(
+            !colour_logs(false, None),
+            "a file or a pipe gets no colour codes"
+        );
     }
 }

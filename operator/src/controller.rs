@@ -16,8 +16,8 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use midihub_api::{MidiHub, MidiHubStatus, Phase, ownership};
 use serde_json::json;
@@ -27,9 +27,11 @@ use crate::apply::{apply_if_changed, clear_sidecar_status};
 use crate::build::{self, BuildConfig, FIELD_MANAGER, HUB_LABEL, REGION_LABEL, SOUND_READY_LABEL};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::health::WatchHealth;
 use crate::metrics::Metrics;
 use crate::schedule;
 use crate::status::{self, Intent, Observed};
+use crate::watches;
 
 /// Label every child carries, so the operator watches only its own objects.
 const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=midihub-operator";
@@ -39,6 +41,14 @@ const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=midihub-operator
 pub struct Backoff {
     pub first: Duration,
     pub max: Duration,
+}
+
+impl Backoff {
+    /// The wait after `failures` consecutive failures (the first failure waits `first`).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let exponent = failures.saturating_sub(1).min(16);
+        self.first.saturating_mul(1 << exponent).min(self.max)
+    }
 }
 
 impl Default for Backoff {
@@ -106,22 +116,31 @@ impl Context {
 }
 
 /// The controller for MidiHubs in all namespaces, watching the hubs, their children and their
-/// pods. Exposed so the caller can read its cache of hubs (for metrics) before running it.
-pub fn controller(client: &Client) -> Controller<MidiHub> {
+/// pods, each watch recovering on its own from API errors and reporting to `health` (see
+/// [`watches`]). Exposed so the caller can read its cache of hubs (for metrics) before running
+/// it.
+pub fn controller(client: &Client, health: &Arc<WatchHealth>) -> Controller<MidiHub> {
     let owned = || watcher::Config::default().labels(MANAGED_BY_SELECTOR);
-    Controller::new(
+    let (hubs, writer) = reflector::store();
+    let hub_changes = watches::watch(
+        "MidiHub",
         Api::<MidiHub>::all(client.clone()),
         watcher::Config::default(),
+        health.clone(),
     )
-    .owns(Api::<Deployment>::all(client.clone()), owned())
-    .owns(Api::<ConfigMap>::all(client.clone()), owned())
-    .owns(Api::<ServiceAccount>::all(client.clone()), owned())
-    .owns(Api::<Role>::all(client.clone()), owned())
-    .owns(Api::<RoleBinding>::all(client.clone()), owned())
-    .watches(Api::<Pod>::all(client.clone()), owned(), |pod| {
-        let hub = pod.labels().get(HUB_LABEL)?.clone();
-        Some(ObjectRef::new(&hub).within(&pod.namespace()?))
-    })
+    .reflect(writer)
+    .applied_objects();
+    Controller::for_stream(hub_changes, hubs)
+        .owns_stream(watches::metadata::<Deployment>(client, owned(), health))
+        .owns_stream(watches::metadata::<ConfigMap>(client, owned(), health))
+        .owns_stream(watches::metadata::<ServiceAccount>(client, owned(), health))
+        .owns_stream(watches::metadata::<Role>(client, owned(), health))
+        .owns_stream(watches::metadata::<RoleBinding>(client, owned(), health))
+        .watches_stream(watches::metadata::<Pod>(client, owned(), health), |pod| {
+            let hub = pod.labels().get(HUB_LABEL)?.clone();
+            Some(ObjectRef::new(&hub).within(&pod.namespace()?))
+        })
+        .trigger_backoff(watches::NoSharedBackoff)
 }
 
 /// Runs `controller` until `shutdown` completes, then lets in-flight reconciles finish.
@@ -154,12 +173,7 @@ async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action> {
 fn error_policy(hub: Arc<MidiHub>, error: &Error, context: Arc<Context>) -> Action {
     context.metrics.reconcile_failed(error);
     let failures = context.record_failure(ObjectRef::from(hub.as_ref()));
-    let exponent = failures.saturating_sub(1).min(16);
-    let delay = context
-        .backoff
-        .first
-        .saturating_mul(1 << exponent)
-        .min(context.backoff.max);
+    let delay = context.backoff.delay(failures);
     tracing::warn!(hub = %ObjectRef::from(hub.as_ref()), %error, failures, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

@@ -1,5 +1,6 @@
 //! The operator's HTTP endpoint: `/healthz` for probes and `/metrics` for Prometheus.
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -8,19 +9,45 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use tokio::time::Instant;
 
+use crate::health::WatchHealth;
 use crate::metrics::Metrics;
 
-/// The endpoint's routes.
-pub fn router(metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics_text))
-        .with_state(metrics)
+/// What the endpoint reports on.
+#[derive(Clone)]
+struct Endpoint {
+    metrics: Arc<Metrics>,
+    health: Arc<WatchHealth>,
 }
 
-async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    match metrics.render() {
+/// The endpoint's routes.
+pub fn router(metrics: Arc<Metrics>, health: Arc<WatchHealth>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .with_state(Endpoint { metrics, health })
+}
+
+/// OK unless a watch has failed for longer than the grace period: then the operator no longer
+/// hears changes, and a restart is the way out.
+async fn healthz(State(endpoint): State<Endpoint>) -> impl IntoResponse {
+    let deaf = endpoint.health.deaf_watches(Instant::now());
+    if deaf.is_empty() {
+        return (StatusCode::OK, "ok".to_string());
+    }
+    let mut body = format!(
+        "watches failing for longer than {}s:",
+        endpoint.health.grace().as_secs()
+    );
+    for (watch, failing_for) in deaf {
+        let _ = write!(body, " {watch} ({}s)", failing_for.as_secs());
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, body)
+}
+
+async fn metrics_text(State(endpoint): State<Endpoint>) -> impl IntoResponse {
+    match endpoint.metrics.render() {
         Ok(text) => (
             StatusCode::OK,
             [(
@@ -38,9 +65,10 @@ async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse 
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
+    health: Arc<WatchHealth>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(error) = axum::serve(listener, router(metrics))
+    if let Err(error) = axum::serve(listener, router(metrics, health))
         .with_graceful_shutdown(shutdown)
         .await
     {
@@ -54,25 +82,36 @@ mod tests {
 
     use std::sync::Arc;
 
+    use std::time::Duration;
+
+    use axum::Router;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use http_body_util::BodyExt;
     use kube::runtime::{reflector, watcher};
     use midihub_api::MidiHub;
     use serde_json::json;
+    use tokio::time::Instant;
     use tower::ServiceExt;
 
     use super::router;
+    use crate::health::WatchHealth;
     use crate::metrics::Metrics;
 
-    async fn get(metrics: Arc<Metrics>, path: &str) -> (StatusCode, String) {
-        let response = router(metrics)
+    async fn get(router: Router, path: &str) -> (StatusCode, String) {
+        let response = router
             .oneshot(Request::get(path).body(Body::empty()).unwrap())
             .await
             .unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn seconds_ago(seconds: u64) -> Instant {
+        Instant::now()
+            .checked_sub(Duration::from_secs(seconds))
+            .unwrap()
     }
 
     fn hub(name: &str, phase: &str) -> MidiHub {
@@ -87,8 +126,35 @@ mod tests {
 
     #[tokio::test]
     async fn healthz_answers_ok() {
-        let (status, body) = get(Arc::new(Metrics::default()), "/healthz").await;
+        let router = router(Arc::default(), Arc::default());
+        let (status, body) = get(router, "/healthz").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    }
+
+    #[tokio::test]
+    async fn healthz_stays_ok_while_a_watch_fails_within_the_grace_period() {
+        let health = Arc::new(WatchHealth::new(Duration::from_secs(60)));
+        health.failed("MidiHub", seconds_ago(30));
+        let (status, _) = get(router(Arc::default(), health), "/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_naming_the_watches_that_failed_for_longer_than_the_grace_period() {
+        let health = Arc::new(WatchHealth::new(Duration::from_secs(60)));
+        health.failed("MidiHub", seconds_ago(90));
+        health.failed("Pod", seconds_ago(10));
+        let (status, body) = get(router(Arc::default(), health.clone()), "/healthz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.starts_with("watches failing for longer than 60s: MidiHub (9"),
+            "{body}"
+        );
+        assert!(!body.contains("Pod"), "{body}");
+
+        health.progressed("MidiHub", Instant::now());
+        let (status, _) = get(router(Arc::default(), health), "/healthz").await;
+        assert_eq!(status, StatusCode::OK, "healthy again once the watch works");
     }
 
     #[tokio::test]
@@ -99,7 +165,7 @@ mod tests {
         }
         let metrics = Arc::new(Metrics::default().with_hubs(hubs));
         drop(metrics.reconcile_started());
-        let (status, body) = get(metrics, "/metrics").await;
+        let (status, body) = get(router(metrics, Arc::default()), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(
             body.contains("midihub_operator_reconciles_total 1"),

@@ -4,18 +4,23 @@
 //!
 //! Reconcile is a pipeline: [`schedule`] decides, [`build`] makes the objects, [`apply`] writes
 //! what changed, [`status`] says what the hub is doing; [`controller`] strings them together.
+//! Its [`watches`] recover on their own from an API server restart and report to [`health`],
+//! which `/healthz` ([`http`]) reads; [`client`] makes sure no request waits forever.
 
 pub mod address;
 pub mod announcement;
 pub mod apply;
 pub mod build;
+pub mod client;
 pub mod clock;
 pub mod controller;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod schedule;
 pub mod status;
+pub mod watches;
 
 pub use error::{Error, Result};

@@ -1,18 +1,21 @@
 //! The operator binary: configuration, logs, the health and metrics endpoint, leader election
 //! and the controller, with a graceful shutdown on SIGTERM or Ctrl-C.
 
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use kube::Client;
 use midihub_operator::build::{BuildConfig, DeviceAccess};
 use midihub_operator::clock::SystemClock;
 use midihub_operator::controller::{self, Backoff, Context};
+use midihub_operator::health::{self, WatchHealth};
 use midihub_operator::leader::{self, LeaderElection, wait_for};
 use midihub_operator::metrics::Metrics;
-use midihub_operator::{Error, http};
+use midihub_operator::{Error, client, http};
 use tokio::sync::watch;
 
 /// How hub containers reach the host's ALSA sequencer.
@@ -83,7 +86,13 @@ struct Args {
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
 
-    /// Log format.
+    /// How long, in seconds, a watch of the API may fail before /healthz reports the operator
+    /// unhealthy (so that its liveness probe restarts it); shorter outages, such as an API
+    /// server restart, are ridden out.
+    #[arg(long, env = "MIDIHUB_WATCH_GRACE_SECONDS", default_value_t = health::DEFAULT_GRACE.as_secs())]
+    watch_grace_seconds: u64,
+
+    /// Log format (text is coloured only on a terminal, and never with NO_COLOR set).
     #[arg(long, env = "MIDIHUB_LOG_FORMAT", value_enum, default_value = "json")]
     log_format: LogFormat,
 }
@@ -93,7 +102,12 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour_logs(
+            std::io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ));
     match args.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),
@@ -108,7 +122,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    let client = Client::try_default().await?;
+    let client = client::infer().await?;
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -116,7 +130,10 @@ async fn run(args: Args) -> Result<(), Error> {
         let _ = stop_tx.send(true);
     });
 
-    let controller = controller::controller(&client);
+    let health = Arc::new(WatchHealth::new(Duration::from_secs(
+        args.watch_grace_seconds,
+    )));
+    let controller = controller::controller(&client, &health);
     let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -128,6 +145,7 @@ async fn run(args: Args) -> Result<(), Error> {
     let server = tokio::spawn(http::serve(
         listener,
         metrics.clone(),
+        health,
         wait_for(stop.clone(), true),
     ));
 
@@ -171,6 +189,12 @@ async fn run(args: Args) -> Result<(), Error> {
     result
 }
 
+/// Colour is for a person at a terminal: logs written to a file or collected from a container
+/// stay plain text, and `NO_COLOR` (https://no-color.org) turns colour off everywhere.
+fn colour_logs(output_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    output_is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
@@ -184,5 +208,24 @@ async fn shutdown_signal() {
             tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_logs;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour_logs(true, None));
+        assert!(
+            colour_logs(true, Some("".into())),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!colour_logs(true, Some("1".into())));
+        assert!(
+            !colour_logs(false, None),
+            "a file or a pipe gets no colour codes"
+        );
     }
 }

@@ -1,12 +1,16 @@
 //! The operator binary as a process, against the FAKE API server (not Kubernetes): it finds
 //! the API through a kubeconfig, takes the leader-election lease, reconciles a hub, serves
-//! `/healthz` and `/metrics`, and on SIGTERM stops cleanly and hands the lease back.
+//! `/healthz` and `/metrics`, and on SIGTERM stops cleanly and hands the lease back; `/healthz`
+//! fails while the API has been gone for longer than `--watch-grace-seconds`; text logs carry
+//! no colour codes into a pipe.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use midihub_tests::fake_apiserver::FakeApiServer;
+use midihub_tests::outage::OutageProxy;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -23,16 +27,39 @@ fn free_port() -> u16 {
 
 /// A plain HTTP/1.1 GET on loopback (the endpoint answers at once; blocking is fine here).
 fn http_get(port: u16, path: &str) -> String {
+    try_http_get(port, path).unwrap()
+}
+
+/// As [`http_get`], or the error when nothing listens yet.
+fn try_http_get(port: u16, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(request.as_bytes())?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+/// Writes a kubeconfig for the API server at `server` into a fresh directory named after
+/// `test`; returns the directory (to remove at the end) and the file.
+fn kubeconfig(test: &str, server: &str) -> (PathBuf, PathBuf) {
+    let directory =
+        std::env::temp_dir().join(format!("midihub-process-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).unwrap();
+    let kubeconfig = directory.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+             clusters: [{{name: fake, cluster: {{server: \"{server}\"}}}}]\n\
+             users: [{{name: fake, user: {{}}}}]\n\
+             contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: default}}}}]\n"
+        ),
+    )
+    .unwrap();
+    (directory, kubeconfig)
 }
 
 /// Kills the operator if the test fails before stopping it.
@@ -50,20 +77,7 @@ impl Drop for Running {
 #[tokio::test]
 async fn the_operator_process_reconciles_serves_metrics_and_stops_cleanly_on_sigterm() {
     let fake = FakeApiServer::start().await;
-    let directory = std::env::temp_dir().join(format!("midihub-process-{}", std::process::id()));
-    std::fs::create_dir_all(&directory).unwrap();
-    let kubeconfig = directory.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
-             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
-             users: [{{name: fake, user: {{}}}}]\n\
-             contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: default}}}}]\n",
-            fake.url()
-        ),
-    )
-    .unwrap();
+    let (directory, kubeconfig) = kubeconfig("reconcile", &fake.url());
     let port = free_port();
     let mut operator = Running(
         Command::new(env!("CARGO_BIN_EXE_midihub-operator"))
@@ -146,4 +160,83 @@ async fn the_operator_process_reconciles_serves_metrics_and_stops_cleanly_on_sig
         "the lease is handed back: {lease:#}"
     );
     std::fs::remove_dir_all(&directory).unwrap();
+}
+
+#[tokio::test]
+async fn healthz_fails_while_the_api_is_gone_for_longer_than_the_watch_grace_period() {
+    let fake = FakeApiServer::start().await;
+    let proxy = OutageProxy::start(fake.address()).await.unwrap();
+    let (directory, kubeconfig) = kubeconfig("health", &proxy.url());
+    let port = free_port();
+    let _operator = Running(
+        Command::new(env!("CARGO_BIN_EXE_midihub-operator"))
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "warn")
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--leader-election",
+                "false",
+                "--watch-grace-seconds",
+                "2",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let healthz = || try_http_get(port, "/healthz").unwrap_or_default();
+    fake.insert(
+        "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
+        json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+               "metadata": {"name": "jam", "namespace": "default"},
+               "spec": {"ports": [{"port": 5004}]}}),
+    );
+    let working = fake
+        .wait_for(WAIT, |fake| {
+            fake.get("/apis/apps/v1/namespaces/default/deployments/midihub-jam")
+                .is_some()
+        })
+        .await;
+    assert!(working, "the operator reconciles the hub");
+    assert!(healthz().starts_with("HTTP/1.1 200"), "{}", healthz());
+
+    proxy.stop();
+    // Every watch fails within moments of the API going; the first past the grace period
+    // turns /healthz, the others follow.
+    let hub_watch_reported = fake
+        .wait_for(WAIT, |_| {
+            let answer = healthz();
+            answer.starts_with("HTTP/1.1 503") && answer.contains("MidiHub (")
+        })
+        .await;
+    let answer = healthz();
+    assert!(hub_watch_reported, "{answer}");
+    assert!(
+        answer.contains("watches failing for longer than 2s: "),
+        "{answer}"
+    );
+
+    proxy.serve();
+    let recovered = fake
+        .wait_for(WAIT, |_| healthz().starts_with("HTTP/1.1 200"))
+        .await;
+    assert!(recovered, "{}", healthz());
+    std::fs::remove_dir_all(&directory).unwrap();
+}
+
+#[test]
+fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
+    let output = Command::new(env!("CARGO_BIN_EXE_midihub-operator"))
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .args(["--log-format", "text", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "there is no API server to reach");
+    let logs = String::from_utf8_lossy(&output.stdout);
+    assert!(logs.contains("operator stopped"), "{logs}");
+    assert!(!logs.contains('\x1b'), "{logs:?}");
 }

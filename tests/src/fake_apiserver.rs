@@ -230,6 +230,11 @@ impl FakeApiServer {
         })
     }
 
+    /// The address the server listens on, 127.0.0.1 and a port.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
     /// The base URL, `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)

@@ -71,7 +71,7 @@ impl Harness {
             }),
         );
         let client = fake.client();
-        let controller = controller::controller(&client);
+        let controller = controller::controller(&client, &Arc::default());
         let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
         let context = Arc::new(Context::new(
             client.clone(),
