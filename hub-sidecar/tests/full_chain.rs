@@ -218,9 +218,30 @@ async fn participants_of_two_rooms_show_in_kubectl_get_midihubs_and_leave_it_emp
         );
     }
 
+    // The API server restarted under the sidecar (by the tier on the host: the VM cannot):
+    // a participant joining afterwards is published all the same.
+    let dave = match restart_api_server_from_the_host(&plane).await {
+        Some(()) => {
+            let dave = join(ROOMS[1], "dave").await;
+            wait_for_status(
+                &hubs,
+                HUB,
+                "4 participants after the API server's restart",
+                SEEN_WITHIN,
+                |s| s.participant_count == Some(4),
+            )
+            .await;
+            Some(dave)
+        }
+        None => None,
+    };
+
     alice.leave().await.unwrap();
     bob.leave().await.unwrap();
     carol.leave().await.unwrap();
+    if let Some(dave) = dave {
+        dave.leave().await.unwrap();
+    }
     let empty = wait_for_status(
         &hubs,
         HUB,
@@ -245,4 +266,33 @@ async fn participants_of_two_rooms_show_in_kubectl_get_midihubs_and_leave_it_emp
     let hub_object = hubs.get(HUB).await.unwrap();
     println!("{} done", hub_object.name_any());
     delete_namespace(&admin, NAMESPACE).await;
+}
+
+/// Asks the tier on the host to restart the API server (stopped for 5 s), through the plane's
+/// folder, which the tier shares with the VM read-write, and waits until it is back. `None`, with
+/// a `SKIP` line, when nothing on the host answers such requests (`MIDIHUB_PLANE_REQUESTS`
+/// unset: the test was not started by the tier).
+async fn restart_api_server_from_the_host(plane: &Plane) -> Option<()> {
+    let Some(requests) = std::env::var_os("MIDIHUB_PLANE_REQUESTS") else {
+        println!("SKIP full_chain: API server restart: MIDIHUB_PLANE_REQUESTS is not set");
+        return None;
+    };
+    let requests = Path::new(&requests);
+    let done = requests.join("restarted-kube-apiserver");
+    let _ = std::fs::remove_file(&done);
+    std::fs::write(requests.join("restart-kube-apiserver"), b"").expect("write the request");
+    let started = std::time::Instant::now();
+    while !done.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the host did not restart the API server within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "the API server was restarted by the host ({:?}); the plane is {:?}",
+        started.elapsed(),
+        plane.port()
+    );
+    Some(())
 }
