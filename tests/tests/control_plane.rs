@@ -71,6 +71,19 @@ async fn fresh_namespace(client: &Client, name: &str, labels: serde_json::Value)
     ensure_namespace(client, name, labels).await;
 }
 
+/// A fresh namespace `namespace_name` with one hub `name` of `spec`, once it is Ready.
+async fn ready_hub(
+    client: &Client,
+    namespace_name: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> (Api<MidiHub>, MidiHubStatus) {
+    let hubs = namespace(client, namespace_name).await;
+    create(&hubs, &hub(namespace_name, name, spec)).await;
+    let status = wait_for_status(&hubs, name, "Ready", READY_TIMEOUT, is_ready).await;
+    (hubs, status)
+}
+
 async fn create(hubs: &Api<MidiHub>, hub: &MidiHub) {
     hubs.create(&PostParams::default(), hub)
         .await
@@ -217,17 +230,13 @@ async fn an_awake_hub_runs_one_pod_on_a_node_of_its_region_with_that_nodes_exter
     let Some((_plane, client)) = plane("control_plane: placement").await else {
         return;
     };
-    let hubs = namespace(&client, "cp-placement").await;
-    create(
-        &hubs,
-        &hub(
-            "cp-placement",
-            "sydney",
-            json!({ "ports": [{ "port": 6004 }], "region": "ap-southeast-2" }),
-        ),
+    let (_, status) = ready_hub(
+        &client,
+        "cp-placement",
+        "sydney",
+        json!({ "ports": [{ "port": 6004 }], "region": "ap-southeast-2" }),
     )
     .await;
-    let status = wait_for_status(&hubs, "sydney", "Ready", READY_TIMEOUT, is_ready).await;
     assert_eq!(
         status.node.as_deref(),
         Some("ap-1"),
@@ -526,17 +535,13 @@ async fn the_operators_and_the_sidecars_conditions_stand_together_in_one_list() 
     let Some((plane, client)) = plane("control_plane: list-map").await else {
         return;
     };
-    let hubs = namespace(&client, "cp-listmap").await;
-    create(
-        &hubs,
-        &hub(
-            "cp-listmap",
-            "shared",
-            json!({ "ports": [{ "port": 6604 }] }),
-        ),
+    let (hubs, _) = ready_hub(
+        &client,
+        "cp-listmap",
+        "shared",
+        json!({ "ports": [{ "port": 6604 }] }),
     )
     .await;
-    wait_for_status(&hubs, "shared", "Ready", READY_TIMEOUT, is_ready).await;
     let token = plane
         .service_account_token("cp-listmap", "midihub-shared")
         .await
@@ -729,13 +734,13 @@ async fn participants_of_a_hub_whose_pod_died_without_a_farewell_are_cleared() {
         return;
     };
     let name = "cp-stale";
-    let hubs = namespace(&client, name).await;
-    create(
-        &hubs,
-        &hub(name, "abandoned", json!({ "ports": [{ "port": 7504 }] })),
+    let (hubs, _) = ready_hub(
+        &client,
+        name,
+        "abandoned",
+        json!({ "ports": [{ "port": 7504 }] }),
     )
     .await;
-    wait_for_status(&hubs, "abandoned", "Ready", READY_TIMEOUT, is_ready).await;
     // A sidecar's last publication, as the sidecar writes it; then the pod goes without the
     // sidecar's farewell (a simulated pod runs no sidecar to say goodbye).
     let token = eventually(
@@ -881,17 +886,13 @@ async fn a_hub_on_a_node_without_an_external_address_says_outsiders_may_not_reac
         ]),
     );
     let name = "cp-internal";
-    let hubs = namespace(&client, name).await;
-    create(
-        &hubs,
-        &hub(
-            name,
-            "inside",
-            json!({ "ports": [{ "port": 7604 }], "region": "test-internal-1" }),
-        ),
+    let (_, status) = ready_hub(
+        &client,
+        name,
+        "inside",
+        json!({ "ports": [{ "port": 7604 }], "region": "test-internal-1" }),
     )
     .await;
-    let status = wait_for_status(&hubs, "inside", "Ready", READY_TIMEOUT, is_ready).await;
     assert_eq!(
         status.address.as_deref(),
         Some("192.0.2.40"),
@@ -926,17 +927,13 @@ async fn a_hub_on_a_node_annotated_with_a_public_address_reports_that_address() 
         ]),
     );
     let name = "cp-annotated";
-    let hubs = namespace(&client, name).await;
-    create(
-        &hubs,
-        &hub(
-            name,
-            "named",
-            json!({ "ports": [{ "port": 7704 }], "region": "test-annotated-1" }),
-        ),
+    let (_, status) = ready_hub(
+        &client,
+        name,
+        "named",
+        json!({ "ports": [{ "port": 7704 }], "region": "test-annotated-1" }),
     )
     .await;
-    let status = wait_for_status(&hubs, "named", "Ready", READY_TIMEOUT, is_ready).await;
     assert_eq!(status.address.as_deref(), Some("198.51.100.50"));
     let public = status
         .conditions
@@ -1086,17 +1083,13 @@ async fn after_an_api_server_restart_the_operator_acts_on_a_change_within_ten_se
     let Some((plane, client)) = plane("control_plane: API server restart").await else {
         return;
     };
-    let hubs = namespace(&client, "cp-apiserver").await;
-    create(
-        &hubs,
-        &hub(
-            "cp-apiserver",
-            "steady",
-            json!({ "ports": [{ "port": 6704 }] }),
-        ),
+    let (hubs, _) = ready_hub(
+        &client,
+        "cp-apiserver",
+        "steady",
+        json!({ "ports": [{ "port": 6704 }] }),
     )
     .await;
-    wait_for_status(&hubs, "steady", "Ready", READY_TIMEOUT, is_ready).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "cp-apiserver");
 
     // It depends on timing (which watch is where when the server goes): try several times.

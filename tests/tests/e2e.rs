@@ -19,7 +19,7 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, Resource};
 use midihub_api::{MidiHub, Phase};
 use midihub_operator::build::HUB_LABEL;
-use midihub_tests::cluster::{ensure_namespace, eventually, set_suspend};
+use midihub_tests::cluster::{ensure_namespace, eventually, set_suspend, wait_for_status};
 use serde_json::json;
 
 /// Namespace the test's hub lives in; created when missing and deleted at the end.
@@ -151,32 +151,21 @@ struct ReadyHub {
 
 /// Waits until the hub's phase is Ready and it reports an address.
 async fn wait_until_ready(hubs: &Api<MidiHub>, when: &str) -> ReadyHub {
-    eventually(
-        &format!("the hub to be Ready with an address {when}"),
+    let status = wait_for_status(
+        hubs,
+        HUB,
+        &format!("Ready with an address {when}"),
         READY_TIMEOUT,
-        || async {
-            let hub = hubs.get(HUB).await.expect("read the MidiHub");
-            let status = hub.status.unwrap_or_default();
-            match (status.phase, status.address) {
-                (Some(Phase::Ready), Some(address)) if !address.is_empty() => Ok(ReadyHub {
-                    address,
-                    node: status.node,
-                }),
-                (phase, address) => Err(format!(
-                    "phase {phase:?}, address {address:?}, conditions {:?}",
-                    status
-                        .conditions
-                        .iter()
-                        .map(|condition| format!(
-                            "{}={} {}: {}",
-                            condition.type_, condition.status, condition.reason, condition.message
-                        ))
-                        .collect::<Vec<_>>()
-                )),
-            }
+        |status| {
+            status.phase == Some(Phase::Ready)
+                && status.address.as_deref().is_some_and(|a| !a.is_empty())
         },
     )
-    .await
+    .await;
+    ReadyHub {
+        address: status.address.unwrap_or_default(),
+        node: status.node,
+    }
 }
 
 /// Name of each child the operator makes for the hub (`midihub-<hub>`).
