@@ -1,7 +1,7 @@
 //! The local control plane of `scripts/control-plane` (a real etcd, kube-apiserver,
 //! kube-controller-manager and kube-scheduler, with kwok simulating nodes), as the tests of the
 //! control-plane tier use it: clients with the admin's or a ServiceAccount's credentials, the
-//! operator process, component restarts, `kubectl`, and the API server's request counters.
+//! operator process, component restarts, `kubectl`, and who wrote what (the audit log).
 //!
 //! The tier starts the plane and the operator (`scripts/control-plane up`, then
 //! `scripts/control-plane operator BINARY`) and names the plane's folder in
@@ -40,8 +40,11 @@ pub enum PlaneError {
         command: String,
         source: std::io::Error,
     },
-    #[error("the API server's /metrics: {0}")]
-    Metrics(String),
+    #[error("cannot read the audit log {path} (was the plane started with --audit?): {source}")]
+    Audit {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A running local control plane.
@@ -216,55 +219,59 @@ impl Plane {
             .args(args);
         run(command)
     }
+}
 
-    /// The API server's `apiserver_request_total`, summed by (verb, resource, subresource).
-    pub async fn request_totals(&self) -> Result<BTreeMap<RequestKind, f64>, PlaneError> {
-        let client = self.admin().await?;
-        let request = http::Request::get("/metrics")
-            .body(Vec::new())
-            .map_err(|error| PlaneError::Metrics(error.to_string()))?;
-        let text = client.request_text(request).await?;
-        Ok(parse_request_totals(&text))
+/// The operator's identity on the plane: the chart's ServiceAccount (see
+/// `scripts/control-plane operator`).
+pub const OPERATOR_USER: &str = "system:serviceaccount:midihub-system:midihub";
+
+impl Plane {
+    /// Where the plane's audit log (`up --audit`) ends now: count requests from there on.
+    pub fn audit_mark(&self) -> u64 {
+        std::fs::metadata(self.dir.join("audit.log")).map_or(0, |meta| meta.len())
+    }
+
+    /// The writes (create, update, patch, delete) that `user` made since `mark`, by resource
+    /// (`deployments`, `midihubs/status`, …), read from the audit log: unlike the API server's
+    /// counters, it says who made each request.
+    pub fn writes_since(&self, mark: u64, user: &str) -> Result<BTreeMap<String, u64>, PlaneError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.dir.join("audit.log");
+        let mut file = std::fs::File::open(&path).map_err(|source| PlaneError::Audit {
+            path: path.clone(),
+            source,
+        })?;
+        let mut text = String::new();
+        file.seek(SeekFrom::Start(mark))
+            .and_then(|_| file.read_to_string(&mut text))
+            .map_err(|source| PlaneError::Audit { path, source })?;
+        Ok(count_writes(&text, user))
     }
 }
 
-/// One kind of request in the API server's counters.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RequestKind {
-    pub verb: String,
-    pub resource: String,
-    pub subresource: String,
-}
-
-/// `apiserver_request_total` lines of a Prometheus text exposition, summed by (verb, resource,
-/// subresource) over the other labels (code, component, group, scope, version).
-pub fn parse_request_totals(text: &str) -> BTreeMap<RequestKind, f64> {
-    let mut totals = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+/// Writes by `user` in audit log lines (JSON, one event per line), by resource and
+/// subresource; each request once (its `ResponseComplete` stage).
+pub fn count_writes(audit_lines: &str, user: &str) -> BTreeMap<String, u64> {
+    let mut writes = BTreeMap::new();
+    for line in audit_lines.lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        let Some((labels, value)) = rest.rsplit_once("} ") else {
+        let is_write = matches!(
+            event["verb"].as_str(),
+            Some("create" | "update" | "patch" | "delete" | "deletecollection")
+        );
+        if !is_write || event["stage"] != "ResponseComplete" || event["user"]["username"] != user {
             continue;
-        };
-        let Ok(value) = value.trim().parse::<f64>() else {
-            continue;
-        };
-        let label = |name: &str| {
-            labels
-                .split("\",")
-                .find_map(|pair| pair.strip_prefix(&format!("{name}=\"")))
-                .map(|value| value.trim_end_matches('"').to_string())
-                .unwrap_or_default()
-        };
-        let kind = RequestKind {
-            verb: label("verb"),
-            resource: label("resource"),
-            subresource: label("subresource"),
-        };
-        *totals.entry(kind).or_insert(0.0) += value;
+        }
+        let object = &event["objectRef"];
+        let mut resource = object["resource"].as_str().unwrap_or_default().to_string();
+        if let Some(subresource) = object["subresource"].as_str() {
+            resource = format!("{resource}/{subresource}");
+        }
+        *writes.entry(resource).or_insert(0) += 1;
     }
-    totals
+    writes
 }
 
 fn run(mut command: Command) -> Result<String, PlaneError> {
@@ -292,25 +299,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_totals_are_summed_over_codes_and_scopes() {
-        let text = r#"# HELP apiserver_request_total [STABLE] Counter of apiserver requests
-apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",resource="deployments",scope="resource",subresource="",verb="PATCH",version="v1"} 3
-apiserver_request_total{code="409",component="apiserver",dry_run="",group="apps",resource="deployments",scope="resource",subresource="",verb="PATCH",version="v1"} 2
-apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",resource="deployments",scope="resource",subresource="status",verb="PUT",version="v1"} 7
-"#;
-        let totals = parse_request_totals(text);
-        let patch = RequestKind {
-            verb: "PATCH".into(),
-            resource: "deployments".into(),
-            subresource: String::new(),
-        };
-        let status = RequestKind {
-            verb: "PUT".into(),
-            resource: "deployments".into(),
-            subresource: "status".into(),
-        };
-        assert_eq!(totals.get(&patch), Some(&5.0));
-        assert_eq!(totals.get(&status), Some(&7.0));
-        assert_eq!(totals.len(), 2);
+    fn writes_are_counted_per_resource_for_one_user_once_per_request() {
+        let user = OPERATOR_USER;
+        let lines = [
+            format!(r#"{{"stage":"ResponseComplete","verb":"patch","user":{{"username":"{user}"}},"objectRef":{{"resource":"deployments"}}}}"#),
+            format!(r#"{{"stage":"ResponseStarted","verb":"watch","user":{{"username":"{user}"}},"objectRef":{{"resource":"deployments"}}}}"#),
+            format!(r#"{{"stage":"ResponseComplete","verb":"get","user":{{"username":"{user}"}},"objectRef":{{"resource":"deployments"}}}}"#),
+            format!(r#"{{"stage":"ResponseComplete","verb":"patch","user":{{"username":"{user}"}},"objectRef":{{"resource":"midihubs","subresource":"status"}}}}"#),
+            r#"{"stage":"ResponseComplete","verb":"delete","user":{"username":"system:kube-controller-manager"},"objectRef":{"resource":"deployments"}}"#.to_string(),
+            "not json".to_string(),
+        ]
+        .join("\n");
+        let writes = count_writes(&lines, user);
+        assert_eq!(
+            writes,
+            BTreeMap::from([
+                ("deployments".to_string(), 1),
+                ("midihubs/status".to_string(), 1)
+            ])
+        );
     }
 }
