@@ -17,6 +17,7 @@ WORKDIR /src
 # Every workspace member is copied: Cargo reads all members' manifests even to build one crate.
 COPY Cargo.toml Cargo.lock ./
 COPY api api
+COPY runtime runtime
 COPY operator operator
 COPY hub-sidecar hub-sidecar
 COPY tests tests

@@ -6,6 +6,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use midihub_api::rtpmidid_config::{self, ConfigError, Room, RtpmididConfig};
+use midihub_runtime::wait_for;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
@@ -98,7 +99,7 @@ pub async fn supervise(rtpmidid: PathBuf, ini: PathBuf, mut stop: watch::Receive
         tracing::info!(pid = child.id(), "rtpmidid started");
         let exit = tokio::select! {
             exit = child.wait() => exit,
-            () = stop_requested(&mut stop) => {
+            () = wait_for(stop.clone(), true) => {
                 terminate(child).await;
                 return;
             }
@@ -123,13 +124,9 @@ fn log_exit(exit: std::io::Result<ExitStatus>) {
 
 /// Waits `delay`; true when asked to stop meanwhile.
 async fn wait_or_stop(stop: &mut watch::Receiver<bool>, delay: Duration) -> bool {
-    tokio::time::timeout(delay, stop_requested(stop))
+    tokio::time::timeout(delay, wait_for(stop.clone(), true))
         .await
         .is_ok()
-}
-
-async fn stop_requested(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// SIGTERM, then SIGKILL if the daemon does not stop in time.

@@ -1,15 +1,13 @@
 //! The hub-sidecar binary: `kubernetes` mode in a hub pod (publishes to the MidiHub), `local`
 //! mode on a plain Linux host (starts rtpmidid or attaches to one, prints JSON lines).
 
-use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use hub_sidecar::http::{self, Shared};
 use hub_sidecar::local;
 use hub_sidecar::publish::{KubernetesSink, Sink};
@@ -17,16 +15,11 @@ use hub_sidecar::roster::Roster;
 use hub_sidecar::rtpmidid::control::ControlClient;
 use hub_sidecar::sequencer::Sequencer;
 use hub_sidecar::sidecar::{Pacing, Sidecar};
+use midihub_runtime::{LogFormat, LogOutput, wait_for};
 use tokio::sync::watch;
 
 /// How long one request to rtpmidid's control socket may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Json,
-    Text,
-}
 
 /// Wires every participant of a MIDI hub's rooms to every other through the ALSA sequencer,
 /// and publishes who is connected and their round-trip times.
@@ -131,19 +124,7 @@ enum Error {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_logs(
-            std::io::stderr().is_terminal(),
-            std::env::var_os("NO_COLOR"),
-        ));
-    match args.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.init(),
-    }
+    midihub_runtime::init_logs(args.log_format, LogOutput::Stderr);
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -158,7 +139,7 @@ async fn run(args: Args) -> Result<(), Error> {
     let stop_tx = Arc::new(stop_tx);
     let on_signal = stop_tx.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        midihub_runtime::shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = on_signal.send(true);
     });
@@ -212,7 +193,7 @@ async fn run(args: Args) -> Result<(), Error> {
         listener,
         shared.clone(),
         serve_status,
-        stopped(stop.clone()),
+        wait_for(stop.clone(), true),
     ));
 
     let (sequencer, events) = Sequencer::start("midihub-sidecar")?;
@@ -227,7 +208,7 @@ async fn run(args: Args) -> Result<(), Error> {
             ..Pacing::default()
         },
     );
-    let result = sidecar.run(events, stopped(stop.clone())).await;
+    let result = sidecar.run(events, wait_for(stop.clone(), true)).await;
     // Whatever ended the loop ends the rest too.
     let _ = stop_tx.send(true);
     if let Some(daemon) = daemon {
@@ -235,50 +216,4 @@ async fn run(args: Args) -> Result<(), Error> {
     }
     let _ = server.await;
     Ok(result?)
-}
-
-/// Completes once a stop is requested.
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
-}
-
-/// Colour is for a person at a terminal: logs written to a file or collected from a container
-/// stay plain text, and `NO_COLOR` (https://no-color.org) turns colour off everywhere.
-fn colour_logs(output_is_terminal: bool, no_color: Option<OsString>) -> bool {
-    output_is_terminal && no_color.is_none_or(|value| value.is_empty())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::colour_logs;
-
-    #[test]
-    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
-        assert!(colour_logs(true, None));
-        assert!(
-            colour_logs(true, Some("".into())),
-            "an empty NO_COLOR is unset"
-        );
-        assert!(!colour_logs(true, Some("1".into())));
-        assert!(
-            !colour_logs(false, None),
-            "a file or a pipe gets no colour codes"
-        );
-    }
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 
 use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
+use midihub_runtime::wait_for;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
@@ -73,9 +74,4 @@ where
     } else {
         Err(Error::LeadershipLost)
     }
-}
-
-/// Completes when the watched value becomes `wanted` (or its sender is gone).
-pub async fn wait_for(mut value: watch::Receiver<bool>, wanted: bool) {
-    let _ = value.wait_for(|current| *current == wanted).await;
 }

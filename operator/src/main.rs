@@ -1,8 +1,6 @@
 //! The operator binary: configuration, logs, the health and metrics endpoint, leader election
 //! and the controller, with a graceful shutdown on SIGTERM or Ctrl-C.
 
-use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,9 +11,10 @@ use midihub_operator::build::{BuildConfig, DeviceAccess};
 use midihub_operator::clock::SystemClock;
 use midihub_operator::controller::{self, Backoff, Context};
 use midihub_operator::health::{self, WatchHealth};
-use midihub_operator::leader::{self, LeaderElection, wait_for};
+use midihub_operator::leader::{self, LeaderElection};
 use midihub_operator::metrics::Metrics;
 use midihub_operator::{Error, client, http};
+use midihub_runtime::{LogFormat, LogOutput, wait_for};
 use tokio::sync::watch;
 
 /// How hub containers reach the host's ALSA sequencer.
@@ -25,12 +24,6 @@ enum DeviceAccessMode {
     Privileged,
     /// A device plugin grants /dev/snd as an extended resource; containers drop privilege.
     DevicePlugin,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Json,
-    Text,
 }
 
 /// The MidiHub operator: runs scheduled, scale-to-zero RTP-MIDI hubs.
@@ -100,18 +93,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour_logs(
-            std::io::stdout().is_terminal(),
-            std::env::var_os("NO_COLOR"),
-        ));
-    match args.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.init(),
-    }
+    midihub_runtime::init_logs(args.log_format, LogOutput::Stdout);
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -125,7 +107,7 @@ async fn run(args: Args) -> Result<(), Error> {
     let client = client::infer().await?;
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        midihub_runtime::shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
@@ -187,45 +169,4 @@ async fn run(args: Args) -> Result<(), Error> {
     };
     let _ = server.await;
     result
-}
-
-/// Colour is for a person at a terminal: logs written to a file or collected from a container
-/// stay plain text, and `NO_COLOR` (https://no-color.org) turns colour off everywhere.
-fn colour_logs(output_is_terminal: bool, no_color: Option<OsString>) -> bool {
-    output_is_terminal && no_color.is_none_or(|value| value.is_empty())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::colour_logs;
-
-    #[test]
-    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
-        assert!(colour_logs(true, None));
-        assert!(
-            colour_logs(true, Some("".into())),
-            "an empty NO_COLOR is unset"
-        );
-        assert!(!colour_logs(true, Some("1".into())));
-        assert!(
-            !colour_logs(false, None),
-            "a file or a pipe gets no colour codes"
-        );
-    }
 }
