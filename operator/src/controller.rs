@@ -185,6 +185,12 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
     })?;
     let name = hub.name_any();
     let now = context.clock.now();
+    // A hub being deleted takes its children with it (owner references): applying them again
+    // would only race the garbage collector (and, in a namespace being deleted, be refused).
+    if hub.metadata.deletion_timestamp.is_some() {
+        tracing::debug!(hub = %ObjectRef::from(hub), "being deleted; nothing to do");
+        return Ok(Action::await_change());
+    }
 
     // Decide: awake or asleep, and when that changes.
     let (intent, recheck_at) = match schedule::decide(&hub.spec, now) {

@@ -231,10 +231,15 @@ impl Plane {
         std::fs::metadata(self.dir.join("audit.log")).map_or(0, |meta| meta.len())
     }
 
-    /// The writes (create, update, patch, delete) that `user` made since `mark`, by resource
-    /// (`deployments`, `midihubs/status`, …), read from the audit log: unlike the API server's
-    /// counters, it says who made each request.
-    pub fn writes_since(&self, mark: u64, user: &str) -> Result<BTreeMap<String, u64>, PlaneError> {
+    /// The writes (create, update, patch, delete) that `user` made in `namespace` since `mark`,
+    /// by resource (`deployments`, `midihubs/status`, …), read from the audit log: unlike the
+    /// API server's counters, it says who made each request.
+    pub fn writes_since(
+        &self,
+        mark: u64,
+        user: &str,
+        namespace: &str,
+    ) -> Result<BTreeMap<String, u64>, PlaneError> {
         use std::io::{Read, Seek, SeekFrom};
         let path = self.dir.join("audit.log");
         let mut file = std::fs::File::open(&path).map_err(|source| PlaneError::Audit {
@@ -245,13 +250,13 @@ impl Plane {
         file.seek(SeekFrom::Start(mark))
             .and_then(|_| file.read_to_string(&mut text))
             .map_err(|source| PlaneError::Audit { path, source })?;
-        Ok(count_writes(&text, user))
+        Ok(count_writes(&text, user, namespace))
     }
 }
 
-/// Writes by `user` in audit log lines (JSON, one event per line), by resource and
-/// subresource; each request once (its `ResponseComplete` stage).
-pub fn count_writes(audit_lines: &str, user: &str) -> BTreeMap<String, u64> {
+/// Writes by `user` in `namespace` in audit log lines (JSON, one event per line), by resource
+/// and subresource; each request once (its `ResponseComplete` stage).
+pub fn count_writes(audit_lines: &str, user: &str, namespace: &str) -> BTreeMap<String, u64> {
     let mut writes = BTreeMap::new();
     for line in audit_lines.lines() {
         let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -261,10 +266,14 @@ pub fn count_writes(audit_lines: &str, user: &str) -> BTreeMap<String, u64> {
             event["verb"].as_str(),
             Some("create" | "update" | "patch" | "delete" | "deletecollection")
         );
-        if !is_write || event["stage"] != "ResponseComplete" || event["user"]["username"] != user {
+        let object = &event["objectRef"];
+        if !is_write
+            || event["stage"] != "ResponseComplete"
+            || event["user"]["username"] != user
+            || object["namespace"] != namespace
+        {
             continue;
         }
-        let object = &event["objectRef"];
         let mut resource = object["resource"].as_str().unwrap_or_default().to_string();
         if let Some(subresource) = object["subresource"].as_str() {
             resource = format!("{resource}/{subresource}");
@@ -299,18 +308,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_are_counted_per_resource_for_one_user_once_per_request() {
+    fn writes_are_counted_per_resource_for_one_user_and_namespace_once_per_request() {
         let user = OPERATOR_USER;
         let lines = [
-            format!(r#"{{"stage":"ResponseComplete","verb":"patch","user":{{"username":"{user}"}},"objectRef":{{"resource":"deployments"}}}}"#),
+            format!(r#"{{"stage":"ResponseComplete","verb":"patch","user":{{"username":"{user}"}},"objectRef":{{"resource":"deployments","namespace":"hubs"}}}}"#),
+            format!(r#"{{"stage":"ResponseComplete","verb":"patch","user":{{"username":"{user}"}},"objectRef":{{"resource":"roles","namespace":"elsewhere"}}}}"#),
             format!(r#"{{"stage":"ResponseStarted","verb":"watch","user":{{"username":"{user}"}},"objectRef":{{"resource":"deployments"}}}}"#),
             format!(r#"{{"stage":"ResponseComplete","verb":"get","user":{{"username":"{user}"}},"objectRef":{{"resource":"deployments"}}}}"#),
-            format!(r#"{{"stage":"ResponseComplete","verb":"patch","user":{{"username":"{user}"}},"objectRef":{{"resource":"midihubs","subresource":"status"}}}}"#),
-            r#"{"stage":"ResponseComplete","verb":"delete","user":{"username":"system:kube-controller-manager"},"objectRef":{"resource":"deployments"}}"#.to_string(),
+            format!(r#"{{"stage":"ResponseComplete","verb":"patch","user":{{"username":"{user}"}},"objectRef":{{"resource":"midihubs","subresource":"status","namespace":"hubs"}}}}"#),
+            r#"{"stage":"ResponseComplete","verb":"delete","user":{"username":"system:kube-controller-manager"},"objectRef":{"resource":"deployments","namespace":"hubs"}}"#.to_string(),
             "not json".to_string(),
         ]
         .join("\n");
-        let writes = count_writes(&lines, user);
+        let writes = count_writes(&lines, user, "hubs");
         assert_eq!(
             writes,
             BTreeMap::from([

@@ -1042,13 +1042,14 @@ async fn an_operator_killed_while_reconciling_twenty_hubs_converges_and_then_wri
         assert_eq!(live, 1, "one pod for hub-{index:02}");
     }
 
-    // Converged: the operator writes nothing while nothing changes (its own requests, from the
-    // audit log; Leases and Events are its leadership and announcements, not reconciles).
+    // Converged: the operator writes nothing to these hubs while nothing changes (its own
+    // requests in this namespace, from the audit log; other tests' namespaces may still be
+    // going away; Leases and Events are its leadership and announcements, not reconciles).
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mark = plane.audit_mark();
     tokio::time::sleep(Duration::from_secs(20)).await;
     let writes: BTreeMap<String, u64> = plane
-        .writes_since(mark, OPERATOR_USER)
+        .writes_since(mark, OPERATOR_USER, namespace_name)
         .expect("the audit log")
         .into_iter()
         .filter(|(resource, _)| resource != "leases" && resource != "events")
