@@ -186,6 +186,25 @@ impl Harness {
         self.events_with_reason(reason)
     }
 
+    /// Pokes hub `name` without changing its spec (an annotation), waits for the reconcile that
+    /// follows, and asserts that it sent no write.
+    async fn assert_idle_reconcile_writes_nothing(&self, name: &str) {
+        self.fake.clear_requests();
+        let before = self.reconciles();
+        let path = format!("/apis/midihub.io/v1alpha1/namespaces/default/midihubs/{name}");
+        let mut hub = self.object(&path).unwrap();
+        hub["metadata"]["annotations"] = json!({"example.test/touched": "yes"});
+        self.fake.upsert(&path, hub);
+        let reconciled = self
+            .fake
+            .wait_for(WAIT, |_| self.reconciles() > before)
+            .await;
+        assert!(reconciled, "the annotation change triggers a reconcile");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let writes = self.fake.writes();
+        assert!(writes.is_empty(), "an idle reconcile wrote: {writes:#?}");
+    }
+
     fn reconciles(&self) -> u64 {
         metric(
             &self.metrics.render().unwrap(),
@@ -453,20 +472,7 @@ async fn reconciling_an_unchanged_hub_sends_no_write() {
         .await;
     // Let the operator settle, then poke the hub without changing its spec.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    harness.fake.clear_requests();
-    let before = harness.reconciles();
-    let path = "/apis/midihub.io/v1alpha1/namespaces/default/midihubs/jam";
-    let mut hub = harness.object(path).unwrap();
-    hub["metadata"]["annotations"] = json!({"example.test/touched": "yes"});
-    harness.fake.upsert(path, hub);
-    let reconciled = harness
-        .fake
-        .wait_for(WAIT, |_| harness.reconciles() > before)
-        .await;
-    assert!(reconciled, "the annotation change triggers a reconcile");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let writes = harness.fake.writes();
-    assert!(writes.is_empty(), "an idle reconcile wrote: {writes:#?}");
+    harness.assert_idle_reconcile_writes_nothing("jam").await;
     assert!(
         !harness.fake.requests().is_empty(),
         "the reconcile did read the hub's children"
@@ -772,20 +778,7 @@ async fn participants_of_a_hard_killed_hub_pod_are_cleared_once_no_pod_remains()
 
     // Idle again: a reconcile of the clean, sleeping hub writes nothing.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    harness.fake.clear_requests();
-    let before = harness.reconciles();
-    let path = "/apis/midihub.io/v1alpha1/namespaces/default/midihubs/jam";
-    let mut hub = harness.object(path).unwrap();
-    hub["metadata"]["annotations"] = json!({"example.test/touched": "yes"});
-    harness.fake.upsert(path, hub);
-    let reconciled = harness
-        .fake
-        .wait_for(WAIT, |_| harness.reconciles() > before)
-        .await;
-    assert!(reconciled);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let writes = harness.fake.writes();
-    assert!(writes.is_empty(), "an idle reconcile wrote: {writes:#?}");
+    harness.assert_idle_reconcile_writes_nothing("jam").await;
     harness.stop().await;
 }
 

@@ -12,14 +12,13 @@ use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::serde::de::DeserializeOwned;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client, Resource};
 use midihub_api::{MidiHub, Phase};
-use midihub_operator::build::HUB_LABEL;
-use midihub_tests::cluster::{ensure_namespace, eventually, set_suspend, wait_for_status};
+use midihub_tests::cluster::{self, ensure_namespace, eventually, set_suspend, wait_for_status};
 use serde_json::json;
 
 /// Namespace the test's hub lives in; created when missing and deleted at the end.
@@ -180,12 +179,8 @@ async fn phase_of(hubs: &Api<MidiHub>) -> Option<Phase> {
 
 /// Names and phases of the hub's pods (terminating ones included: they still hold the ports).
 async fn hub_pods(client: &Client) -> Vec<String> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    let selector = format!("{HUB_LABEL}={HUB}");
-    pods.list(&ListParams::default().labels(&selector))
+    cluster::hub_pods(client, NAMESPACE, HUB)
         .await
-        .expect("list the hub's pods")
-        .items
         .into_iter()
         .map(|pod| {
             let phase = pod.status.and_then(|status| status.phase);
