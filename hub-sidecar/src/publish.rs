@@ -16,9 +16,9 @@ use crate::roster::Changes;
 
 /// Field manager of the status fields the sidecar owns (participants, participantCount,
 /// latency and the `Wiring` condition); the operator owns the rest.
-pub use midihub_api::ownership::SIDECAR_FIELD_MANAGER as FIELD_MANAGER;
+pub use midihub_api::contract::SIDECAR_FIELD_MANAGER as FIELD_MANAGER;
 /// Condition type the sidecar reports.
-pub use midihub_api::ownership::WIRING_CONDITION;
+pub use midihub_api::contract::WIRING_CONDITION;
 
 /// A report could not be published.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use midihub_api::MidiHub;
-use midihub_api::ownership::SIDECAR_FIELD_MANAGER;
+use midihub_api::contract::SIDECAR_FIELD_MANAGER;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};

@@ -19,7 +19,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use midihub_api::{MidiHub, MidiHubStatus, Phase, ownership};
+use midihub_api::{MidiHub, MidiHubStatus, Phase, contract};
 use serde_json::json;
 
 use crate::announcement;
@@ -317,7 +317,7 @@ async fn observe(
     let sidecar_fields = hub
         .status
         .as_ref()
-        .is_some_and(ownership::has_sidecar_fields);
+        .is_some_and(contract::has_sidecar_fields);
     if !intent.awake() && !sidecar_fields {
         return Ok(Observed {
             deployment,

@@ -10,7 +10,7 @@ use midihub_api::{MidiHub, MidiHubStatus, Phase};
 use crate::address;
 use crate::schedule::Decision;
 
-pub use midihub_api::ownership::{
+pub use midihub_api::contract::{
     AWAKE_CONDITION as AWAKE, PUBLIC_ADDRESS_CONDITION as PUBLIC_ADDRESS, READY_CONDITION as READY,
 };
 
@@ -356,7 +356,7 @@ pub fn sidecar_status_is_stale(hub: &MidiHub, observed: &Observed) -> bool {
         && hub
             .status
             .as_ref()
-            .is_some_and(midihub_api::ownership::has_sidecar_fields)
+            .is_some_and(midihub_api::contract::has_sidecar_fields)
 }
 
 /// The status fields the operator owns, for a hub given the operator's intent and what it saw.

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::Role;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use midihub_api::{MidiHub, ownership};
+use midihub_api::{MidiHub, contract};
 use midihub_operator::build::{BuildConfig, DeviceAccess};
 use midihub_operator::clock::Clock;
 use midihub_operator::controller::{self, Backoff, Context};
@@ -714,7 +714,7 @@ async fn publish_as_sidecar(harness: &Harness, hub: &str) {
         .hubs
         .patch_status(
             hub,
-            &PatchParams::apply(ownership::SIDECAR_FIELD_MANAGER).force(),
+            &PatchParams::apply(contract::SIDECAR_FIELD_MANAGER).force(),
             &Patch::Apply(&status),
         )
         .await
@@ -768,7 +768,7 @@ async fn participants_of_a_hard_killed_hub_pod_are_cleared_once_no_pod_remains()
         .filter(|write| {
             write.path.ends_with("/midihubs/jam/status")
                 && write.query_param("fieldManager").as_deref()
-                    == Some(ownership::SIDECAR_FIELD_MANAGER)
+                    == Some(contract::SIDECAR_FIELD_MANAGER)
         })
         .count();
     assert_eq!(

@@ -23,7 +23,7 @@ pub use deployment::{
 pub use rbac::{role, role_binding, service_account};
 
 /// Field manager of everything the operator applies.
-pub use midihub_api::ownership::OPERATOR_FIELD_MANAGER as FIELD_MANAGER;
+pub use midihub_api::contract::OPERATOR_FIELD_MANAGER as FIELD_MANAGER;
 /// Node label (value `"true"`) of nodes prepared for hubs: the dummy sound card and the ALSA
 /// sequencer are loaded.
 pub const SOUND_READY_LABEL: &str = "midihub.io/sound-ready";
