@@ -34,6 +34,14 @@ pub fn managed_by_selector() -> String {
     format!("{MANAGED_BY_LABEL}={OPERATOR_FIELD_MANAGER}")
 }
 
+/// The label on every child of a hub and on the hub's pod; its value is the hub's name.
+pub const HUB_LABEL: &str = "midihub.io/hub";
+
+/// The label selector of the children and pods of the hub named `hub`.
+pub fn hub_selector(hub: &str) -> String {
+    format!("{HUB_LABEL}={hub}")
+}
+
 /// The sidecar's subcommand for running in a hub pod (the other, `local`, is for a plain host).
 pub const SIDECAR_KUBERNETES_MODE: &str = "kubernetes";
 
@@ -278,6 +286,11 @@ mod tests {
             managed_by_selector(),
             "app.kubernetes.io/managed-by=midihub-operator"
         );
+    }
+
+    #[test]
+    fn the_hub_selector_selects_the_hub_label() {
+        assert_eq!(hub_selector("berlin"), "midihub.io/hub=berlin");
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use midihub_api::contract::hub_selector;
 use midihub_api::{MidiHub, MidiHubStatus};
-use midihub_operator::build::HUB_LABEL;
 use serde_json::{Value, json};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -151,7 +151,7 @@ pub async fn wait_for_status(
 /// Names and phases of the hub's pods (terminating ones included: they still hold the ports).
 pub async fn hub_pods(client: &Client, namespace: &str, hub: &str) -> Vec<Pod> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    pods.list(&ListParams::default().labels(&format!("{HUB_LABEL}={hub}")))
+    pods.list(&ListParams::default().labels(&hub_selector(hub)))
         .await
         .expect("list the hub's pods")
         .items

@@ -29,8 +29,7 @@ pub use midihub_api::contract::OPERATOR_FIELD_MANAGER as FIELD_MANAGER;
 pub const SOUND_READY_LABEL: &str = "midihub.io/sound-ready";
 /// Node label a hub's `region` is matched against.
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
-/// Label on every child and on the hub's pod; its value is the hub's name.
-pub const HUB_LABEL: &str = "midihub.io/hub";
+pub use midihub_api::contract::HUB_LABEL;
 
 /// Longest label value; the hub's name is one.
 const MAX_LABEL_VALUE_CHARS: usize = 63;
