@@ -103,8 +103,6 @@ fn published(status: &ParticipantStatus, joined_at: Option<Time>) -> Participant
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
     use crate::rtpmidid::status::LatencyMs;
 

@@ -102,8 +102,6 @@ pub fn announcement(previous: Option<&MidiHubStatus>, current: &MidiHubStatus) -
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     use super::*;

@@ -78,8 +78,6 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use std::sync::Arc;
 
     use std::time::Duration;

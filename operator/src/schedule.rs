@@ -500,7 +500,6 @@ mod tests {
     //! offsets (Europe/Berlin: CET +01:00, CEST +02:00 from the last Sunday of March 02:00 to
     //! the last Sunday of October 03:00; Australia/Sydney: AEST +10:00, AEDT +11:00 from the
     //! first Sunday of October 02:00 to the first Sunday of April 03:00).
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time as KubeTime;

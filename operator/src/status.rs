@@ -488,8 +488,6 @@ pub fn condition_reason<'a>(status: Option<&'a MidiHubStatus>, type_: &str) -> O
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use serde_json::json;
 
     use super::*;

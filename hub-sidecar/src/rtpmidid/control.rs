@@ -139,8 +139,6 @@ impl ControlClient {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 

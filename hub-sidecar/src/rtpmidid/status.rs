@@ -504,8 +504,6 @@ fn json_kind(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
 
     /// Captured from rtpmidid v26.01: rooms jam-studio-a (5004) and jam-studio-b (5006),

@@ -56,8 +56,6 @@ pub fn config_hash(config_map: &ConfigMap) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use midihub_api::HubPort;
     use midihub_api::rtpmidid_config::{ConfigError, ValueProblem};
 

@@ -368,8 +368,6 @@ fn container_resources(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use serde_json::{Value, json};
 
     use super::super::examples;

@@ -135,8 +135,6 @@ fn child_metadata(hub: &MidiHub) -> Result<ObjectMeta, BuildError> {
 /// Example hubs shared by the builders' tests.
 #[cfg(test)]
 pub(crate) mod examples {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use std::collections::BTreeMap;
 
     use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
@@ -222,8 +220,6 @@ pub(crate) mod examples {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
 
     #[test]

@@ -71,8 +71,6 @@ pub fn role_binding(hub: &MidiHub) -> Result<RoleBinding, BuildError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use serde_json::json;
 
     use super::super::{examples, labels};
