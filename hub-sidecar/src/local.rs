@@ -145,8 +145,6 @@ async fn terminate(mut child: Child) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     #[test]

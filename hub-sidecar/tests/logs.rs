@@ -1,5 +1,4 @@
 //! The hub-sidecar binary's logs: text logs written to a file or a pipe carry no colour codes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 

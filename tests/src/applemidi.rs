@@ -617,8 +617,6 @@ fn random_nonzero_u32() -> u32 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
 
     /// A test double for a hub: two bound loopback sockets answered step by step by the test,

@@ -274,8 +274,6 @@ pub async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) 
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     const LISTING: &str = "\

@@ -2,8 +2,6 @@
 //! it must be exactly the generated `crds/midihub.yaml`, or a chart install would create a
 //! resource definition that differs from what the operator's types expect.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::{Path, PathBuf};
 
 const COPY: &str = "cp crds/midihub.yaml charts/midihub/crds/midihub.yaml";

@@ -1,8 +1,6 @@
 //! The committed CustomResourceDefinition: it is exactly what the Rust types generate, and it
 //! offers what `kubectl` users rely on (names, short name, subresources, printer columns).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::Path;
 
 use kube::CustomResourceExt;

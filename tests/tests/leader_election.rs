@@ -1,7 +1,6 @@
 //! Two operator replicas against the FAKE API server (not Kubernetes; it models server-side
 //! apply conflicts on the Lease): only one does the work, the leader keeps the lease by
 //! renewing it, and when the leader stops the other replica takes over.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -13,8 +13,6 @@
 //!
 //! Without them it prints `SKIP: ...` to stderr and passes.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -476,8 +476,6 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
 
     const HEADER_SEQ_TS_SSRC: [u8; 10] = [

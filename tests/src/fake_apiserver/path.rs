@@ -99,7 +99,6 @@ impl ResourcePath {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

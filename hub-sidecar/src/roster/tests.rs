@@ -1,0 +1,111 @@
+use super::*;
+use crate::rtpmidid::status::LatencyMs;
+
+fn status(name: &str, room_port: u16, ssrc: u32, remote_port: u16) -> ParticipantStatus {
+    ParticipantStatus {
+        room_port,
+        room_name: format!("room-{room_port}"),
+        name: name.to_string(),
+        remote_address: "203.0.113.10".to_string(),
+        remote_port,
+        ssrc,
+        alsa_port: Some(1),
+        connected: true,
+        latency: Some(LatencyMs {
+            last: 20.0,
+            average: 21.5,
+            stddev: 1.25,
+        }),
+    }
+}
+
+fn at(time: &str) -> Timestamp {
+    time.parse().unwrap()
+}
+
+fn names(participants: &[Participant]) -> Vec<&str> {
+    participants.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[test]
+fn a_new_participant_joins_once_and_keeps_its_join_time() {
+    let mut roster = Roster::default();
+    let alice = status("Alice", 5004, 11, 7000);
+    let first = roster.update(std::slice::from_ref(&alice), at("2026-11-25T19:00:00Z"));
+    assert_eq!(names(&first.joined), ["Alice"]);
+    let second = roster.update(&[alice], at("2026-11-25T19:05:00Z"));
+    assert_eq!(second, Changes::default());
+    let published = roster.participants();
+    assert_eq!(
+        published[0].joined_at,
+        Some(Time(at("2026-11-25T19:00:00Z")))
+    );
+    assert_eq!(published[0].remote_address, "203.0.113.10:7000");
+    assert_eq!(published[0].latency.as_ref().unwrap().jitter_ms, 1.25);
+}
+
+#[test]
+fn a_participant_that_disappears_or_stops_being_connected_has_left() {
+    let mut roster = Roster::default();
+    let alice = status("Alice", 5004, 11, 7000);
+    let bob = status("Bob", 5004, 12, 7002);
+    roster.update(&[alice.clone(), bob.clone()], at("2026-11-25T19:00:00Z"));
+    let mut bob_leaving = bob;
+    bob_leaving.connected = false;
+    let changes = roster.update(&[alice, bob_leaving], at("2026-11-25T19:01:00Z"));
+    assert_eq!(names(&changes.left), ["Bob"]);
+    assert_eq!(names(&roster.participants()), ["Alice"]);
+}
+
+#[test]
+fn same_names_are_two_participants_and_a_rejoin_is_a_leave_and_a_join() {
+    let mut roster = Roster::default();
+    let first = status("iPad", 5004, 11, 7000);
+    let second = status("iPad", 5004, 12, 7002);
+    let changes = roster.update(&[first.clone(), second], at("2026-11-25T19:00:00Z"));
+    assert_eq!(changes.joined.len(), 2);
+    // The first one re-joins: a new SSRC.
+    let rejoined = status("iPad", 5004, 13, 7000);
+    let changes = roster.update(&[rejoined], at("2026-11-25T19:02:00Z"));
+    assert_eq!(changes.joined.len(), 1);
+    assert_eq!(changes.left.len(), 2);
+}
+
+#[test]
+fn after_a_restart_known_participants_keep_their_join_time_and_are_not_announced_again() {
+    let mut before = Roster::default();
+    before.update(
+        &[
+            status("Alice", 5004, 11, 7000),
+            status("Bob", 5006, 12, 7002),
+        ],
+        at("2026-11-25T19:00:00Z"),
+    );
+    let mut after = Roster::inherit(before.participants());
+    // Alice is still there; Bob left while the sidecar was down.
+    let changes = after.update(
+        &[status("Alice", 5004, 11, 7000)],
+        at("2026-11-25T19:30:00Z"),
+    );
+    assert!(changes.joined.is_empty());
+    assert_eq!(names(&changes.left), ["Bob"]);
+    assert_eq!(
+        after.participants()[0].joined_at,
+        Some(Time(at("2026-11-25T19:00:00Z")))
+    );
+}
+
+#[test]
+fn participants_are_listed_by_room_then_join_time() {
+    let mut roster = Roster::default();
+    roster.update(&[status("Zed", 5006, 1, 7000)], at("2026-11-25T19:00:00Z"));
+    roster.update(
+        &[
+            status("Zed", 5006, 1, 7000),
+            status("Bea", 5004, 2, 7002),
+            status("Abe", 5004, 3, 7004),
+        ],
+        at("2026-11-25T19:01:00Z"),
+    );
+    assert_eq!(names(&roster.participants()), ["Abe", "Bea", "Zed"]);
+}

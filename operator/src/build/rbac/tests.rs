@@ -1,0 +1,98 @@
+use serde_json::json;
+
+use super::super::{examples, labels};
+use super::*;
+
+#[test]
+fn role_allows_exactly_the_sidecars_needs_on_this_hub() {
+    let role = role(&examples::hub()).unwrap();
+
+    // Compared as JSON so that any extra field or rule fails the test.
+    assert_eq!(
+        serde_json::to_value(&role.rules).unwrap(),
+        json!([
+            {
+                "apiGroups": ["midihub.io"],
+                "resources": ["midihubs/status"],
+                "resourceNames": ["berlin"],
+                "verbs": ["get", "patch"]
+            },
+            {
+                "apiGroups": ["midihub.io"],
+                "resources": ["midihubs"],
+                "resourceNames": ["berlin"],
+                "verbs": ["get"]
+            },
+            {
+                "apiGroups": ["events.k8s.io", ""],
+                "resources": ["events"],
+                "verbs": ["create", "patch"]
+            }
+        ])
+    );
+}
+
+#[test]
+fn rbac_objects_carry_name_namespace_labels_and_owner() {
+    let hub = examples::hub();
+    let metadatas = [
+        serde_json::to_value(service_account(&hub).unwrap()).unwrap(),
+        serde_json::to_value(role(&hub).unwrap()).unwrap(),
+        serde_json::to_value(role_binding(&hub).unwrap()).unwrap(),
+    ];
+    let kinds = [
+        ("v1", "ServiceAccount"),
+        ("rbac.authorization.k8s.io/v1", "Role"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ];
+
+    for (object, (api_version, kind)) in metadatas.iter().zip(kinds) {
+        assert_eq!(object["apiVersion"], api_version);
+        assert_eq!(object["kind"], kind);
+        let metadata = &object["metadata"];
+        assert_eq!(metadata["name"], "midihub-berlin", "{kind}");
+        assert_eq!(metadata["namespace"], "music", "{kind}");
+        assert_eq!(metadata["labels"], json!(labels(&hub)), "{kind}");
+        assert_eq!(
+            metadata["ownerReferences"],
+            json!([{
+                "apiVersion": "midihub.io/v1alpha1",
+                "kind": "MidiHub",
+                "name": "berlin",
+                "uid": examples::UID,
+                "controller": true
+            }]),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn role_binding_binds_the_hubs_role_to_the_hubs_service_account() {
+    let binding = role_binding(&examples::hub()).unwrap();
+
+    assert_eq!(
+        serde_json::to_value(&binding.role_ref).unwrap(),
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "midihub-berlin"})
+    );
+    assert_eq!(
+        serde_json::to_value(&binding.subjects).unwrap(),
+        json!([{"kind": "ServiceAccount", "name": "midihub-berlin", "namespace": "music"}])
+    );
+}
+
+#[test]
+fn a_hub_without_uid_has_no_rbac() {
+    let mut hub = examples::hub();
+    hub.metadata.uid = None;
+
+    assert!(matches!(
+        service_account(&hub),
+        Err(BuildError::MissingUid { .. })
+    ));
+    assert!(matches!(role(&hub), Err(BuildError::MissingUid { .. })));
+    assert!(matches!(
+        role_binding(&hub),
+        Err(BuildError::MissingUid { .. })
+    ));
+}
