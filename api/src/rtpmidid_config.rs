@@ -266,7 +266,6 @@ fn check_value(value: &str, max_chars: usize) -> Result<(), ValueProblem> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 
