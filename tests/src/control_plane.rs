@@ -72,6 +72,12 @@ impl Plane {
         Some(Self { dir, port, repo })
     }
 
+    /// The plane in `dir` whose API server listens on `port`, run by `repo`'s
+    /// `scripts/control-plane` (a benchmark starts planes of its own, for other checkouts too).
+    pub fn at(dir: PathBuf, port: u16, repo: PathBuf) -> Self {
+        Self { dir, port, repo }
+    }
+
     /// The API server's port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
