@@ -70,6 +70,9 @@ struct Args {
     /// Arguments for every operator build (e.g. `--concurrency=8` for one that has it).
     #[arg(long = "operator-arg", allow_hyphen_values = true)]
     operator_args: Vec<String>,
+    /// Passed by `cargo bench` to every benchmark; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -328,6 +331,7 @@ async fn change(hubs: &Api<MidiHub>, index: usize, suspended: &Mutex<BTreeSet<St
         let start = now.saturating_sub(jiff::SignedDuration::from_hours(1));
         let end = now.saturating_add(jiff::SignedDuration::from_hours(2));
         json!({"spec": {"schedule": {"timeZone": "UTC", "windows": [{
+            "days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
             "start": start.strftime("%H:%M").to_string(),
             "end": end.strftime("%H:%M").to_string(),
         }]}}})
