@@ -15,6 +15,7 @@ use hub_sidecar::roster::Roster;
 use hub_sidecar::rtpmidid::control::ControlClient;
 use hub_sidecar::sequencer::Sequencer;
 use hub_sidecar::sidecar::{Pacing, Sidecar};
+use midihub_api::contract::{self, env};
 use midihub_runtime::{LogFormat, LogOutput, wait_for};
 use tokio::sync::watch;
 
@@ -29,7 +30,7 @@ struct Args {
     /// Address of the /healthz, /readyz, /metrics and /status endpoint.
     #[arg(
         long,
-        env = "MIDIHUB_SIDECAR_LISTEN",
+        env = env::SIDECAR_LISTEN,
         global = true,
         default_value = "127.0.0.1:9180"
     )]
@@ -63,18 +64,19 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Mode {
     /// In a hub pod: publish participants to the MidiHub's status and Events.
+    #[command(name = contract::SIDECAR_KUBERNETES_MODE)]
     Kubernetes {
         /// The MidiHub this pod serves.
-        #[arg(long, env = "HUB_NAME")]
+        #[arg(long, env = env::HUB_NAME)]
         hub: String,
         /// Its namespace.
-        #[arg(long, env = "POD_NAMESPACE")]
+        #[arg(long, env = env::POD_NAMESPACE)]
         namespace: String,
         /// This pod's name, named in Events.
-        #[arg(long, env = "POD_NAME")]
+        #[arg(long, env = env::POD_NAME)]
         pod: Option<String>,
         /// rtpmidid's control socket.
-        #[arg(long, env = "RTPMIDID_CONTROL_SOCKET", default_value = midihub_api::rtpmidid_config::CONTROL_SOCKET_PATH)]
+        #[arg(long, env = env::RTPMIDID_CONTROL_SOCKET, default_value = midihub_api::rtpmidid_config::CONTROL_SOCKET_PATH)]
         control: PathBuf,
     },
     /// On a plain Linux host: start rtpmidid for the given rooms (or attach to a running one)

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
+use midihub_api::contract::reasons;
 use midihub_api::{MidiHub, Participant};
 use serde_json::json;
 
@@ -86,8 +87,8 @@ pub enum Membership {
 /// The Event announcing that `participant` joined or left the hub. Pure.
 pub fn participant_event(membership: Membership, participant: &Participant) -> Event {
     let (reason, verb) = match membership {
-        Membership::Joined => ("ParticipantJoined", "joined"),
-        Membership::Left => ("ParticipantLeft", "left"),
+        Membership::Joined => (reasons::event::PARTICIPANT_JOINED, "joined"),
+        Membership::Left => (reasons::event::PARTICIPANT_LEFT, "left"),
     };
     Event {
         type_: EventType::Normal,

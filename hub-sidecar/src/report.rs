@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use midihub_api::Participant;
+use midihub_api::contract::reasons::wiring as reasons;
 use serde::Serialize;
 
 /// Whether the sidecar could check the wiring, and if not, why.
@@ -22,7 +23,7 @@ impl WiringState {
     pub fn wired(participants: usize, subscriptions: usize) -> Self {
         Self {
             ok: true,
-            reason: "Wired".into(),
+            reason: reasons::WIRED.into(),
             message: format!(
                 "{participants} participant(s) connected through {subscriptions} subscription(s)"
             ),

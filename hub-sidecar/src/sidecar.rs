@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use midihub_api::contract::reasons::wiring as reasons;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
@@ -153,7 +154,7 @@ impl Sidecar {
         }
         let farewell = Report {
             participants: Vec::new(),
-            wiring: WiringState::unknown("Stopped", "the hub sidecar stopped"),
+            wiring: WiringState::unknown(reasons::STOPPED, "the hub sidecar stopped"),
         };
         self.publish(farewell).await;
         Ok(())
@@ -207,7 +208,7 @@ impl Sidecar {
             Err(error) => {
                 self.shared.metrics.error(ErrorSource::Sequencer);
                 tracing::warn!(%error, "cannot read the sequencer");
-                return self.stale_report("SequencerError", error.to_string());
+                return self.stale_report(reasons::SEQUENCER_ERROR, error.to_string());
             }
         };
         let Some(client) = snapshot.client else {
@@ -215,7 +216,7 @@ impl Sidecar {
                 "rtpmidid answers, but its ALSA client {:?} is not in the sequencer",
                 status.alsa_name
             );
-            return self.stale_report("DaemonNotInSequencer", message);
+            return self.stale_report(reasons::DAEMON_NOT_IN_SEQUENCER, message);
         };
 
         let participants = participant_ports(&status, client);
@@ -276,7 +277,7 @@ impl Sidecar {
         } else {
             self.shared.metrics.error(ErrorSource::Sequencer);
             tracing::warn!(?failures, "some subscriptions could not be changed");
-            WiringState::unknown("SubscriptionFailed", failures.join("; "))
+            WiringState::unknown(reasons::SUBSCRIPTION_FAILED, failures.join("; "))
         };
         Report {
             participants: self.roster.participants(),

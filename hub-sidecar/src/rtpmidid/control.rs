@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use midihub_api::contract::reasons::wiring as reasons;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -55,11 +56,11 @@ impl ControlError {
     /// A CamelCase reason for conditions and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            ControlError::Connect { .. } => "ControlSocketUnreachable",
-            ControlError::Timeout { .. } => "ControlSocketTimeout",
-            ControlError::Closed { .. } => "ControlSocketClosed",
-            ControlError::TooLong { .. } => "StatusReplyTooLong",
-            ControlError::Io { .. } => "ControlSocketError",
+            ControlError::Connect { .. } => reasons::CONTROL_SOCKET_UNREACHABLE,
+            ControlError::Timeout { .. } => reasons::CONTROL_SOCKET_TIMEOUT,
+            ControlError::Closed { .. } => reasons::CONTROL_SOCKET_CLOSED,
+            ControlError::TooLong { .. } => reasons::STATUS_REPLY_TOO_LONG,
+            ControlError::Io { .. } => reasons::CONTROL_SOCKET_ERROR,
             ControlError::Status(error) => error.reason(),
         }
     }

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use midihub_api::contract::reasons::wiring as reasons;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -105,10 +106,10 @@ impl StatusError {
     /// A CamelCase reason for conditions and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            StatusError::DaemonError { .. } => "StatusRequestRefused",
+            StatusError::DaemonError { .. } => reasons::STATUS_REQUEST_REFUSED,
             StatusError::NotJson { .. }
             | StatusError::WrongId { .. }
-            | StatusError::Malformed { .. } => "MalformedStatus",
+            | StatusError::Malformed { .. } => reasons::MALFORMED_STATUS,
         }
     }
 }
