@@ -5,8 +5,10 @@
 //!
 //! [`sidecar`] is the loop; [`wiring`] plans subscriptions, [`sequencer`] applies them,
 //! [`rtpmidid`] reads the daemon, [`roster`] and [`report`] decide what to publish and when,
-//! [`publish`] writes it.
+//! [`publish`] writes it. [`health`] is what the loop tells the HTTP endpoint ([`http`]) about
+//! itself.
 
+pub mod health;
 pub mod http;
 pub mod local;
 pub mod metrics;

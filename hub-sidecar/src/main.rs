@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hub_sidecar::http::{self, Shared};
+use hub_sidecar::health::Health;
+use hub_sidecar::http;
 use hub_sidecar::local;
 use hub_sidecar::publish::{KubernetesSink, Sink};
 use hub_sidecar::roster::Roster;
@@ -183,7 +184,7 @@ async fn run(args: Args) -> Result<(), Error> {
         }
     };
 
-    let shared = Arc::new(Shared::default());
+    let health = Arc::new(Health::new(std::time::Instant::now()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| Error::Listen {
@@ -191,10 +192,10 @@ async fn run(args: Args) -> Result<(), Error> {
             source,
         })?;
     let serve_status = matches!(sink, Sink::Local);
-    let server = tokio::spawn(http::serve(
+    let server = tokio::spawn(midihub_runtime::endpoint::serve(
         listener,
-        shared.clone(),
-        serve_status,
+        http::router(health.clone(), serve_status),
+        "sidecar's HTTP endpoint",
         wait_for(stop.clone(), true),
     ));
 
@@ -204,7 +205,7 @@ async fn run(args: Args) -> Result<(), Error> {
         ControlClient::new(control, CONTROL_TIMEOUT),
         sink,
         roster,
-        shared,
+        health,
         Pacing {
             refresh: Duration::from_millis(args.refresh_ms.max(100)),
             ..Pacing::default()

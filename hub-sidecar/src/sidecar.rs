@@ -15,7 +15,7 @@ use midihub_api::contract::reasons::wiring as reasons;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
-use crate::http::Shared;
+use crate::health::Health;
 use crate::metrics::ErrorSource;
 use crate::publish::Sink;
 use crate::report::{Due, Report, Throttle, WiringState};
@@ -66,7 +66,7 @@ pub struct Sidecar {
     sequencer: Sequencer,
     control: ControlClient,
     sink: Sink,
-    shared: Arc<Shared>,
+    health: Arc<Health>,
     pacing: Pacing,
     roster: Roster,
     throttle: Throttle,
@@ -86,7 +86,7 @@ impl Sidecar {
         control: ControlClient,
         sink: Sink,
         roster: Roster,
-        shared: Arc<Shared>,
+        health: Arc<Health>,
         pacing: Pacing,
     ) -> Self {
         let throttle = Throttle::new(pacing.min_publish_interval, pacing.latency_publish_interval);
@@ -94,7 +94,7 @@ impl Sidecar {
             sequencer,
             control,
             sink,
-            shared,
+            health,
             pacing,
             roster,
             throttle,
@@ -142,8 +142,9 @@ impl Sidecar {
             let started = Instant::now();
             let report = self.pass().await;
             tracing::debug!(took = ?started.elapsed(), wiring = %report.wiring.reason, "pass");
-            self.shared.update(&report);
-            pending = match self.throttle.due(&report, Instant::now().into_std()) {
+            let now = Instant::now().into_std();
+            self.health.beat(&report, now);
+            pending = match self.throttle.due(&report, now) {
                 Due::Now => {
                     self.publish(report).await;
                     None
@@ -181,7 +182,7 @@ impl Sidecar {
         match self.sink.publish(&report).await {
             Ok(()) => self.throttle.published(report, Instant::now().into_std()),
             Err(error) => {
-                self.shared.metrics.error(ErrorSource::Publish);
+                self.health.metrics.error(ErrorSource::Publish);
                 tracing::warn!(%error, "cannot publish the participants");
             }
         }
@@ -192,7 +193,7 @@ impl Sidecar {
         let status = match self.control.status().await {
             Ok(status) => status,
             Err(error) => {
-                self.shared.metrics.error(ErrorSource::Control);
+                self.health.metrics.error(ErrorSource::Control);
                 tracing::warn!(%error, "cannot read rtpmidid's status; the wiring is left as it is");
                 return self.stale_report(error.reason(), error.to_string());
             }
@@ -206,7 +207,7 @@ impl Sidecar {
         let snapshot = match self.sequencer.snapshot(&status.alsa_name).await {
             Ok(snapshot) => snapshot,
             Err(error) => {
-                self.shared.metrics.error(ErrorSource::Sequencer);
+                self.health.metrics.error(ErrorSource::Sequencer);
                 tracing::warn!(%error, "cannot read the sequencer");
                 return self.stale_report(reasons::SEQUENCER_ERROR, error.to_string());
             }
@@ -247,7 +248,7 @@ impl Sidecar {
                 Err(error) => failures.push(error.to_string()),
             }
         }
-        self.shared
+        self.health
             .metrics
             .wiring_changed(plan.add.len(), plan.remove.len());
 
@@ -263,7 +264,7 @@ impl Sidecar {
         if (!changes.joined.is_empty() || !changes.left.is_empty())
             && let Err(error) = self.sink.announce(&changes).await
         {
-            self.shared.metrics.error(ErrorSource::Publish);
+            self.health.metrics.error(ErrorSource::Publish);
             tracing::warn!(%error, "cannot announce joins and leaves");
         }
         self.record_figures(&status);
@@ -275,7 +276,7 @@ impl Sidecar {
                 wiring::desired_subscriptions(&participants).len(),
             )
         } else {
-            self.shared.metrics.error(ErrorSource::Sequencer);
+            self.health.metrics.error(ErrorSource::Sequencer);
             tracing::warn!(?failures, "some subscriptions could not be changed");
             WiringState::unknown(reasons::SUBSCRIPTION_FAILED, failures.join("; "))
         };
@@ -300,14 +301,14 @@ impl Sidecar {
                 .iter()
                 .filter(|p| p.connected && p.room_port == room.port)
                 .count();
-            self.shared.metrics.set_participants(room.port, count);
+            self.health.metrics.set_participants(room.port, count);
         }
         let mut seen = BTreeMap::new();
         for participant in status.participants.iter().filter(|p| p.connected) {
             if let Some(latency) = participant.latency {
                 let key = (participant.room_port, participant.ssrc);
                 if self.last_round_trip.get(&key) != Some(&latency.last) {
-                    self.shared.metrics.observe_round_trip(latency.last);
+                    self.health.metrics.observe_round_trip(latency.last);
                 }
                 seen.insert(key, latency.last);
             }
