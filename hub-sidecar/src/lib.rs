@@ -3,10 +3,10 @@
 //! room and how far away they are, and publishes that (to the MidiHub's status, or on stdout
 //! and HTTP in local mode).
 //!
-//! [`sidecar`] is the loop; [`wiring`] plans subscriptions, [`sequencer`] applies them,
-//! [`rtpmidid`] reads the daemon, [`roster`] and [`report`] decide what to publish and when,
-//! [`publish`] writes it. [`health`] is what the loop tells the HTTP endpoint ([`http`]) about
-//! itself.
+//! [`sidecar`] is the loop and [`step`] what each pass decides; [`wiring`] plans subscriptions,
+//! [`sequencer`] applies them, [`rtpmidid`] reads the daemon, [`roster`] and [`report`] decide
+//! what to publish and when, [`publish`] writes it. [`health`] is what the loop tells the HTTP
+//! endpoint ([`http`]) about itself.
 
 pub mod health;
 pub mod http;
@@ -18,4 +18,5 @@ pub mod roster;
 pub mod rtpmidid;
 pub mod sequencer;
 pub mod sidecar;
+pub mod step;
 pub mod wiring;
