@@ -4,22 +4,16 @@
 use std::io::Write;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
-use midihub_api::contract::reasons;
+use midihub_api::contract::{self, SIDECAR_FIELD_MANAGER, reasons};
 use midihub_api::{MidiHub, Participant};
 use serde_json::json;
 
 use crate::report::Report;
 use crate::roster::Changes;
-
-/// Field manager of the status fields the sidecar owns (participants, participantCount,
-/// latency and the `Wiring` condition); the operator owns the rest.
-pub use midihub_api::contract::SIDECAR_FIELD_MANAGER as FIELD_MANAGER;
-/// Condition type the sidecar reports.
-pub use midihub_api::contract::WIRING_CONDITION;
 
 /// A report could not be published.
 #[derive(Debug, thiserror::Error)]
@@ -102,15 +96,18 @@ pub fn participant_event(membership: Membership, participant: &Participant) -> E
     }
 }
 
-/// Publishes to one MidiHub: its status (server-side apply under [`FIELD_MANAGER`]) and Events.
+/// Publishes to one MidiHub: its status (server-side apply of the fields the sidecar owns,
+/// under [`SIDECAR_FIELD_MANAGER`]) and Events.
 pub struct KubernetesSink {
     api: Api<MidiHub>,
     name: String,
     hub: ObjectReference,
     client: Client,
     reporter: Reporter,
-    /// The Wiring condition's state and since when, for its lastTransitionTime.
-    wiring_since: Option<(bool, Time)>,
+    /// The conditions last written: at first the hub's as read at connect, then the sidecar's
+    /// own, so that the Wiring condition's lastTransitionTime survives a restart of the sidecar
+    /// and moves only when its status does.
+    conditions: Vec<Condition>,
 }
 
 impl KubernetesSink {
@@ -123,13 +120,10 @@ impl KubernetesSink {
     ) -> Result<(Self, Vec<Participant>), kube::Error> {
         let api = Api::<MidiHub>::namespaced(client.clone(), namespace);
         let hub = api.get(name).await?;
-        let previous = hub
-            .status
-            .as_ref()
-            .and_then(|status| status.participants.clone())
-            .unwrap_or_default();
+        let status = hub.status.clone().unwrap_or_default();
+        let previous = status.participants.unwrap_or_default();
         let reporter = Reporter {
-            controller: FIELD_MANAGER.to_string(),
+            controller: SIDECAR_FIELD_MANAGER.to_string(),
             instance: pod,
         };
         let sink = Self {
@@ -138,46 +132,22 @@ impl KubernetesSink {
             hub: hub.object_ref(&()),
             client,
             reporter,
-            wiring_since: None,
+            conditions: status.conditions,
         };
         Ok((sink, previous))
     }
 
     /// Writes the report's fields of the hub's status.
     pub async fn publish(&mut self, report: &Report) -> Result<(), PublishError> {
-        let now = Time(jiff::Timestamp::now());
-        let since = match &self.wiring_since {
-            Some((ok, since)) if *ok == report.wiring.ok => since.clone(),
-            _ => now,
-        };
-        let condition = json!({
-            "type": WIRING_CONDITION,
-            "status": if report.wiring.ok { "True" } else { "False" },
-            "reason": report.wiring.reason,
-            "message": report.wiring.message,
-            "lastTransitionTime": since,
-        });
-        let mut status = json!({
-            "participants": report.participants,
-            "participantCount": report.participant_count(),
-            "conditions": [condition],
-        });
-        if let Some(latency) = report.latency_summary() {
-            status["latency"] = json!(latency);
-        }
-        let patch = json!({
-            "apiVersion": MidiHub::api_version(&()),
-            "kind": MidiHub::kind(&()),
-            "status": status,
-        });
+        let status = report.hub_status(&self.conditions, jiff::Timestamp::now());
         self.api
             .patch_status(
                 &self.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
+                &PatchParams::apply(SIDECAR_FIELD_MANAGER).force(),
+                &contract::status_patch(&status),
             )
             .await?;
-        self.wiring_since = Some((report.wiring.ok, since));
+        self.conditions = status.conditions;
         Ok(())
     }
 
