@@ -116,11 +116,11 @@ enum Error {
     #[error(transparent)]
     Local(#[from] local::LocalError),
     #[error("cannot reach the MidiHub: {0}")]
-    Kubernetes(#[from] kube::Error),
-    #[error("cannot listen on {address}: {source}")]
+    Kubernetes(kube::Error),
+    #[error("cannot listen on {address}: {error}")]
     Listen {
         address: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -154,8 +154,12 @@ async fn run(args: Args) -> Result<(), Error> {
             pod,
             control,
         } => {
-            let client = kube::Client::try_default().await?;
-            let (sink, previous) = KubernetesSink::connect(client, &namespace, &hub, pod).await?;
+            let client = kube::Client::try_default()
+                .await
+                .map_err(Error::Kubernetes)?;
+            let (sink, previous) = KubernetesSink::connect(client, &namespace, &hub, pod)
+                .await
+                .map_err(Error::Kubernetes)?;
             (
                 Sink::Kubernetes(Box::new(sink)),
                 Roster::inherit(previous),
@@ -187,9 +191,9 @@ async fn run(args: Args) -> Result<(), Error> {
     let health = Arc::new(Health::new(std::time::Instant::now()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|source| Error::Listen {
+        .map_err(|error| Error::Listen {
             address: args.listen,
-            source,
+            error,
         })?;
     let serve_status = matches!(sink, Sink::Local);
     let server = tokio::spawn(midihub_runtime::endpoint::serve(

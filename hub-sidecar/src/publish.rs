@@ -19,11 +19,11 @@ use crate::roster::Changes;
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("cannot write the MidiHub's status: {0}")]
-    Kubernetes(#[from] kube::Error),
+    Kubernetes(kube::Error),
     #[error("cannot write to stdout: {0}")]
-    Stdout(#[from] std::io::Error),
+    Stdout(std::io::Error),
     #[error("cannot encode the report as JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
 }
 
 /// Where reports go.
@@ -65,9 +65,11 @@ impl Sink {
 
 fn print_line(value: &serde_json::Value) -> Result<(), PublishError> {
     let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer(&mut stdout, value)?;
-    stdout.write_all(b"\n")?;
-    stdout.flush()?;
+    serde_json::to_writer(&mut stdout, value).map_err(PublishError::Json)?;
+    stdout
+        .write_all(b"\n")
+        .and_then(|()| stdout.flush())
+        .map_err(PublishError::Stdout)?;
     Ok(())
 }
 
@@ -146,7 +148,8 @@ impl KubernetesSink {
                 &PatchParams::apply(SIDECAR_FIELD_MANAGER).force(),
                 &contract::status_patch(&status),
             )
-            .await?;
+            .await
+            .map_err(PublishError::Kubernetes)?;
         self.conditions = status.conditions;
         Ok(())
     }
@@ -171,7 +174,8 @@ impl KubernetesSink {
                 let event = participant_event(membership, participant);
                 Recorder::new(self.client.clone(), self.reporter.clone())
                     .publish(&event, &self.hub)
-                    .await?;
+                    .await
+                    .map_err(PublishError::Kubernetes)?;
             }
         }
         Ok(())

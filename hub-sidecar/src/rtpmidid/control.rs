@@ -31,9 +31,9 @@ pub struct ControlClient {
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error(
-        "cannot reach rtpmidid's control socket at {path}: {source}: is rtpmidid running, and does it share the socket's directory?"
+        "cannot reach rtpmidid's control socket at {path}: {error}: is rtpmidid running, and does it share the socket's directory?"
     )]
-    Connect { path: PathBuf, source: io::Error },
+    Connect { path: PathBuf, error: io::Error },
     #[error(
         "rtpmidid's control socket at {path} did not answer `status` within {after:?}: is rtpmidid overloaded or stuck?"
     )]
@@ -46,8 +46,8 @@ pub enum ControlError {
         "the reply on rtpmidid's control socket at {path} has no line end within {limit} bytes: is the program behind that socket rtpmidid?"
     )]
     TooLong { path: PathBuf, limit: usize },
-    #[error("talking to rtpmidid's control socket at {path} failed: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("talking to rtpmidid's control socket at {path} failed: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error(transparent)]
     Status(#[from] StatusError),
 }
@@ -97,16 +97,16 @@ impl ControlClient {
 
     /// Sends `request` and returns the reply line (without its line end).
     async fn exchange(&self, request: &str) -> Result<String, ControlError> {
-        let io_error = |source| ControlError::Io {
+        let io_error = |error| ControlError::Io {
             path: self.path.clone(),
-            source,
+            error,
         };
         let mut stream =
             UnixStream::connect(&self.path)
                 .await
-                .map_err(|source| ControlError::Connect {
+                .map_err(|error| ControlError::Connect {
                     path: self.path.clone(),
-                    source,
+                    error,
                 })?;
         stream
             .write_all(request.as_bytes())
