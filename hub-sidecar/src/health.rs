@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::report::Report;
 
 /// A loop that has not come round for this long is stuck.
-pub const STUCK_AFTER: Duration = Duration::from_secs(60);
+const STUCK_AFTER: Duration = Duration::from_secs(60);
 
 /// The loop's heartbeat, last report and metrics, shared between the loop and the endpoint.
 #[derive(Debug)]

@@ -75,13 +75,13 @@ fn print_line(value: &serde_json::Value) -> Result<(), PublishError> {
 
 /// Whether a participant joined or left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Membership {
+enum Membership {
     Joined,
     Left,
 }
 
 /// The Event announcing that `participant` joined or left the hub. Pure.
-pub fn participant_event(membership: Membership, participant: &Participant) -> Event {
+fn participant_event(membership: Membership, participant: &Participant) -> Event {
     let (reason, verb) = match membership {
         Membership::Joined => (reasons::event::PARTICIPANT_JOINED, "joined"),
         Membership::Left => (reasons::event::PARTICIPANT_LEFT, "left"),

@@ -5,7 +5,7 @@
 //! 1023 bytes) as one whole request, so a request goes out in a single write.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -75,10 +75,6 @@ impl ControlClient {
             timeout,
             next_request_id: AtomicU64::new(1),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// One `status` request on a fresh connection: connect, send
