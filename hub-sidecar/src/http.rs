@@ -58,22 +58,19 @@ async fn status(State(health): State<Arc<Health>>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
+    use axum::body::{Body, to_bytes};
     use axum::http::Request;
-    use http_body_util::BodyExt;
     use tower::ServiceExt;
 
     use super::*;
     use crate::report::{Report, WiringState};
 
+    /// The status and body of the answer to `GET path`.
     async fn get(routes: Router, path: &str) -> (StatusCode, String) {
-        let response = routes
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8(body.to_vec()).unwrap())
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let (parts, body) = routes.oneshot(request).await.unwrap().into_parts();
+        let body = to_bytes(body, usize::MAX).await.unwrap();
+        (parts.status, String::from_utf8_lossy(&body).into_owned())
     }
 
     fn report(wiring: WiringState) -> Report {
