@@ -18,7 +18,6 @@ use hub_sidecar::sequencer::Sequencer;
 use hub_sidecar::sidecar::{Pacing, Sidecar};
 use midihub_api::contract::{self, env};
 use midihub_runtime::{LogFormat, LogOutput, wait_for};
-use tokio::sync::watch;
 
 /// How long one request to rtpmidid's control socket may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -128,24 +127,11 @@ enum Error {
 async fn main() -> ExitCode {
     let args = Args::parse();
     midihub_runtime::init_logs(args.log_format, LogOutput::Stderr);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "hub-sidecar stopped");
-            ExitCode::FAILURE
-        }
-    }
+    midihub_runtime::exit_code(run(args).await, "hub-sidecar")
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    let (stop_tx, stop) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    let on_signal = stop_tx.clone();
-    tokio::spawn(async move {
-        midihub_runtime::shutdown_signal().await;
-        tracing::info!("shutting down");
-        let _ = on_signal.send(true);
-    });
+    let (stop_tx, stop) = midihub_runtime::stop_on_signal();
 
     let (sink, roster, control, daemon) = match args.mode {
         Mode::Kubernetes {
