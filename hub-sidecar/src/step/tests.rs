@@ -83,6 +83,19 @@ fn at(time: &str) -> Timestamp {
     time.parse().unwrap()
 }
 
+/// Alice and Bob in room 5004, on the daemon's ports 1 and 2.
+fn alice_and_bob() -> RtpmididStatus {
+    status(vec![
+        participant("Alice", 1, 1, 5004),
+        participant("Bob", 2, 2, 5004),
+    ])
+}
+
+/// The plan of a look at `status` and `snapshot` now.
+fn plan_now(memory: &Memory, status: &RtpmididStatus, snapshot: &ClientSnapshot) -> Plan {
+    plan(memory, status, snapshot, Instant::now(), RETRY_FOR).unwrap()
+}
+
 /// A whole pass in which every subscription of the plan was made.
 fn pass(
     memory: &mut Memory,
@@ -92,6 +105,15 @@ fn pass(
 ) -> Outcome {
     let plan = plan(memory, status, snapshot, now, RETRY_FOR).unwrap();
     conclude(memory, status, plan, &[], at("2026-11-25T19:00:00Z"))
+}
+
+/// The memory of a loop to which the sequencer announced `ports` at `at`.
+fn announced(ports: &[i32], at: Instant) -> Memory {
+    let mut memory = Memory::default();
+    for &p in ports {
+        memory.note(&SequencerEvent::PortStart(port(p)), at);
+    }
+    memory
 }
 
 fn names(participants: &[midihub_api::Participant]) -> Vec<&str> {
@@ -106,14 +128,7 @@ fn participants_of_a_room_are_wired_to_each_other_and_reported_as_wired() {
         participant("Bob", 2, 2, 5004),
         participant("Carol", 3, 3, 5006),
     ]);
-    let plan = plan(
-        &memory,
-        &status,
-        &sequencer(&[0, 1, 2, 3], &[]),
-        Instant::now(),
-        RETRY_FOR,
-    )
-    .unwrap();
+    let plan = plan_now(&memory, &status, &sequencer(&[0, 1, 2, 3], &[]));
     assert_eq!(
         plan.wiring,
         WiringPlan {
@@ -142,20 +157,16 @@ fn participants_of_a_room_are_wired_to_each_other_and_reported_as_wired() {
 
 #[test]
 fn a_participant_whose_port_is_not_in_the_sequencer_is_not_wired() {
-    let memory = Memory::default();
-    let status = status(vec![
-        participant("Alice", 1, 1, 5004),
-        participant("Bob", 2, 2, 5004),
-    ]);
-    let plan = plan(
-        &memory,
-        &status,
+    let plan = plan_now(
+        &Memory::default(),
+        &alice_and_bob(),
         &sequencer(&[0, 1], &[]),
-        Instant::now(),
-        RETRY_FOR,
-    )
-    .unwrap();
-    assert_eq!(plan.wiring, WiringPlan::default());
+    );
+    assert_eq!(
+        plan.wiring,
+        WiringPlan::default(),
+        "Bob's port is not there"
+    );
 }
 
 #[test]
@@ -178,18 +189,8 @@ fn a_daemon_without_a_client_in_the_sequencer_is_reported_and_nothing_is_planned
 #[test]
 fn a_failed_subscription_makes_the_wiring_unknown_with_the_failures_as_message() {
     let mut memory = Memory::default();
-    let status = status(vec![
-        participant("Alice", 1, 1, 5004),
-        participant("Bob", 2, 2, 5004),
-    ]);
-    let plan = plan(
-        &memory,
-        &status,
-        &sequencer(&[1, 2], &[]),
-        Instant::now(),
-        RETRY_FOR,
-    )
-    .unwrap();
+    let status = alice_and_bob();
+    let plan = plan_now(&memory, &status, &sequencer(&[1, 2], &[]));
     let failures = ["cannot subscribe 128:1 -> 128:2: busy".to_owned()];
     let outcome = conclude(
         &mut memory,
@@ -218,15 +219,14 @@ fn joins_and_leaves_are_told_once_with_the_time_of_the_join() {
     let alice = participant("Alice", 1, 1, 5004);
     let bob = participant("Bob", 2, 2, 5004);
     let ports = sequencer(&[1, 2], &[]);
-    let now = Instant::now();
 
     let first = status(vec![alice.clone()]);
-    let plan_1 = plan(&memory, &first, &ports, now, RETRY_FOR).unwrap();
+    let plan_1 = plan_now(&memory, &first, &ports);
     let outcome = conclude(&mut memory, &first, plan_1, &[], at("2026-11-25T19:00:00Z"));
     assert_eq!(names(&outcome.changes.joined), ["Alice"]);
 
     let second = status(vec![alice, bob.clone()]);
-    let plan_2 = plan(&memory, &second, &ports, now, RETRY_FOR).unwrap();
+    let plan_2 = plan_now(&memory, &second, &ports);
     let outcome = conclude(
         &mut memory,
         &second,
@@ -249,7 +249,7 @@ fn joins_and_leaves_are_told_once_with_the_time_of_the_join() {
     assert_eq!(joined_at("Bob"), Some(at("2026-11-25T19:05:00Z")));
 
     let third = status(vec![bob]);
-    let plan_3 = plan(&memory, &third, &ports, now, RETRY_FOR).unwrap();
+    let plan_3 = plan_now(&memory, &third, &ports);
     let outcome = conclude(&mut memory, &third, plan_3, &[], at("2026-11-25T19:10:00Z"));
     assert!(outcome.changes.joined.is_empty());
     assert_eq!(names(&outcome.changes.left), ["Alice"]);
@@ -259,8 +259,7 @@ fn joins_and_leaves_are_told_once_with_the_time_of_the_join() {
 #[test]
 fn an_announced_port_waits_for_the_status_to_explain_it_until_it_is_too_old() {
     let start = Instant::now();
-    let mut memory = Memory::default();
-    memory.note(&SequencerEvent::PortStart(port(5)), start);
+    let mut memory = announced(&[5], start);
     assert!(memory.awaits_explanation());
     let ports = sequencer(&[0, 5], &[]);
     let nobody = status(vec![]);
@@ -286,8 +285,7 @@ fn an_announced_port_waits_for_the_status_to_explain_it_until_it_is_too_old() {
 #[test]
 fn an_announced_port_is_explained_by_the_status_or_by_going_away() {
     let start = Instant::now();
-    let mut memory = Memory::default();
-    memory.note(&SequencerEvent::PortStart(port(1)), start);
+    let mut memory = announced(&[1], start);
     pass(
         &mut memory,
         &status(vec![participant("Alice", 1, 1, 5004)]),
@@ -307,15 +305,13 @@ fn an_announced_port_is_explained_by_the_status_or_by_going_away() {
 #[test]
 fn a_port_or_client_that_exits_needs_no_explanation() {
     let start = Instant::now();
-    let mut memory = Memory::default();
-    memory.note(&SequencerEvent::PortStart(port(1)), start);
+    let mut memory = announced(&[1], start);
     memory.note(&SequencerEvent::PortExit(port(1)), start);
-    assert!(!memory.awaits_explanation());
+    assert!(!memory.awaits_explanation(), "the port went");
 
-    memory.note(&SequencerEvent::PortStart(port(1)), start);
-    memory.note(&SequencerEvent::PortStart(port(2)), start);
+    let mut memory = announced(&[1, 2], start);
     memory.note(&SequencerEvent::ClientExit(DAEMON), start);
-    assert!(!memory.awaits_explanation());
+    assert!(!memory.awaits_explanation(), "its client went");
 }
 
 #[test]
