@@ -116,11 +116,8 @@ enum Error {
     Local(#[from] local::LocalError),
     #[error("cannot reach the MidiHub: {0}")]
     Kubernetes(kube::Error),
-    #[error("cannot listen on {address}: {error}")]
-    Listen {
-        address: SocketAddr,
-        error: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] midihub_runtime::endpoint::ListenError),
 }
 
 #[tokio::main]
@@ -175,12 +172,7 @@ async fn run(args: Args) -> Result<(), Error> {
     };
 
     let health = Arc::new(Health::new(std::time::Instant::now()));
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|error| Error::Listen {
-            address: args.listen,
-            error,
-        })?;
+    let listener = midihub_runtime::endpoint::listen(args.listen).await?;
     let serve_status = matches!(sink, Sink::Local);
     let server = tokio::spawn(midihub_runtime::endpoint::serve(
         listener,
