@@ -160,6 +160,8 @@ pub mod reasons {
         pub const DAEMON_NOT_IN_SEQUENCER: &str = "DaemonNotInSequencer";
         /// A subscription between participants could not be made or removed.
         pub const SUBSCRIPTION_FAILED: &str = "SubscriptionFailed";
+        /// The sidecar stopped (its pod is going away): nobody is wired any more.
+        pub const STOPPED: &str = "Stopped";
     }
 
     /// Reasons of the Events the sidecar records on its hub.

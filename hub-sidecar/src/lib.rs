@@ -3,10 +3,16 @@
 //! room and how far away they are, and publishes that (to the MidiHub's status, or on stdout
 //! and HTTP in local mode).
 //!
-//! [`sidecar`] is the loop; [`wiring`] plans subscriptions, [`sequencer`] applies them,
-//! [`rtpmidid`] reads the daemon, [`roster`] and [`report`] decide what to publish and when,
-//! [`publish`] writes it.
+//! [`sidecar`] is the loop and [`step`] what each pass decides; [`wiring`] plans subscriptions,
+//! [`sequencer`] applies them, [`rtpmidid`] reads the daemon, [`roster`] and [`report`] decide
+//! what to publish and when, [`publish`] writes it. [`health`] is what the loop tells the HTTP
+//! endpoint ([`http`]) about itself.
+//!
+//! An error's message tells the whole story, its cause's words included, because logs and the
+//! Wiring condition show the message alone; so no error also returns its cause as `source()`,
+//! which would print it twice wherever a chain of causes is shown.
 
+pub mod health;
 pub mod http;
 pub mod local;
 pub mod metrics;
@@ -16,4 +22,5 @@ pub mod roster;
 pub mod rtpmidid;
 pub mod sequencer;
 pub mod sidecar;
+pub mod step;
 pub mod wiring;

@@ -28,10 +28,10 @@ pub enum LocalError {
     Room(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -66,9 +66,9 @@ pub fn write_config(
     let path = directory.join("rtpmidid.ini");
     std::fs::create_dir_all(directory)
         .and_then(|()| std::fs::write(&path, ini))
-        .map_err(|source| LocalError::Write {
+        .map_err(|error| LocalError::Write {
             path: path.clone(),
-            source,
+            error,
         })?;
     Ok((path, socket))
 }

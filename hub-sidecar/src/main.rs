@@ -8,15 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hub_sidecar::http::{self, Shared};
+use hub_sidecar::health::Health;
+use hub_sidecar::http;
 use hub_sidecar::local;
 use hub_sidecar::publish::{KubernetesSink, Sink};
 use hub_sidecar::roster::Roster;
 use hub_sidecar::rtpmidid::control::ControlClient;
 use hub_sidecar::sequencer::Sequencer;
 use hub_sidecar::sidecar::{Pacing, Sidecar};
+use midihub_api::contract::{self, env};
 use midihub_runtime::{LogFormat, LogOutput, wait_for};
-use tokio::sync::watch;
 
 /// How long one request to rtpmidid's control socket may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -29,7 +30,7 @@ struct Args {
     /// Address of the /healthz, /readyz, /metrics and /status endpoint.
     #[arg(
         long,
-        env = "MIDIHUB_SIDECAR_LISTEN",
+        env = env::SIDECAR_LISTEN,
         global = true,
         default_value = "127.0.0.1:9180"
     )]
@@ -63,18 +64,19 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Mode {
     /// In a hub pod: publish participants to the MidiHub's status and Events.
+    #[command(name = contract::SIDECAR_KUBERNETES_MODE)]
     Kubernetes {
         /// The MidiHub this pod serves.
-        #[arg(long, env = "HUB_NAME")]
+        #[arg(long, env = env::HUB_NAME)]
         hub: String,
         /// Its namespace.
-        #[arg(long, env = "POD_NAMESPACE")]
+        #[arg(long, env = env::POD_NAMESPACE)]
         namespace: String,
         /// This pod's name, named in Events.
-        #[arg(long, env = "POD_NAME")]
+        #[arg(long, env = env::POD_NAME)]
         pod: Option<String>,
         /// rtpmidid's control socket.
-        #[arg(long, env = "RTPMIDID_CONTROL_SOCKET", default_value = midihub_api::rtpmidid_config::CONTROL_SOCKET_PATH)]
+        #[arg(long, env = env::RTPMIDID_CONTROL_SOCKET, default_value = midihub_api::rtpmidid_config::CONTROL_SOCKET_PATH)]
         control: PathBuf,
     },
     /// On a plain Linux host: start rtpmidid for the given rooms (or attach to a running one)
@@ -113,36 +115,20 @@ enum Error {
     #[error(transparent)]
     Local(#[from] local::LocalError),
     #[error("cannot reach the MidiHub: {0}")]
-    Kubernetes(#[from] kube::Error),
-    #[error("cannot listen on {address}: {source}")]
-    Listen {
-        address: SocketAddr,
-        source: std::io::Error,
-    },
+    Kubernetes(kube::Error),
+    #[error(transparent)]
+    Listen(#[from] midihub_runtime::endpoint::ListenError),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     midihub_runtime::init_logs(args.log_format, LogOutput::Stderr);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "hub-sidecar stopped");
-            ExitCode::FAILURE
-        }
-    }
+    midihub_runtime::exit_code(run(args).await, "hub-sidecar")
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    let (stop_tx, stop) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    let on_signal = stop_tx.clone();
-    tokio::spawn(async move {
-        midihub_runtime::shutdown_signal().await;
-        tracing::info!("shutting down");
-        let _ = on_signal.send(true);
-    });
+    let (stop_tx, stop) = midihub_runtime::stop_on_signal();
 
     let (sink, roster, control, daemon) = match args.mode {
         Mode::Kubernetes {
@@ -151,8 +137,12 @@ async fn run(args: Args) -> Result<(), Error> {
             pod,
             control,
         } => {
-            let client = kube::Client::try_default().await?;
-            let (sink, previous) = KubernetesSink::connect(client, &namespace, &hub, pod).await?;
+            let client = kube::Client::try_default()
+                .await
+                .map_err(Error::Kubernetes)?;
+            let (sink, previous) = KubernetesSink::connect(client, &namespace, &hub, pod)
+                .await
+                .map_err(Error::Kubernetes)?;
             (
                 Sink::Kubernetes(Box::new(sink)),
                 Roster::inherit(previous),
@@ -181,18 +171,13 @@ async fn run(args: Args) -> Result<(), Error> {
         }
     };
 
-    let shared = Arc::new(Shared::default());
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| Error::Listen {
-            address: args.listen,
-            source,
-        })?;
+    let health = Arc::new(Health::new(std::time::Instant::now()));
+    let listener = midihub_runtime::endpoint::listen(args.listen).await?;
     let serve_status = matches!(sink, Sink::Local);
-    let server = tokio::spawn(http::serve(
+    let server = tokio::spawn(midihub_runtime::endpoint::serve(
         listener,
-        shared.clone(),
-        serve_status,
+        http::router(health.clone(), serve_status),
+        "sidecar's HTTP endpoint",
         wait_for(stop.clone(), true),
     ));
 
@@ -202,7 +187,7 @@ async fn run(args: Args) -> Result<(), Error> {
         ControlClient::new(control, CONTROL_TIMEOUT),
         sink,
         roster,
-        shared,
+        health,
         Pacing {
             refresh: Duration::from_millis(args.refresh_ms.max(100)),
             ..Pacing::default()

@@ -1,8 +1,6 @@
 //! Prometheus metrics of the sidecar: participants per room, round trips, wiring changes and
 //! errors.
 
-use std::fmt;
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -130,10 +128,8 @@ impl Metrics {
             .inc();
     }
 
-    /// The metrics in the OpenMetrics text format.
-    pub fn render(&self) -> Result<String, fmt::Error> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
+    /// The registry the metrics are served from.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }

@@ -4,31 +4,26 @@
 use std::io::Write;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
+use midihub_api::contract::{self, SIDECAR_FIELD_MANAGER, reasons};
 use midihub_api::{MidiHub, Participant};
 use serde_json::json;
 
 use crate::report::Report;
 use crate::roster::Changes;
 
-/// Field manager of the status fields the sidecar owns (participants, participantCount,
-/// latency and the `Wiring` condition); the operator owns the rest.
-pub use midihub_api::contract::SIDECAR_FIELD_MANAGER as FIELD_MANAGER;
-/// Condition type the sidecar reports.
-pub use midihub_api::contract::WIRING_CONDITION;
-
 /// A report could not be published.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("cannot write the MidiHub's status: {0}")]
-    Kubernetes(#[from] kube::Error),
+    Kubernetes(kube::Error),
     #[error("cannot write to stdout: {0}")]
-    Stdout(#[from] std::io::Error),
+    Stdout(std::io::Error),
     #[error("cannot encode the report as JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
 }
 
 /// Where reports go.
@@ -70,24 +65,26 @@ impl Sink {
 
 fn print_line(value: &serde_json::Value) -> Result<(), PublishError> {
     let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer(&mut stdout, value)?;
-    stdout.write_all(b"\n")?;
-    stdout.flush()?;
+    serde_json::to_writer(&mut stdout, value).map_err(PublishError::Json)?;
+    stdout
+        .write_all(b"\n")
+        .and_then(|()| stdout.flush())
+        .map_err(PublishError::Stdout)?;
     Ok(())
 }
 
 /// Whether a participant joined or left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Membership {
+enum Membership {
     Joined,
     Left,
 }
 
 /// The Event announcing that `participant` joined or left the hub. Pure.
-pub fn participant_event(membership: Membership, participant: &Participant) -> Event {
+fn participant_event(membership: Membership, participant: &Participant) -> Event {
     let (reason, verb) = match membership {
-        Membership::Joined => ("ParticipantJoined", "joined"),
-        Membership::Left => ("ParticipantLeft", "left"),
+        Membership::Joined => (reasons::event::PARTICIPANT_JOINED, "joined"),
+        Membership::Left => (reasons::event::PARTICIPANT_LEFT, "left"),
     };
     Event {
         type_: EventType::Normal,
@@ -101,15 +98,18 @@ pub fn participant_event(membership: Membership, participant: &Participant) -> E
     }
 }
 
-/// Publishes to one MidiHub: its status (server-side apply under [`FIELD_MANAGER`]) and Events.
+/// Publishes to one MidiHub: its status (server-side apply of the fields the sidecar owns,
+/// under [`SIDECAR_FIELD_MANAGER`]) and Events.
 pub struct KubernetesSink {
     api: Api<MidiHub>,
     name: String,
     hub: ObjectReference,
     client: Client,
     reporter: Reporter,
-    /// The Wiring condition's state and since when, for its lastTransitionTime.
-    wiring_since: Option<(bool, Time)>,
+    /// The conditions last written: at first the hub's as read at connect, then the sidecar's
+    /// own, so that the Wiring condition's lastTransitionTime survives a restart of the sidecar
+    /// and moves only when its status does.
+    conditions: Vec<Condition>,
 }
 
 impl KubernetesSink {
@@ -122,13 +122,10 @@ impl KubernetesSink {
     ) -> Result<(Self, Vec<Participant>), kube::Error> {
         let api = Api::<MidiHub>::namespaced(client.clone(), namespace);
         let hub = api.get(name).await?;
-        let previous = hub
-            .status
-            .as_ref()
-            .and_then(|status| status.participants.clone())
-            .unwrap_or_default();
+        let status = hub.status.clone().unwrap_or_default();
+        let previous = status.participants.unwrap_or_default();
         let reporter = Reporter {
-            controller: FIELD_MANAGER.to_string(),
+            controller: SIDECAR_FIELD_MANAGER.to_string(),
             instance: pod,
         };
         let sink = Self {
@@ -137,46 +134,23 @@ impl KubernetesSink {
             hub: hub.object_ref(&()),
             client,
             reporter,
-            wiring_since: None,
+            conditions: status.conditions,
         };
         Ok((sink, previous))
     }
 
     /// Writes the report's fields of the hub's status.
     pub async fn publish(&mut self, report: &Report) -> Result<(), PublishError> {
-        let now = Time(jiff::Timestamp::now());
-        let since = match &self.wiring_since {
-            Some((ok, since)) if *ok == report.wiring.ok => since.clone(),
-            _ => now,
-        };
-        let condition = json!({
-            "type": WIRING_CONDITION,
-            "status": if report.wiring.ok { "True" } else { "False" },
-            "reason": report.wiring.reason,
-            "message": report.wiring.message,
-            "lastTransitionTime": since,
-        });
-        let mut status = json!({
-            "participants": report.participants,
-            "participantCount": report.participant_count(),
-            "conditions": [condition],
-        });
-        if let Some(latency) = report.latency_summary() {
-            status["latency"] = json!(latency);
-        }
-        let patch = json!({
-            "apiVersion": MidiHub::api_version(&()),
-            "kind": MidiHub::kind(&()),
-            "status": status,
-        });
+        let status = report.hub_status(&self.conditions, jiff::Timestamp::now());
         self.api
             .patch_status(
                 &self.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
+                &PatchParams::apply(SIDECAR_FIELD_MANAGER).force(),
+                &contract::status_patch(&status),
             )
-            .await?;
-        self.wiring_since = Some((report.wiring.ok, since));
+            .await
+            .map_err(PublishError::Kubernetes)?;
+        self.conditions = status.conditions;
         Ok(())
     }
 
@@ -200,7 +174,8 @@ impl KubernetesSink {
                 let event = participant_event(membership, participant);
                 Recorder::new(self.client.clone(), self.reporter.clone())
                     .publish(&event, &self.hub)
-                    .await?;
+                    .await
+                    .map_err(PublishError::Kubernetes)?;
             }
         }
         Ok(())

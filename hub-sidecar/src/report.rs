@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use midihub_api::Participant;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use midihub_api::contract::reasons::wiring as reasons;
+use midihub_api::contract::{self, WIRING_CONDITION};
+use midihub_api::{MidiHubStatus, Participant};
 use serde::Serialize;
 
 /// Whether the sidecar could check the wiring, and if not, why.
@@ -22,7 +25,7 @@ impl WiringState {
     pub fn wired(participants: usize, subscriptions: usize) -> Self {
         Self {
             ok: true,
-            reason: "Wired".into(),
+            reason: reasons::WIRED.into(),
             message: format!(
                 "{participants} participant(s) connected through {subscriptions} subscription(s)"
             ),
@@ -67,6 +70,29 @@ impl Report {
         let mean = averages.iter().sum::<f64>() / averages.len() as f64;
         let max = averages.iter().copied().fold(f64::MIN, f64::max);
         Some(format!("avg {mean:.1}ms max {max:.1}ms"))
+    }
+
+    /// The fields of a hub's status the sidecar writes, as of `now`: the participants (listed
+    /// even when there are none), their count, the latency summary when anyone has one, and
+    /// the Wiring condition, carried forward from the `previous` conditions so that its
+    /// lastTransitionTime moves only when its status does.
+    pub fn hub_status(&self, previous: &[Condition], now: jiff::Timestamp) -> MidiHubStatus {
+        let wiring = contract::condition(
+            WIRING_CONDITION,
+            self.wiring.ok,
+            &self.wiring.reason,
+            self.wiring.message.clone(),
+            None,
+            previous,
+            now,
+        );
+        MidiHubStatus {
+            participants: Some(self.participants.clone()),
+            participant_count: Some(self.participant_count()),
+            latency: self.latency_summary(),
+            conditions: vec![wiring],
+            ..MidiHubStatus::default()
+        }
     }
 }
 

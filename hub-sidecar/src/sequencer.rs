@@ -66,40 +66,34 @@ pub struct ClientSnapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum SequencerError {
     #[error(
-        "cannot open the ALSA sequencer: {source}. /dev/snd/seq must exist and be readable and \
+        "cannot open the ALSA sequencer: {error}. /dev/snd/seq must exist and be readable and \
          writable by this process: load the snd-seq kernel module on the node, mount /dev/snd \
          into the container, and run it privileged or with a device plugin that grants /dev/snd"
     )]
-    Open {
-        #[source]
-        source: alsa::Error,
-    },
+    Open { error: alsa::Error },
     #[error("invalid sequencer client name {0:?}: ALSA names cannot contain a NUL byte")]
     InvalidClientName(String),
-    #[error("cannot set up the sequencer client ({step}): {source}")]
+    #[error("cannot set up the sequencer client ({step}): {error}")]
     Setup {
         step: &'static str,
-        #[source]
-        source: alsa::Error,
+        error: alsa::Error,
     },
     #[error("cannot create the wake-up socket of the sequencer thread: {0}")]
-    WakeSocket(#[source] std::io::Error),
+    WakeSocket(std::io::Error),
     #[error("cannot start the sequencer thread: {0}")]
-    SpawnThread(#[source] std::io::Error),
+    SpawnThread(std::io::Error),
     #[error(
-        "cannot subscribe {subscription}: {source}. Both ports must exist, the sender must \
+        "cannot subscribe {subscription}: {error}. Both ports must exist, the sender must \
          allow read subscriptions and the receiver write subscriptions"
     )]
     Subscribe {
         subscription: Subscription,
-        #[source]
-        source: alsa::Error,
+        error: alsa::Error,
     },
-    #[error("cannot unsubscribe {subscription}: {source}")]
+    #[error("cannot unsubscribe {subscription}: {error}")]
     Unsubscribe {
         subscription: Subscription,
-        #[source]
-        source: alsa::Error,
+        error: alsa::Error,
     },
     #[error(
         "the ALSA sequencer thread has stopped (after a fatal poll error, see the log); \
@@ -143,11 +137,11 @@ impl Sequencer {
     ) -> Result<(Sequencer, async_mpsc::UnboundedReceiver<SequencerEvent>), SequencerError> {
         let c_name = CString::new(own_name)
             .map_err(|_| SequencerError::InvalidClientName(own_name.to_owned()))?;
-        let seq = Seq::open(None, None, true).map_err(|source| SequencerError::Open { source })?;
+        let seq = Seq::open(None, None, true).map_err(|error| SequencerError::Open { error })?;
         seq.set_client_name(&c_name)
-            .map_err(|source| SequencerError::Setup {
+            .map_err(|error| SequencerError::Setup {
                 step: "set the client name",
-                source,
+                error,
             })?;
         let announce_port = seq
             .create_simple_port(
@@ -156,17 +150,17 @@ impl Sequencer {
                 PortCap::WRITE | PortCap::NO_EXPORT,
                 PortType::APPLICATION,
             )
-            .map_err(|source| SequencerError::Setup {
+            .map_err(|error| SequencerError::Setup {
                 step: "create the announcement port",
-                source,
+                error,
             })?;
-        let own_client = seq.client_id().map_err(|source| SequencerError::Setup {
+        let own_client = seq.client_id().map_err(|error| SequencerError::Setup {
             step: "read the own client id",
-            source,
+            error,
         })?;
-        let subscribe = PortSubscribe::empty().map_err(|source| SequencerError::Setup {
+        let subscribe = PortSubscribe::empty().map_err(|error| SequencerError::Setup {
             step: "allocate a subscription",
-            source,
+            error,
         })?;
         subscribe.set_sender(Addr::system_announce());
         subscribe.set_dest(Addr {
@@ -174,9 +168,9 @@ impl Sequencer {
             port: announce_port,
         });
         seq.subscribe_port(&subscribe)
-            .map_err(|source| SequencerError::Setup {
+            .map_err(|error| SequencerError::Setup {
                 step: "subscribe to System:Announce (0:1)",
-                source,
+                error,
             })?;
 
         let (wake_writer, wake_reader) = UnixStream::pair().map_err(SequencerError::WakeSocket)?;
@@ -471,9 +465,9 @@ fn is_subscribed(seq: &Seq, subscription: Subscription) -> bool {
 }
 
 fn subscribe(seq: &Seq, subscription: Subscription) -> Result<(), SequencerError> {
-    let request = PortSubscribe::empty().map_err(|source| SequencerError::Subscribe {
+    let request = PortSubscribe::empty().map_err(|error| SequencerError::Subscribe {
         subscription,
-        source,
+        error,
     })?;
     request.set_sender(alsa_addr(subscription.from));
     request.set_dest(alsa_addr(subscription.to));
@@ -484,9 +478,9 @@ fn subscribe(seq: &Seq, subscription: Subscription) -> Result<(), SequencerError
         }
         // The kernel refuses a subscription that already exists (EBUSY): that is our goal.
         Err(_) if is_subscribed(seq, subscription) => Ok(()),
-        Err(source) => Err(SequencerError::Subscribe {
+        Err(error) => Err(SequencerError::Subscribe {
             subscription,
-            source,
+            error,
         }),
     }
 }
@@ -499,9 +493,9 @@ fn unsubscribe(seq: &Seq, subscription: Subscription) -> Result<(), SequencerErr
         }
         // Not subscribed, or a port gone (which takes its subscriptions with it): our goal.
         Err(_) if !is_subscribed(seq, subscription) => Ok(()),
-        Err(source) => Err(SequencerError::Unsubscribe {
+        Err(error) => Err(SequencerError::Unsubscribe {
             subscription,
-            source,
+            error,
         }),
     }
 }

@@ -5,24 +5,27 @@
 //! Wiring is event-driven: a participant's port is wired as soon as the sequencer announces
 //! it, not at the next refresh. The kernel's own subscription list is the truth the plan is
 //! compared with, so a restart of the sidecar or of rtpmidid converges on the same wiring.
+//!
+//! This is the shell: the control socket, the sequencer, the sink, the clock, the logs and the
+//! metrics. What a pass decides is [`crate::step`]'s.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use midihub_api::contract::reasons::wiring as reasons;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
-use crate::http::Shared;
+use crate::health::Health;
 use crate::metrics::ErrorSource;
 use crate::publish::Sink;
 use crate::report::{Due, Report, Throttle, WiringState};
 use crate::roster::Roster;
 use crate::rtpmidid::control::ControlClient;
-use crate::rtpmidid::status::RtpmididStatus;
 use crate::sequencer::{Sequencer, SequencerEvent};
-use crate::wiring::{self, ParticipantPort, PortAddr};
+use crate::step::{self, Memory, Outcome};
+use crate::wiring::WiringPlan;
 
 /// How the loop paces itself.
 #[derive(Clone, Debug)]
@@ -60,23 +63,15 @@ pub enum SidecarError {
     SequencerStopped,
 }
 
-/// The sidecar's state between passes.
+/// The loop, with what it talks to and what it remembers between passes.
 pub struct Sidecar {
     sequencer: Sequencer,
     control: ControlClient,
     sink: Sink,
-    shared: Arc<Shared>,
+    health: Arc<Health>,
     pacing: Pacing,
-    roster: Roster,
     throttle: Throttle,
-    /// The last round-trip sample seen per participant (room, SSRC), to count each once.
-    last_round_trip: BTreeMap<(u16, u32), f64>,
-    /// What rtpmidid's last status could not explain, logged when it changes.
-    status_warnings: Vec<String>,
-    /// Ports the sequencer announced that rtpmidid's status has not explained yet (a
-    /// participant's port can show up in the sequencer a moment before it does in `status`),
-    /// with when they were announced.
-    unexplained: BTreeMap<PortAddr, Instant>,
+    memory: Memory,
 }
 
 impl Sidecar {
@@ -85,7 +80,7 @@ impl Sidecar {
         control: ControlClient,
         sink: Sink,
         roster: Roster,
-        shared: Arc<Shared>,
+        health: Arc<Health>,
         pacing: Pacing,
     ) -> Self {
         let throttle = Throttle::new(pacing.min_publish_interval, pacing.latency_publish_interval);
@@ -93,13 +88,10 @@ impl Sidecar {
             sequencer,
             control,
             sink,
-            shared,
+            health,
             pacing,
-            roster,
             throttle,
-            last_round_trip: BTreeMap::new(),
-            status_warnings: Vec::new(),
-            unexplained: BTreeMap::new(),
+            memory: Memory::new(roster),
         }
     }
 
@@ -115,8 +107,10 @@ impl Sidecar {
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pending: Option<(Instant, Report)> = None;
         loop {
-            let retry_at =
-                (!self.unexplained.is_empty()).then(|| Instant::now() + self.pacing.retry);
+            let retry_at = self
+                .memory
+                .awaits_explanation()
+                .then(|| Instant::now() + self.pacing.retry);
             tokio::select! {
                 () = &mut shutdown => break,
                 event = events.recv() => {
@@ -141,8 +135,9 @@ impl Sidecar {
             let started = Instant::now();
             let report = self.pass().await;
             tracing::debug!(took = ?started.elapsed(), wiring = %report.wiring.reason, "pass");
-            self.shared.update(&report);
-            pending = match self.throttle.due(&report, Instant::now().into_std()) {
+            let now = Instant::now().into_std();
+            self.health.beat(&report, now);
+            pending = match self.throttle.due(&report, now) {
                 Due::Now => {
                     self.publish(report).await;
                     None
@@ -153,7 +148,7 @@ impl Sidecar {
         }
         let farewell = Report {
             participants: Vec::new(),
-            wiring: WiringState::unknown("Stopped", "the hub sidecar stopped"),
+            wiring: WiringState::unknown(reasons::STOPPED, "the hub sidecar stopped"),
         };
         self.publish(farewell).await;
         Ok(())
@@ -162,25 +157,14 @@ impl Sidecar {
     /// Takes note of a sequencer announcement.
     fn note(&mut self, event: SequencerEvent) {
         tracing::debug!(?event, "sequencer announcement");
-        match event {
-            SequencerEvent::PortStart(port) => {
-                self.unexplained.insert(port, Instant::now());
-            }
-            SequencerEvent::PortExit(port) => {
-                self.unexplained.remove(&port);
-            }
-            SequencerEvent::ClientExit(client) => {
-                self.unexplained.retain(|port, _| port.client != client);
-            }
-            _ => {}
-        }
+        self.memory.note(&event, Instant::now().into_std());
     }
 
     async fn publish(&mut self, report: Report) {
         match self.sink.publish(&report).await {
             Ok(()) => self.throttle.published(report, Instant::now().into_std()),
             Err(error) => {
-                self.shared.metrics.error(ErrorSource::Publish);
+                self.health.metrics.error(ErrorSource::Publish);
                 tracing::warn!(%error, "cannot publish the participants");
             }
         }
@@ -188,51 +172,79 @@ impl Sidecar {
 
     /// One look at rtpmidid and the sequencer, and the wiring made right.
     async fn pass(&mut self) -> Report {
+        let metrics = &self.health.metrics;
         let status = match self.control.status().await {
             Ok(status) => status,
             Err(error) => {
-                self.shared.metrics.error(ErrorSource::Control);
+                metrics.error(ErrorSource::Control);
                 tracing::warn!(%error, "cannot read rtpmidid's status; the wiring is left as it is");
-                return self.stale_report(error.reason(), error.to_string());
+                return self
+                    .memory
+                    .report(WiringState::unknown(error.reason(), error.to_string()));
             }
         };
-        if status.warnings != self.status_warnings {
+        if self.memory.warnings_changed(&status.warnings) {
             for warning in &status.warnings {
                 tracing::warn!(%warning, "part of rtpmidid's status was skipped");
             }
-            self.status_warnings = status.warnings.clone();
         }
         let snapshot = match self.sequencer.snapshot(&status.alsa_name).await {
             Ok(snapshot) => snapshot,
             Err(error) => {
-                self.shared.metrics.error(ErrorSource::Sequencer);
+                metrics.error(ErrorSource::Sequencer);
                 tracing::warn!(%error, "cannot read the sequencer");
-                return self.stale_report("SequencerError", error.to_string());
+                return self.memory.report(WiringState::unknown(
+                    reasons::SEQUENCER_ERROR,
+                    error.to_string(),
+                ));
             }
         };
-        let Some(client) = snapshot.client else {
-            let message = format!(
-                "rtpmidid answers, but its ALSA client {:?} is not in the sequencer",
-                status.alsa_name
-            );
-            return self.stale_report("DaemonNotInSequencer", message);
+        let now = Instant::now().into_std();
+        let plan = match step::plan(&self.memory, &status, &snapshot, now, self.pacing.retry_for) {
+            Ok(plan) => plan,
+            Err(wiring) => return self.memory.report(wiring),
         };
+        let failures = self.rewire(&plan.wiring).await;
+        let Outcome {
+            changes,
+            figures,
+            report,
+        } = step::conclude(
+            &mut self.memory,
+            &status,
+            plan,
+            &failures,
+            jiff::Timestamp::now(),
+        );
 
-        let participants = participant_ports(&status, client);
-        let existing: BTreeSet<PortAddr> = snapshot.ports.iter().map(|p| p.addr).collect();
-        let known: BTreeSet<PortAddr> = participants.iter().map(|p| p.port).collect();
-        // Announced ports stay unexplained until the status names them, they go away, or
-        // they are old enough to be something else (rtpmidid's own port, say).
-        let retry_for = self.pacing.retry_for;
-        self.unexplained.retain(|port, announced| {
-            !known.contains(port) && existing.contains(port) && announced.elapsed() < retry_for
-        });
-        let participants: Vec<ParticipantPort> = participants
-            .into_iter()
-            .filter(|p| existing.contains(&p.port))
-            .collect();
+        for participant in &changes.joined {
+            tracing::info!(room = participant.port, participant = %participant.name, address = %participant.remote_address, "joined");
+        }
+        for participant in &changes.left {
+            tracing::info!(room = participant.port, participant = %participant.name, address = %participant.remote_address, "left");
+        }
+        if (!changes.joined.is_empty() || !changes.left.is_empty())
+            && let Err(error) = self.sink.announce(&changes).await
+        {
+            metrics.error(ErrorSource::Publish);
+            tracing::warn!(%error, "cannot announce joins and leaves");
+        }
+        metrics.wiring_changed(figures.added, figures.removed);
+        for (room, count) in figures.participants {
+            metrics.set_participants(room, count);
+        }
+        for milliseconds in figures.new_round_trips {
+            metrics.observe_round_trip(milliseconds);
+        }
+        if !failures.is_empty() {
+            metrics.error(ErrorSource::Sequencer);
+            tracing::warn!(?failures, "some subscriptions could not be changed");
+        }
+        report
+    }
 
-        let plan = wiring::plan(&participants, &snapshot.subscriptions);
+    /// Removes and adds the plan's subscriptions; returns why those that failed did.
+    async fn rewire(&self, plan: &WiringPlan) -> Vec<String> {
         let mut failures = Vec::new();
         for subscription in &plan.remove {
             match self.sequencer.unsubscribe(*subscription).await {
@@ -246,91 +258,8 @@ impl Sidecar {
                 Err(error) => failures.push(error.to_string()),
             }
         }
-        self.shared
-            .metrics
-            .wiring_changed(plan.add.len(), plan.remove.len());
-
-        let changes = self
-            .roster
-            .update(&status.participants, jiff::Timestamp::now());
-        for participant in &changes.joined {
-            tracing::info!(room = participant.port, participant = %participant.name, address = %participant.remote_address, "joined");
-        }
-        for participant in &changes.left {
-            tracing::info!(room = participant.port, participant = %participant.name, address = %participant.remote_address, "left");
-        }
-        if (!changes.joined.is_empty() || !changes.left.is_empty())
-            && let Err(error) = self.sink.announce(&changes).await
-        {
-            self.shared.metrics.error(ErrorSource::Publish);
-            tracing::warn!(%error, "cannot announce joins and leaves");
-        }
-        self.record_figures(&status);
-
-        let connected = participants.iter().filter(|p| p.connected).count();
-        let wiring = if failures.is_empty() {
-            WiringState::wired(
-                connected,
-                wiring::desired_subscriptions(&participants).len(),
-            )
-        } else {
-            self.shared.metrics.error(ErrorSource::Sequencer);
-            tracing::warn!(?failures, "some subscriptions could not be changed");
-            WiringState::unknown("SubscriptionFailed", failures.join("; "))
-        };
-        Report {
-            participants: self.roster.participants(),
-            wiring,
-        }
+        failures
     }
-
-    /// The last known participants, with the reason the wiring could not be checked.
-    fn stale_report(&self, reason: &str, message: String) -> Report {
-        Report {
-            participants: self.roster.participants(),
-            wiring: WiringState::unknown(reason, message),
-        }
-    }
-
-    fn record_figures(&mut self, status: &RtpmididStatus) {
-        for room in &status.rooms {
-            let count = status
-                .participants
-                .iter()
-                .filter(|p| p.connected && p.room_port == room.port)
-                .count();
-            self.shared.metrics.set_participants(room.port, count);
-        }
-        let mut seen = BTreeMap::new();
-        for participant in status.participants.iter().filter(|p| p.connected) {
-            if let Some(latency) = participant.latency {
-                let key = (participant.room_port, participant.ssrc);
-                if self.last_round_trip.get(&key) != Some(&latency.last) {
-                    self.shared.metrics.observe_round_trip(latency.last);
-                }
-                seen.insert(key, latency.last);
-            }
-        }
-        self.last_round_trip = seen;
-    }
-}
-
-/// The ALSA ports of the participants rtpmidid reports, on the daemon's client.
-fn participant_ports(status: &RtpmididStatus, client: i32) -> Vec<ParticipantPort> {
-    status
-        .participants
-        .iter()
-        .filter_map(|participant| {
-            Some(ParticipantPort {
-                port: PortAddr {
-                    client,
-                    port: participant.alsa_port?,
-                },
-                room: participant.room_port,
-                connected: participant.connected,
-            })
-        })
-        .collect()
 }
 
 async fn sleep_until(at: Option<Instant>) {

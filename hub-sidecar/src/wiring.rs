@@ -73,13 +73,6 @@ pub struct WiringPlan {
     pub add: Vec<Subscription>,
 }
 
-impl WiringPlan {
-    /// Whether nothing needs to change.
-    pub fn is_empty(&self) -> bool {
-        self.remove.is_empty() && self.add.is_empty()
-    }
-}
-
 /// What to subscribe and unsubscribe. `current` is what the kernel holds between the daemon's
 /// ports; only subscriptions whose both ends are participants' ports are ever removed, so
 /// links that someone else made to other ports are left alone.

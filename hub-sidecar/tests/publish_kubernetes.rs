@@ -2,9 +2,10 @@
 //! reaches the hub's status and Events, and what a restarted sidecar takes over.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use hub_sidecar::publish::{FIELD_MANAGER, KubernetesSink, WIRING_CONDITION};
+use hub_sidecar::publish::KubernetesSink;
 use hub_sidecar::report::{Report, WiringState};
 use hub_sidecar::roster::Changes;
+use midihub_api::contract::{SIDECAR_FIELD_MANAGER, WIRING_CONDITION};
 use midihub_api::{Latency, Participant};
 use midihub_tests::fake_apiserver::FakeApiServer;
 use serde_json::json;
@@ -79,7 +80,7 @@ async fn participants_latency_and_wiring_reach_the_status_under_the_sidecars_fie
     assert!(write.path.ends_with("/midihubs/jam/status"), "{write:?}");
     assert_eq!(
         write.query_param("fieldManager").as_deref(),
-        Some(FIELD_MANAGER)
+        Some(SIDECAR_FIELD_MANAGER)
     );
 
     // Nobody left: the summary goes away rather than going stale.
@@ -91,6 +92,73 @@ async fn participants_latency_and_wiring_reach_the_status_under_the_sidecars_fie
     let status = &fake.get(HUB).unwrap()["status"];
     assert_eq!(status["participantCount"], 0);
     assert!(status.get("latency").is_none(), "{status}");
+}
+
+/// The status patch, with the Wiring condition's lastTransitionTime taken out (it is the
+/// time of the write) and returned on its own.
+fn status_patch_of(
+    write: &midihub_tests::fake_apiserver::RecordedRequest,
+) -> (serde_json::Value, serde_json::Value) {
+    let mut body = write.body.clone().unwrap();
+    let time = body["status"]["conditions"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("lastTransitionTime")
+        .unwrap();
+    (body, time)
+}
+
+#[tokio::test]
+async fn the_status_patch_holds_the_sidecars_fields_and_nothing_else() {
+    let fake = fake_with_hub(None).await;
+    let (mut sink, _) = KubernetesSink::connect(fake.client(), "default", "jam", None)
+        .await
+        .unwrap();
+    let report = Report {
+        participants: vec![participant("Alice", 20.0)],
+        wiring: WiringState::wired(1, 0),
+    };
+    sink.publish(&report).await.unwrap();
+    let (patch, _) = status_patch_of(&fake.writes().pop().unwrap());
+    assert_eq!(
+        patch,
+        json!({
+            "apiVersion": "midihub.io/v1alpha1",
+            "kind": "MidiHub",
+            "status": {
+                "participants": [serde_json::to_value(participant("Alice", 20.0)).unwrap()],
+                "participantCount": 1,
+                "latency": "avg 20.0ms max 20.0ms",
+                "conditions": [{
+                    "type": "Wiring",
+                    "status": "True",
+                    "reason": "Wired",
+                    "message": "1 participant(s) connected through 0 subscription(s)",
+                }],
+            },
+        })
+    );
+
+    // Nobody there, nothing known: the list is written empty, the latency not at all.
+    let nobody = Report {
+        participants: vec![],
+        wiring: WiringState::unknown("ControlSocketTimeout", "no answer"),
+    };
+    sink.publish(&nobody).await.unwrap();
+    let (patch, _) = status_patch_of(&fake.writes().pop().unwrap());
+    assert_eq!(
+        patch["status"],
+        json!({
+            "participants": [],
+            "participantCount": 0,
+            "conditions": [{
+                "type": "Wiring",
+                "status": "False",
+                "reason": "ControlSocketTimeout",
+                "message": "no answer",
+            }],
+        })
+    );
 }
 
 #[tokio::test]
@@ -203,6 +271,39 @@ async fn a_restarted_sidecar_takes_over_the_published_participants() {
         .await
         .unwrap();
     assert_eq!(previous, vec![participant("Alice", 20.0)]);
+}
+
+#[tokio::test]
+async fn a_restarted_sidecar_keeps_the_wiring_conditions_transition_time() {
+    let since = "2026-11-25T18:00:00Z";
+    let fake = fake_with_hub(Some(json!({
+        "conditions": [
+            {"type": "Ready", "status": "True", "reason": "HubRunning", "message": "",
+             "lastTransitionTime": "2026-11-25T17:00:00Z"},
+            {"type": WIRING_CONDITION, "status": "True", "reason": "Wired",
+             "message": "2 participant(s) connected through 2 subscription(s)",
+             "lastTransitionTime": since},
+        ],
+    })))
+    .await;
+    let (mut sink, _) = KubernetesSink::connect(fake.client(), "default", "jam", None)
+        .await
+        .unwrap();
+    let wired = Report {
+        participants: vec![participant("Alice", 20.0)],
+        wiring: WiringState::wired(1, 0),
+    };
+    sink.publish(&wired).await.unwrap();
+    let (_, time) = status_patch_of(&fake.writes().pop().unwrap());
+    assert_eq!(time, since, "still wired: the condition has not changed");
+
+    let broken = Report {
+        participants: vec![],
+        wiring: WiringState::unknown("ControlSocketTimeout", "no answer"),
+    };
+    sink.publish(&broken).await.unwrap();
+    let (_, time) = status_patch_of(&fake.writes().pop().unwrap());
+    assert_ne!(time, since, "the wiring's status changed");
 }
 
 #[tokio::test]

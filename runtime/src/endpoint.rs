@@ -1,8 +1,10 @@
 //! The HTTP endpoint both binaries serve: `/healthz` for probes and `/metrics` for Prometheus.
 //! A binary says what healthy means and which registry to encode by implementing [`Probe`],
-//! adds its own routes to [`router`]'s, and runs the result with [`serve`].
+//! adds its own routes to [`router`]'s, and runs the result with [`serve`] on the listener of
+//! [`listen`].
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -52,6 +54,33 @@ pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, registry)?;
     Ok(text)
+}
+
+/// The endpoint's address cannot be listened on.
+#[derive(Debug)]
+pub struct ListenError {
+    pub address: SocketAddr,
+    pub error: std::io::Error,
+}
+
+impl std::fmt::Display for ListenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot listen on {} for the HTTP endpoint: {}",
+            self.address, self.error
+        )
+    }
+}
+
+/// The message already holds the I/O error's words: it is not also the `source()`.
+impl std::error::Error for ListenError {}
+
+/// A listener on `address` for [`serve`].
+pub async fn listen(address: SocketAddr) -> Result<tokio::net::TcpListener, ListenError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| ListenError { address, error })
 }
 
 /// Serves `routes` on `listener` until `shutdown` completes; a failure is logged as the failure
@@ -149,6 +178,20 @@ mod tests {
         assert_eq!(content_type.as_deref(), Some(OPENMETRICS));
         assert!(body.contains("test_passes_total 1"), "{body}");
         assert!(body.ends_with("# EOF\n"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn an_address_in_use_is_an_error_naming_it() {
+        let taken = listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let address = taken.local_addr().unwrap();
+        let error = listen(address).await.unwrap_err();
+        assert_eq!(error.address, address);
+        assert!(
+            error.to_string().starts_with(&format!(
+                "cannot listen on {address} for the HTTP endpoint: "
+            )),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -7,4 +7,6 @@
 pub mod endpoint;
 mod process;
 
-pub use process::{LogFormat, LogOutput, init_logs, shutdown_signal, wait_for};
+pub use process::{
+    LogFormat, LogOutput, exit_code, init_logs, shutdown_signal, stop_on_signal, wait_for,
+};

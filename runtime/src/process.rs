@@ -1,7 +1,10 @@
-//! Running as a process: logs, stopping on a signal, waiting for a stop.
+//! Running as a process: logs, stopping on a signal, waiting for a stop, the exit code.
 
 use std::ffi::OsString;
+use std::fmt::Display;
 use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
@@ -65,6 +68,33 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The process's stop: the receiver turns true on SIGTERM or Ctrl-C, or when the process sends
+/// `true` itself (when one part ends and the rest should follow). Spawns the signal watcher, so
+/// call it inside the runtime.
+pub fn stop_on_signal() -> (Arc<watch::Sender<bool>>, watch::Receiver<bool>) {
+    let (stop, stopped) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = on_signal.send(true);
+    });
+    (stop, stopped)
+}
+
+/// The exit code of a process whose work ended with `result`; an error is logged as why
+/// `name` stopped.
+pub fn exit_code(result: Result<(), impl Display>, name: &str) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "{name} stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Completes when the watched value becomes `wanted` (or its sender is gone): e.g. a stop
 /// requested, or leadership gained or lost.
 pub async fn wait_for(mut value: watch::Receiver<bool>, wanted: bool) {
@@ -84,6 +114,20 @@ mod tests {
         );
         assert!(!colour_logs(true, Some("1".into())));
         assert!(!colour_logs(false, None));
+    }
+
+    #[tokio::test]
+    async fn the_process_may_stop_itself_before_any_signal() {
+        let (stop, stopped) = stop_on_signal();
+        assert!(!*stopped.borrow());
+        stop.send_replace(true);
+        wait_for(stopped, true).await;
+    }
+
+    #[test]
+    fn only_an_error_is_a_failure() {
+        assert_eq!(exit_code(Ok::<(), &str>(()), "test"), ExitCode::SUCCESS);
+        assert_eq!(exit_code(Err("broken"), "test"), ExitCode::FAILURE);
     }
 
     #[tokio::test]

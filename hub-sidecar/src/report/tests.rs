@@ -111,3 +111,49 @@ fn the_latency_summary_averages_over_measured_participants() {
     assert_eq!(summary.participant_count(), 3);
     assert_eq!(report(vec![]).latency_summary(), None);
 }
+
+#[test]
+fn the_hub_status_lists_participants_even_when_none_and_latency_only_when_known() {
+    let now = jiff::Timestamp::from_second(1_000).unwrap();
+    let empty = report(vec![]).hub_status(&[], now);
+    assert_eq!(empty.participants, Some(vec![]));
+    assert_eq!(empty.participant_count, Some(0));
+    assert_eq!(empty.latency, None);
+
+    let status = report(vec![participant("Alice", 20.0)]).hub_status(&[], now);
+    assert_eq!(status.participant_count, Some(1));
+    assert_eq!(status.latency.as_deref(), Some("avg 20.0ms max 20.0ms"));
+    assert_eq!(
+        status.phase, None,
+        "the operator's fields are not the sidecar's"
+    );
+}
+
+#[test]
+fn the_wiring_condition_keeps_its_transition_time_until_its_status_changes() {
+    let earlier = jiff::Timestamp::from_second(1_000).unwrap();
+    let now = jiff::Timestamp::from_second(2_000).unwrap();
+    let first = report(vec![]).hub_status(&[], earlier);
+    let [wiring] = first.conditions.as_slice() else {
+        panic!("one condition: {:?}", first.conditions);
+    };
+    assert_eq!(
+        (
+            wiring.type_.as_str(),
+            wiring.status.as_str(),
+            wiring.reason.as_str()
+        ),
+        ("Wiring", "True", "Wired")
+    );
+
+    let still = report(vec![participant("Alice", 20.0)]).hub_status(&first.conditions, now);
+    assert_eq!(still.conditions[0].last_transition_time.0, earlier);
+
+    let broken = Report {
+        participants: vec![],
+        wiring: WiringState::unknown("ControlSocketTimeout", "no answer"),
+    }
+    .hub_status(&first.conditions, now);
+    assert_eq!(broken.conditions[0].status, "False");
+    assert_eq!(broken.conditions[0].last_transition_time.0, now);
+}

@@ -5,10 +5,11 @@
 //! 1023 bytes) as one whole request, so a request goes out in a single write.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use midihub_api::contract::reasons::wiring as reasons;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -30,9 +31,9 @@ pub struct ControlClient {
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error(
-        "cannot reach rtpmidid's control socket at {path}: {source}: is rtpmidid running, and does it share the socket's directory?"
+        "cannot reach rtpmidid's control socket at {path}: {error}: is rtpmidid running, and does it share the socket's directory?"
     )]
-    Connect { path: PathBuf, source: io::Error },
+    Connect { path: PathBuf, error: io::Error },
     #[error(
         "rtpmidid's control socket at {path} did not answer `status` within {after:?}: is rtpmidid overloaded or stuck?"
     )]
@@ -45,8 +46,8 @@ pub enum ControlError {
         "the reply on rtpmidid's control socket at {path} has no line end within {limit} bytes: is the program behind that socket rtpmidid?"
     )]
     TooLong { path: PathBuf, limit: usize },
-    #[error("talking to rtpmidid's control socket at {path} failed: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("talking to rtpmidid's control socket at {path} failed: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error(transparent)]
     Status(#[from] StatusError),
 }
@@ -55,11 +56,11 @@ impl ControlError {
     /// A CamelCase reason for conditions and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            ControlError::Connect { .. } => "ControlSocketUnreachable",
-            ControlError::Timeout { .. } => "ControlSocketTimeout",
-            ControlError::Closed { .. } => "ControlSocketClosed",
-            ControlError::TooLong { .. } => "StatusReplyTooLong",
-            ControlError::Io { .. } => "ControlSocketError",
+            ControlError::Connect { .. } => reasons::CONTROL_SOCKET_UNREACHABLE,
+            ControlError::Timeout { .. } => reasons::CONTROL_SOCKET_TIMEOUT,
+            ControlError::Closed { .. } => reasons::CONTROL_SOCKET_CLOSED,
+            ControlError::TooLong { .. } => reasons::STATUS_REPLY_TOO_LONG,
+            ControlError::Io { .. } => reasons::CONTROL_SOCKET_ERROR,
             ControlError::Status(error) => error.reason(),
         }
     }
@@ -74,10 +75,6 @@ impl ControlClient {
             timeout,
             next_request_id: AtomicU64::new(1),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// One `status` request on a fresh connection: connect, send
@@ -96,16 +93,16 @@ impl ControlClient {
 
     /// Sends `request` and returns the reply line (without its line end).
     async fn exchange(&self, request: &str) -> Result<String, ControlError> {
-        let io_error = |source| ControlError::Io {
+        let io_error = |error| ControlError::Io {
             path: self.path.clone(),
-            source,
+            error,
         };
         let mut stream =
             UnixStream::connect(&self.path)
                 .await
-                .map_err(|source| ControlError::Connect {
+                .map_err(|error| ControlError::Connect {
                     path: self.path.clone(),
-                    source,
+                    error,
                 })?;
         stream
             .write_all(request.as_bytes())

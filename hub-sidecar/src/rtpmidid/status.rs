@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use midihub_api::contract::reasons::wiring as reasons;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -88,9 +89,9 @@ pub struct LatencyMs {
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
     #[error(
-        "rtpmidid status: the reply is not (complete) JSON: {source}; is the program behind the control socket rtpmidid?"
+        "rtpmidid status: the reply is not (complete) JSON: {error}; is the program behind the control socket rtpmidid?"
     )]
-    NotJson { source: serde_json::Error },
+    NotJson { error: serde_json::Error },
     #[error("rtpmidid status: rtpmidid answered with an error: {message}")]
     DaemonError { message: String },
     #[error(
@@ -105,10 +106,10 @@ impl StatusError {
     /// A CamelCase reason for conditions and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            StatusError::DaemonError { .. } => "StatusRequestRefused",
+            StatusError::DaemonError { .. } => reasons::STATUS_REQUEST_REFUSED,
             StatusError::NotJson { .. }
             | StatusError::WrongId { .. }
-            | StatusError::Malformed { .. } => "MalformedStatus",
+            | StatusError::Malformed { .. } => reasons::MALFORMED_STATUS,
         }
     }
 }
@@ -215,7 +216,7 @@ struct IndexedRoom {
 /// Parses one reply line to `{"method":"status",...,"id":expected_id}`.
 pub fn parse_status_reply(line: &str, expected_id: u64) -> Result<RtpmididStatus, StatusError> {
     let reply: RawReply =
-        serde_json::from_str(line).map_err(|source| StatusError::NotJson { source })?;
+        serde_json::from_str(line).map_err(|error| StatusError::NotJson { error })?;
     if let Some(error) = reply.error {
         let message = match error {
             Value::String(message) => message,

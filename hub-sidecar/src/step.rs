@@ -1,0 +1,243 @@
+//! The sidecar's pure step, in two halves around the sequencer's work: [`plan`] turns what
+//! rtpmidid and the sequencer say now, and what the loop remembers, into the subscriptions to
+//! change; [`conclude`] turns what came of those changes into who joined and left, the figures
+//! for the metrics and the report to publish. No socket, no sequencer, no clock: the loop in
+//! [`crate::sidecar`] does the I/O, the logs and the metrics, and passes the time in.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use midihub_api::contract::reasons::wiring as reasons;
+
+use crate::report::{Report, WiringState};
+use crate::roster::{Changes, Roster};
+use crate::rtpmidid::status::RtpmididStatus;
+use crate::sequencer::{ClientSnapshot, SequencerEvent};
+use crate::wiring::{self, ParticipantPort, PortAddr, WiringPlan};
+
+/// What the loop carries from one pass to the next.
+#[derive(Clone, Debug, Default)]
+pub struct Memory {
+    /// Who is in the hub, and since when.
+    roster: Roster,
+    /// The last round-trip sample seen per participant (room, SSRC), to count each once.
+    round_trips: BTreeMap<(u16, u32), f64>,
+    /// Ports the sequencer announced that rtpmidid's status has not explained yet (a
+    /// participant's port can show up in the sequencer a moment before it does in `status`),
+    /// with when they were announced.
+    unexplained: BTreeMap<PortAddr, Instant>,
+    /// What rtpmidid's last status could not explain, logged when it changes.
+    status_warnings: Vec<String>,
+}
+
+impl Memory {
+    /// The memory of a loop that starts with `roster`.
+    pub fn new(roster: Roster) -> Self {
+        Self {
+            roster,
+            ..Self::default()
+        }
+    }
+
+    /// Takes note of a sequencer announcement received at `now`.
+    pub fn note(&mut self, event: &SequencerEvent, now: Instant) {
+        match event {
+            SequencerEvent::PortStart(port) => {
+                self.unexplained.insert(*port, now);
+            }
+            SequencerEvent::PortExit(port) => {
+                self.unexplained.remove(port);
+            }
+            SequencerEvent::ClientExit(client) => {
+                self.unexplained.retain(|port, _| port.client != *client);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether announced ports wait for rtpmidid's status to explain them: the loop then looks
+    /// again soon rather than at the next refresh.
+    pub fn awaits_explanation(&self) -> bool {
+        !self.unexplained.is_empty()
+    }
+
+    /// Takes rtpmidid's warnings; true when they differ from the last ones (each set is logged
+    /// once, not on every pass).
+    pub fn warnings_changed(&mut self, warnings: &[String]) -> bool {
+        if warnings == self.status_warnings {
+            return false;
+        }
+        self.status_warnings = warnings.to_vec();
+        true
+    }
+
+    /// The participants as last seen, with the wiring as it stands: the report of a pass that
+    /// could not look (the last known participants, and why not), or of one that did.
+    pub fn report(&self, wiring: WiringState) -> Report {
+        Report {
+            participants: self.roster.participants(),
+            wiring,
+        }
+    }
+}
+
+/// What one look at rtpmidid and the sequencer calls for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The subscriptions to remove and to add.
+    pub wiring: WiringPlan,
+    /// The participants whose ports exist in the sequencer.
+    participants: Vec<ParticipantPort>,
+    /// The announced ports still waiting for an explanation.
+    unexplained: BTreeMap<PortAddr, Instant>,
+}
+
+/// The subscriptions that make the wiring match what rtpmidid reports in `status`, given the
+/// daemon's ports and subscriptions in `snapshot`; an announced port stays unexplained until
+/// the status names it, it goes away, or it is `retry_for` old (then it is something else,
+/// rtpmidid's own port say). The wiring state to report instead when the daemon has no client
+/// in the sequencer.
+pub fn plan(
+    memory: &Memory,
+    status: &RtpmididStatus,
+    snapshot: &ClientSnapshot,
+    now: Instant,
+    retry_for: Duration,
+) -> Result<Plan, WiringState> {
+    let Some(client) = snapshot.client else {
+        return Err(WiringState::unknown(
+            reasons::DAEMON_NOT_IN_SEQUENCER,
+            format!(
+                "rtpmidid answers, but its ALSA client {:?} is not in the sequencer",
+                status.alsa_name
+            ),
+        ));
+    };
+    let participants = participant_ports(status, client);
+    let existing: BTreeSet<PortAddr> = snapshot.ports.iter().map(|p| p.addr).collect();
+    let known: BTreeSet<PortAddr> = participants.iter().map(|p| p.port).collect();
+    let unexplained = memory
+        .unexplained
+        .iter()
+        .filter(|(port, announced)| {
+            !known.contains(port)
+                && existing.contains(port)
+                && now.saturating_duration_since(**announced) < retry_for
+        })
+        .map(|(port, announced)| (*port, *announced))
+        .collect();
+    let participants: Vec<ParticipantPort> = participants
+        .into_iter()
+        .filter(|p| existing.contains(&p.port))
+        .collect();
+    Ok(Plan {
+        wiring: wiring::plan(&participants, &snapshot.subscriptions),
+        participants,
+        unexplained,
+    })
+}
+
+/// What a pass found, once its plan was carried out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// Who joined and who left since the last pass.
+    pub changes: Changes,
+    /// What the metrics should show.
+    pub figures: Figures,
+    /// What to publish.
+    pub report: Report,
+}
+
+/// A pass's contribution to the metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// Connected participants of each room rtpmidid lists, by control port.
+    pub participants: Vec<(u16, usize)>,
+    /// Round-trip samples, in milliseconds, that earlier passes have not seen.
+    pub new_round_trips: Vec<f64>,
+    /// Subscriptions the plan added and removed.
+    pub added: usize,
+    pub removed: usize,
+}
+
+/// Carries `plan` into `memory` and says what came of the pass: `failures` are why some of
+/// the plan's subscriptions could not be made or removed (empty when all were), `now` is when
+/// new participants are said to have joined.
+pub fn conclude(
+    memory: &mut Memory,
+    status: &RtpmididStatus,
+    plan: Plan,
+    failures: &[String],
+    now: jiff::Timestamp,
+) -> Outcome {
+    memory.unexplained = plan.unexplained;
+    let changes = memory.roster.update(&status.participants, now);
+    let figures = Figures {
+        participants: status
+            .rooms
+            .iter()
+            .map(|room| {
+                let count = status
+                    .participants
+                    .iter()
+                    .filter(|p| p.connected && p.room_port == room.port)
+                    .count();
+                (room.port, count)
+            })
+            .collect(),
+        new_round_trips: new_round_trips(&mut memory.round_trips, status),
+        added: plan.wiring.add.len(),
+        removed: plan.wiring.remove.len(),
+    };
+    let wiring = if failures.is_empty() {
+        let connected = plan.participants.iter().filter(|p| p.connected).count();
+        let subscriptions = wiring::desired_subscriptions(&plan.participants).len();
+        WiringState::wired(connected, subscriptions)
+    } else {
+        WiringState::unknown(reasons::SUBSCRIPTION_FAILED, failures.join("; "))
+    };
+    Outcome {
+        changes,
+        figures,
+        report: memory.report(wiring),
+    }
+}
+
+/// The latest round trip of each connected participant that differs from the one seen last,
+/// remembering the latest ones in `seen`.
+fn new_round_trips(seen: &mut BTreeMap<(u16, u32), f64>, status: &RtpmididStatus) -> Vec<f64> {
+    let mut latest = BTreeMap::new();
+    let mut new = Vec::new();
+    for participant in status.participants.iter().filter(|p| p.connected) {
+        if let Some(latency) = participant.latency {
+            let key = (participant.room_port, participant.ssrc);
+            if seen.get(&key) != Some(&latency.last) {
+                new.push(latency.last);
+            }
+            latest.insert(key, latency.last);
+        }
+    }
+    *seen = latest;
+    new
+}
+
+/// The ALSA ports of the participants rtpmidid reports, on the daemon's client.
+fn participant_ports(status: &RtpmididStatus, client: i32) -> Vec<ParticipantPort> {
+    status
+        .participants
+        .iter()
+        .filter_map(|participant| {
+            Some(ParticipantPort {
+                port: PortAddr {
+                    client,
+                    port: participant.alsa_port?,
+                },
+                room: participant.room_port,
+                connected: participant.connected,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

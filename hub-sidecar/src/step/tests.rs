@@ -1,0 +1,401 @@
+use jiff::Timestamp;
+
+use super::*;
+use crate::rtpmidid::status::{LatencyMs, ParticipantStatus, RoomStatus};
+use crate::sequencer::PortInfo;
+use crate::wiring::Subscription;
+
+const DAEMON: i32 = 128;
+const RETRY_FOR: Duration = Duration::from_secs(2);
+
+fn port(port: i32) -> PortAddr {
+    PortAddr {
+        client: DAEMON,
+        port,
+    }
+}
+
+fn link(from: i32, to: i32) -> Subscription {
+    Subscription {
+        from: port(from),
+        to: port(to),
+    }
+}
+
+/// A connected participant of room `room` with its ALSA port `alsa_port`.
+fn participant(name: &str, ssrc: u32, alsa_port: i32, room: u16) -> ParticipantStatus {
+    ParticipantStatus {
+        room_port: room,
+        room_name: format!("room-{room}"),
+        name: name.to_owned(),
+        remote_address: "203.0.113.10".to_owned(),
+        remote_port: 7000,
+        ssrc,
+        alsa_port: Some(alsa_port),
+        connected: true,
+        latency: None,
+    }
+}
+
+fn with_round_trip(participant: ParticipantStatus, last: f64) -> ParticipantStatus {
+    ParticipantStatus {
+        latency: Some(LatencyMs {
+            last,
+            average: last,
+            stddev: 0.5,
+        }),
+        ..participant
+    }
+}
+
+/// rtpmidid's status with rooms 5004 and 5006 and `participants`.
+fn status(participants: Vec<ParticipantStatus>) -> RtpmididStatus {
+    RtpmididStatus {
+        version: "v26.01".to_owned(),
+        alsa_name: "rtpmidid".to_owned(),
+        rooms: [5004, 5006]
+            .map(|port| RoomStatus {
+                port,
+                name: format!("room-{port}"),
+            })
+            .into(),
+        participants,
+        warnings: vec![],
+    }
+}
+
+/// The daemon's client with ports `ports` and `subscriptions` between them.
+fn sequencer(ports: &[i32], subscriptions: &[Subscription]) -> ClientSnapshot {
+    ClientSnapshot {
+        client: Some(DAEMON),
+        ports: ports
+            .iter()
+            .map(|&p| PortInfo {
+                addr: port(p),
+                name: String::new(),
+            })
+            .collect(),
+        subscriptions: subscriptions.iter().copied().collect(),
+    }
+}
+
+fn at(time: &str) -> Timestamp {
+    time.parse().unwrap()
+}
+
+/// Alice and Bob in room 5004, on the daemon's ports 1 and 2.
+fn alice_and_bob() -> RtpmididStatus {
+    status(vec![
+        participant("Alice", 1, 1, 5004),
+        participant("Bob", 2, 2, 5004),
+    ])
+}
+
+/// The plan of a look at `status` and `snapshot` now.
+fn plan_now(memory: &Memory, status: &RtpmididStatus, snapshot: &ClientSnapshot) -> Plan {
+    plan(memory, status, snapshot, Instant::now(), RETRY_FOR).unwrap()
+}
+
+/// A whole pass in which every subscription of the plan was made.
+fn pass(
+    memory: &mut Memory,
+    status: &RtpmididStatus,
+    snapshot: &ClientSnapshot,
+    now: Instant,
+) -> Outcome {
+    let plan = plan(memory, status, snapshot, now, RETRY_FOR).unwrap();
+    conclude(memory, status, plan, &[], at("2026-11-25T19:00:00Z"))
+}
+
+/// The memory of a loop to which the sequencer announced `ports` at `at`.
+fn announced(ports: &[i32], at: Instant) -> Memory {
+    let mut memory = Memory::default();
+    for &p in ports {
+        memory.note(&SequencerEvent::PortStart(port(p)), at);
+    }
+    memory
+}
+
+fn names(participants: &[midihub_api::Participant]) -> Vec<&str> {
+    participants.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[test]
+fn participants_of_a_room_are_wired_to_each_other_and_reported_as_wired() {
+    let mut memory = Memory::default();
+    let status = status(vec![
+        participant("Alice", 1, 1, 5004),
+        participant("Bob", 2, 2, 5004),
+        participant("Carol", 3, 3, 5006),
+    ]);
+    let plan = plan_now(&memory, &status, &sequencer(&[0, 1, 2, 3], &[]));
+    assert_eq!(
+        plan.wiring,
+        WiringPlan {
+            remove: vec![],
+            add: vec![link(1, 2), link(2, 1)],
+        }
+    );
+
+    let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
+    assert_eq!(
+        outcome.report.wiring,
+        WiringState::wired(3, 2),
+        "Carol is alone in her room"
+    );
+    assert_eq!(
+        names(&outcome.report.participants),
+        ["Alice", "Bob", "Carol"]
+    );
+    assert_eq!(names(&outcome.changes.joined), ["Alice", "Bob", "Carol"]);
+    assert_eq!(
+        (outcome.figures.added, outcome.figures.removed),
+        (2, 0),
+        "the subscriptions the plan made are counted"
+    );
+}
+
+#[test]
+fn a_participant_whose_port_is_not_in_the_sequencer_is_not_wired() {
+    let plan = plan_now(
+        &Memory::default(),
+        &alice_and_bob(),
+        &sequencer(&[0, 1], &[]),
+    );
+    assert_eq!(
+        plan.wiring,
+        WiringPlan::default(),
+        "Bob's port is not there"
+    );
+}
+
+#[test]
+fn a_daemon_without_a_client_in_the_sequencer_is_reported_and_nothing_is_planned() {
+    let memory = Memory::default();
+    let status = status(vec![participant("Alice", 1, 1, 5004)]);
+    let gone = ClientSnapshot::default();
+    let Err(wiring) = plan(&memory, &status, &gone, Instant::now(), RETRY_FOR) else {
+        panic!("a daemon that is not in the sequencer cannot be wired");
+    };
+    assert!(!wiring.ok);
+    assert_eq!(wiring.reason, "DaemonNotInSequencer");
+    assert!(
+        wiring.message.contains("\"rtpmidid\""),
+        "{}",
+        wiring.message
+    );
+}
+
+#[test]
+fn a_failed_subscription_makes_the_wiring_unknown_with_the_failures_as_message() {
+    let mut memory = Memory::default();
+    let status = alice_and_bob();
+    let plan = plan_now(&memory, &status, &sequencer(&[1, 2], &[]));
+    let failures = ["cannot subscribe 128:1 -> 128:2: busy".to_owned()];
+    let outcome = conclude(
+        &mut memory,
+        &status,
+        plan,
+        &failures,
+        at("2026-11-25T19:00:00Z"),
+    );
+    assert_eq!(
+        outcome.report.wiring,
+        WiringState::unknown(
+            "SubscriptionFailed",
+            "cannot subscribe 128:1 -> 128:2: busy"
+        )
+    );
+    assert_eq!(
+        names(&outcome.report.participants),
+        ["Alice", "Bob"],
+        "who is there is known all the same"
+    );
+}
+
+#[test]
+fn joins_and_leaves_are_told_once_with_the_time_of_the_join() {
+    let mut memory = Memory::default();
+    let alice = participant("Alice", 1, 1, 5004);
+    let bob = participant("Bob", 2, 2, 5004);
+    let ports = sequencer(&[1, 2], &[]);
+
+    let first = status(vec![alice.clone()]);
+    let plan_1 = plan_now(&memory, &first, &ports);
+    let outcome = conclude(&mut memory, &first, plan_1, &[], at("2026-11-25T19:00:00Z"));
+    assert_eq!(names(&outcome.changes.joined), ["Alice"]);
+
+    let second = status(vec![alice, bob.clone()]);
+    let plan_2 = plan_now(&memory, &second, &ports);
+    let outcome = conclude(
+        &mut memory,
+        &second,
+        plan_2,
+        &[],
+        at("2026-11-25T19:05:00Z"),
+    );
+    assert_eq!(names(&outcome.changes.joined), ["Bob"]);
+    assert!(outcome.changes.left.is_empty());
+    let joined_at = |name: &str| {
+        outcome
+            .report
+            .participants
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.joined_at.clone())
+            .map(|time| time.0)
+    };
+    assert_eq!(joined_at("Alice"), Some(at("2026-11-25T19:00:00Z")));
+    assert_eq!(joined_at("Bob"), Some(at("2026-11-25T19:05:00Z")));
+
+    let third = status(vec![bob]);
+    let plan_3 = plan_now(&memory, &third, &ports);
+    let outcome = conclude(&mut memory, &third, plan_3, &[], at("2026-11-25T19:10:00Z"));
+    assert!(outcome.changes.joined.is_empty());
+    assert_eq!(names(&outcome.changes.left), ["Alice"]);
+    assert_eq!(names(&outcome.report.participants), ["Bob"]);
+}
+
+#[test]
+fn an_announced_port_waits_for_the_status_to_explain_it_until_it_is_too_old() {
+    let start = Instant::now();
+    let mut memory = announced(&[5], start);
+    assert!(memory.awaits_explanation());
+    let ports = sequencer(&[0, 5], &[]);
+    let nobody = status(vec![]);
+
+    pass(
+        &mut memory,
+        &nobody,
+        &ports,
+        start + Duration::from_millis(100),
+    );
+    assert!(
+        memory.awaits_explanation(),
+        "a young port may still be a participant's"
+    );
+
+    pass(&mut memory, &nobody, &ports, start + RETRY_FOR);
+    assert!(
+        !memory.awaits_explanation(),
+        "a port unexplained for {RETRY_FOR:?} is something else"
+    );
+}
+
+#[test]
+fn an_announced_port_is_explained_by_the_status_or_by_going_away() {
+    let start = Instant::now();
+    let mut memory = announced(&[1], start);
+    pass(
+        &mut memory,
+        &status(vec![participant("Alice", 1, 1, 5004)]),
+        &sequencer(&[1], &[]),
+        start,
+    );
+    assert!(!memory.awaits_explanation(), "the status names it");
+
+    memory.note(&SequencerEvent::PortStart(port(2)), start);
+    pass(&mut memory, &status(vec![]), &sequencer(&[1], &[]), start);
+    assert!(
+        !memory.awaits_explanation(),
+        "a port the sequencer no longer lists needs no explanation"
+    );
+}
+
+#[test]
+fn a_port_or_client_that_exits_needs_no_explanation() {
+    let start = Instant::now();
+    let mut memory = announced(&[1], start);
+    memory.note(&SequencerEvent::PortExit(port(1)), start);
+    assert!(!memory.awaits_explanation(), "the port went");
+
+    let mut memory = announced(&[1, 2], start);
+    memory.note(&SequencerEvent::ClientExit(DAEMON), start);
+    assert!(!memory.awaits_explanation(), "its client went");
+}
+
+#[test]
+fn each_round_trip_sample_is_counted_once() {
+    let mut memory = Memory::default();
+    let ports = sequencer(&[1, 2], &[]);
+    let now = Instant::now();
+    let alice = participant("Alice", 1, 1, 5004);
+    let bob = participant("Bob", 2, 2, 5004);
+
+    let first = status(vec![
+        with_round_trip(alice.clone(), 20.0),
+        with_round_trip(bob.clone(), 40.0),
+    ]);
+    let outcome = pass(&mut memory, &first, &ports, now);
+    assert_eq!(outcome.figures.new_round_trips, [20.0, 40.0]);
+
+    let unchanged = pass(&mut memory, &first, &ports, now);
+    assert!(
+        unchanged.figures.new_round_trips.is_empty(),
+        "the same sample again is not a new one"
+    );
+
+    let second = status(vec![
+        with_round_trip(alice, 20.0),
+        with_round_trip(bob, 42.0),
+    ]);
+    let outcome = pass(&mut memory, &second, &ports, now);
+    assert_eq!(outcome.figures.new_round_trips, [42.0]);
+}
+
+#[test]
+fn every_room_reports_its_connected_participants_even_when_empty() {
+    let mut memory = Memory::default();
+    let leaving = ParticipantStatus {
+        connected: false,
+        ..participant("Bob", 2, 2, 5004)
+    };
+    let outcome = pass(
+        &mut memory,
+        &status(vec![participant("Alice", 1, 1, 5004), leaving]),
+        &sequencer(&[1, 2], &[]),
+        Instant::now(),
+    );
+    assert_eq!(outcome.figures.participants, [(5004, 1), (5006, 0)]);
+}
+
+#[test]
+fn a_departed_participants_links_are_removed_and_counted() {
+    let mut memory = Memory::default();
+    let leaving = ParticipantStatus {
+        connected: false,
+        ..participant("Bob", 2, 2, 5004)
+    };
+    let outcome = pass(
+        &mut memory,
+        &status(vec![participant("Alice", 1, 1, 5004), leaving]),
+        &sequencer(&[1, 2], &[link(1, 2), link(2, 1)]),
+        Instant::now(),
+    );
+    assert_eq!((outcome.figures.added, outcome.figures.removed), (0, 2));
+    assert_eq!(outcome.report.wiring, WiringState::wired(1, 0));
+}
+
+#[test]
+fn the_same_status_warnings_are_told_once() {
+    let mut memory = Memory::default();
+    let warnings = ["a peer without an SSRC was skipped".to_owned()];
+    assert!(!memory.warnings_changed(&[]), "none at first");
+    assert!(memory.warnings_changed(&warnings));
+    assert!(!memory.warnings_changed(&warnings));
+    assert!(memory.warnings_changed(&[]), "and their going away");
+}
+
+#[test]
+fn a_pass_that_cannot_look_reports_the_participants_last_seen() {
+    let mut memory = Memory::default();
+    pass(
+        &mut memory,
+        &status(vec![participant("Alice", 1, 1, 5004)]),
+        &sequencer(&[1], &[]),
+        Instant::now(),
+    );
+    let report = memory.report(WiringState::unknown("ControlSocketTimeout", "no answer"));
+    assert_eq!(names(&report.participants), ["Alice"]);
+    assert_eq!(report.wiring.reason, "ControlSocketTimeout");
+}
