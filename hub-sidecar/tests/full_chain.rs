@@ -22,6 +22,7 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use midihub_api::{MidiHub, MidiHubStatus};
 use midihub_tests::cluster::{delete_namespace, describe, ensure_namespace, hub, wait_for_status};
+use midihub_tests::conditions::has_condition;
 use midihub_tests::control_plane::Plane;
 use midihub_tests::real_alsa::{Rtpmidid, join, rtpmidid_or_skip, scratch_dir};
 use serde_json::json;
@@ -94,19 +95,7 @@ async fn participants_of_two_rooms_show_in_kubectl_get_midihubs_and_leave_it_emp
         .await
         .unwrap();
     let kubeconfig = dir.join("sidecar.kubeconfig");
-    let admin_kubeconfig = std::fs::read_to_string(plane.kubeconfig()).unwrap();
-    std::fs::write(
-        &kubeconfig,
-        admin_kubeconfig
-            .lines()
-            .map(|line| match line.trim_start().strip_prefix("token: ") {
-                Some(_) => format!("      token: {token}"),
-                None => line.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
-    .unwrap();
+    plane.kubeconfig_with_token(&token, &kubeconfig).unwrap();
     let mut sidecar = Command::new(env!("CARGO_BIN_EXE_hub-sidecar"));
     sidecar
         .args(container.args.clone().unwrap_or_default())
@@ -176,12 +165,12 @@ async fn participants_of_two_rooms_show_in_kubectl_get_midihubs_and_leave_it_emp
         "each participant in its room: {}",
         describe(&status)
     );
-    let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
     assert!(
         ["Awake", "Ready", "Wiring"]
             .iter()
-            .all(|wanted| types.contains(wanted)),
-        "the operator's and the sidecar's conditions in one list: {types:?}"
+            .all(|wanted| has_condition(&status, wanted)),
+        "the operator's and the sidecar's conditions in one list: {}",
+        describe(&status)
     );
     let table = plane
         .kubectl(&["get", "midihubs", "-n", NAMESPACE])
