@@ -21,7 +21,7 @@ use midihub_tests::applemidi::{JoinOptions, Participant};
 use midihub_tests::real_alsa::{
     Rtpmidid, aconnect_view, join, loopback, room, rtpmidid_or_skip, scratch_dir, wait_until,
 };
-use tokio::process::{Child, Command};
+use midihub_tests::sidecar::SidecarProcess;
 use tokio::sync::watch;
 
 const ROOM_A: u16 = 5304;
@@ -62,7 +62,14 @@ async fn run(rtpmidid: PathBuf) {
     let daemon = Rtpmidid::start(&rtpmidid, &dir, "bench", &ports).await;
 
     // Part 1 and 3: the hub-sidecar.
-    let sidecar = SidecarProcess::attach(&daemon.control_socket, dir.join("sidecar.log"));
+    let sidecar = SidecarProcess::attach(
+        Path::new(env!("CARGO_BIN_EXE_hub-sidecar")),
+        &daemon.control_socket,
+        "127.0.0.1:9183",
+        dir.join("sidecar.log"),
+    )
+    .env("RUST_LOG", "info")
+    .spawn();
     let sender = join(ROOM_A, "sender").await;
     let listener = join(ROOM_A, "listener").await;
     let wired = wait_until(Duration::from_secs(10), || {
@@ -75,12 +82,12 @@ async fn run(rtpmidid: PathBuf) {
         sidecar.log_text()
     );
     eprintln!("measuring the idle sidecar for {} s", IDLE_WINDOW.as_secs());
-    let ((), idle) = Footprint::measure(sidecar.pid, tokio::time::sleep(IDLE_WINDOW)).await;
+    let ((), idle) = Footprint::measure(sidecar.pid(), tokio::time::sleep(IDLE_WINDOW)).await;
 
     let residents = Residents::start(sender, listener);
     eprintln!("measuring {SIDECAR_JOINS} joins wired by the sidecar");
     let (sidecar_samples, churn) = Footprint::measure(
-        sidecar.pid,
+        sidecar.pid(),
         measure_joins(JoinPlan {
             workers: 1,
             per_worker: Some(SIDECAR_JOINS),
@@ -90,7 +97,8 @@ async fn run(rtpmidid: PathBuf) {
         }),
     )
     .await;
-    let sidecar_log = sidecar.stop().await;
+    // In attach mode the sidecar leaves rtpmidid running.
+    let (_, sidecar_log) = sidecar.terminate().await;
 
     // Part 2: the original approach, on the same daemon, the sidecar gone.
     eprintln!(
@@ -200,43 +208,6 @@ fn print_host_facts() {
         "rooms {ROOM_A} and {ROOM_B} on the real rtpmidid; joiners join room {ROOM_A}, \
          where a sender and a listener stay"
     );
-}
-
-/// The hub-sidecar binary in `local --attach` mode; stopped with SIGTERM on drop.
-struct SidecarProcess {
-    child: Child,
-    pid: u32,
-    log: PathBuf,
-}
-
-impl SidecarProcess {
-    fn attach(socket: &Path, log: PathBuf) -> SidecarProcess {
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_hub-sidecar"))
-            .args(["--listen", "127.0.0.1:9183", "local", "--attach"])
-            .arg(socket)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let pid = child.id().expect("a running child has a pid");
-        SidecarProcess { child, pid, log }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Stops it with SIGTERM (in attach mode it leaves rtpmidid running); returns its log.
-    async fn stop(mut self) -> String {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-        self.log_text()
-    }
 }
 
 /// The two participants who stay in room A: the sender plays a note every [`NOTE_INTERVAL`]

@@ -12,7 +12,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -22,10 +21,11 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use midihub_api::{MidiHub, MidiHubStatus};
 use midihub_tests::cluster::{delete_namespace, describe, ensure_namespace, hub, wait_for_status};
+use midihub_tests::conditions::has_condition;
 use midihub_tests::control_plane::Plane;
 use midihub_tests::real_alsa::{Rtpmidid, join, rtpmidid_or_skip, scratch_dir};
+use midihub_tests::sidecar::SidecarProcess;
 use serde_json::json;
-use tokio::process::Command;
 
 const NAMESPACE: &str = "chain";
 const HUB: &str = "chain";
@@ -94,29 +94,13 @@ async fn participants_of_two_rooms_show_in_kubectl_get_midihubs_and_leave_it_emp
         .await
         .unwrap();
     let kubeconfig = dir.join("sidecar.kubeconfig");
-    let admin_kubeconfig = std::fs::read_to_string(plane.kubeconfig()).unwrap();
-    std::fs::write(
-        &kubeconfig,
-        admin_kubeconfig
-            .lines()
-            .map(|line| match line.trim_start().strip_prefix("token: ") {
-                Some(_) => format!("      token: {token}"),
-                None => line.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
+    plane.kubeconfig_with_token(&token, &kubeconfig).unwrap();
+    let mut sidecar = SidecarProcess::command(
+        Path::new(env!("CARGO_BIN_EXE_hub-sidecar")),
+        dir.join("sidecar.log"),
     )
-    .unwrap();
-    let mut sidecar = Command::new(env!("CARGO_BIN_EXE_hub-sidecar"));
-    sidecar
-        .args(container.args.clone().unwrap_or_default())
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "info,hub_sidecar=debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("sidecar.log")).unwrap(),
-        ))
-        .kill_on_drop(true);
+    .args(container.args.clone().unwrap_or_default())
+    .env("KUBECONFIG", &kubeconfig);
     for variable in container.env.clone().unwrap_or_default() {
         let value = match (&variable.value, &variable.value_from) {
             (Some(value), _) => value.clone(),
@@ -130,10 +114,9 @@ async fn participants_of_two_rooms_show_in_kubectl_get_midihubs_and_leave_it_emp
             }
             (None, None) => String::new(),
         };
-        sidecar.env(&variable.name, value);
+        sidecar = sidecar.env(&variable.name, value);
     }
-    let mut sidecar = sidecar.spawn().expect("start the hub-sidecar");
-    let sidecar_log = || std::fs::read_to_string(dir.join("sidecar.log")).unwrap_or_default();
+    let sidecar = sidecar.spawn();
 
     // Three participants, two rooms.
     let alice = join(ROOMS[0], "alice").await;
@@ -159,7 +142,7 @@ async fn participants_of_two_rooms_show_in_kubectl_get_midihubs_and_leave_it_emp
         ),
     )
     .await
-    .unwrap_or_else(|_| panic!("no status; the sidecar's log:\n{}", sidecar_log()));
+    .unwrap_or_else(|_| panic!("no status; the sidecar's log:\n{}", sidecar.log_text()));
     let participants = status.participants.clone().unwrap();
     let mut rooms: Vec<(String, i32)> = participants
         .iter()
@@ -176,12 +159,12 @@ async fn participants_of_two_rooms_show_in_kubectl_get_midihubs_and_leave_it_emp
         "each participant in its room: {}",
         describe(&status)
     );
-    let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
     assert!(
         ["Awake", "Ready", "Wiring"]
             .iter()
-            .all(|wanted| types.contains(wanted)),
-        "the operator's and the sidecar's conditions in one list: {types:?}"
+            .all(|wanted| has_condition(&status, wanted)),
+        "the operator's and the sidecar's conditions in one list: {}",
+        describe(&status)
     );
     let table = plane
         .kubectl(&["get", "midihubs", "-n", NAMESPACE])
@@ -260,8 +243,7 @@ async fn participants_of_two_rooms_show_in_kubectl_get_midihubs_and_leave_it_emp
         .unwrap();
     println!("kubectl get midihubs -n {NAMESPACE}, after they left:\n{table}");
 
-    let _ = sidecar.start_kill();
-    let _ = sidecar.wait().await;
+    sidecar.kill().await;
     daemon.stop().await;
     let hub_object = hubs.get(HUB).await.unwrap();
     println!("{} done", hub_object.name_any());

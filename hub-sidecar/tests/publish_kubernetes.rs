@@ -7,6 +7,7 @@ use hub_sidecar::report::{Report, WiringState};
 use hub_sidecar::roster::Changes;
 use midihub_api::contract::{SIDECAR_FIELD_MANAGER, WIRING_CONDITION};
 use midihub_api::{Latency, Participant};
+use midihub_tests::conditions::json_condition;
 use midihub_tests::fake_apiserver::FakeApiServer;
 use serde_json::json;
 
@@ -66,12 +67,7 @@ async fn participants_latency_and_wiring_reach_the_status_under_the_sidecars_fie
         status["phase"], "Ready",
         "the operator's fields are left alone"
     );
-    let wiring = status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == WIRING_CONDITION)
-        .unwrap();
+    let wiring = json_condition(&hub, WIRING_CONDITION);
     assert_eq!(
         (wiring["status"].as_str(), wiring["reason"].as_str()),
         (Some("True"), Some("Wired"))

@@ -11,86 +11,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use midihub_tests::applemidi::Participant;
 use midihub_tests::real_alsa::{
     Rtpmidid, aconnect_view, join, room, rtpmidid_or_skip, scratch_dir, wait_until,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use midihub_tests::sidecar::{SidecarProcess, local_copy};
 
 const WIRED_WITHIN: Duration = Duration::from_secs(20);
 const HEARD_WITHIN: Duration = Duration::from_secs(2);
 const SILENT_FOR: Duration = Duration::from_millis(400);
 
-/// The hub-sidecar binary, copied once into the scratch area: inside the test VM the build's
-/// files are read from the host, slowly, at every start; a copy in the VM's memory starts at
-/// once, so restarts measure the sidecar and not the VM's file sharing.
+/// The hub-sidecar binary, copied once into the scratch area (see [`local_copy`]).
 fn sidecar_binary() -> &'static Path {
     static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    COPY.get_or_init(|| {
-        let copy = scratch_dir("sidecar-binary").join("hub-sidecar");
-        std::fs::copy(env!("CARGO_BIN_EXE_hub-sidecar"), &copy).unwrap();
-        copy
-    })
+    COPY.get_or_init(|| local_copy(Path::new(env!("CARGO_BIN_EXE_hub-sidecar"))))
 }
 
-/// The hub-sidecar binary, killed on drop; its log goes to a file shown on failure.
-struct SidecarProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl SidecarProcess {
-    fn start(args: &[&str], log: PathBuf) -> SidecarProcess {
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(sidecar_binary())
-            .args(args)
-            .env("RUST_LOG", "info,hub_sidecar=debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        SidecarProcess { child, log }
-    }
-
-    fn attach(socket: &Path, listen: &str, log: PathBuf) -> SidecarProcess {
-        Self::start(
-            &[
-                "--listen",
-                listen,
-                "local",
-                "--attach",
-                socket.to_str().unwrap(),
-            ],
-            log,
-        )
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn terminate(&self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-    }
-
-    async fn stop(mut self) {
-        self.terminate();
-        let stopped = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-        assert!(
-            matches!(stopped, Ok(Ok(status)) if status.success()),
-            "the sidecar stops cleanly on SIGTERM: {stopped:?}\n{}",
-            self.log_text()
-        );
-    }
+/// The sidecar in `local --attach` mode on the rtpmidid of `socket`.
+fn attach(socket: &Path, log: PathBuf) -> SidecarProcess {
+    SidecarProcess::attach(sidecar_binary(), socket, "127.0.0.1:9181", log).spawn()
 }
 
 /// The logs at `paths`, for a failure message.
@@ -106,20 +47,6 @@ fn read_logs(paths: &[PathBuf]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// A test that fails midway still stops the sidecar with SIGTERM, so that in local mode it
-/// stops its rtpmidid too (a killed sidecar would leave the daemon behind).
-impl Drop for SidecarProcess {
-    fn drop(&mut self) {
-        self.terminate();
-        for _ in 0..100 {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 /// The links the kernel should hold: every ordered pair of distinct rtpmidid ports whose
@@ -227,11 +154,7 @@ async fn the_sidecar_wires_each_room_through_joins_leaves_and_restarts() {
     let dir = scratch_dir("real-alsa-wiring");
     let ports = [room(room_a, "room-a"), room(room_b, "room-b")];
     let daemon = Rtpmidid::start(&rtpmidid, &dir, "hub", &ports).await;
-    let sidecar = SidecarProcess::attach(
-        &daemon.control_socket,
-        "127.0.0.1:9181",
-        dir.join("sidecar-1.log"),
-    );
+    let sidecar = attach(&daemon.control_socket, dir.join("sidecar-1.log"));
     let daemon_log = daemon.log.clone();
     let logs = || read_logs(&[dir.join("sidecar-1.log"), daemon_log.clone()]);
 
@@ -305,11 +228,7 @@ async fn the_sidecar_wires_each_room_through_joins_leaves_and_restarts() {
     counts.insert("bob", 1);
     rooms.insert("erin", room_b);
     counts.insert("erin", 1);
-    let sidecar = SidecarProcess::attach(
-        &daemon.control_socket,
-        "127.0.0.1:9181",
-        dir.join("sidecar-2.log"),
-    );
+    let sidecar = attach(&daemon.control_socket, dir.join("sidecar-2.log"));
     let logs = || read_logs(&[dir.join("sidecar-2.log"), daemon_log.clone()]);
     assert_wired(
         CLIENT,
@@ -382,8 +301,8 @@ async fn local_mode_runs_rtpmidid_wires_it_and_reports_json_lines() {
     const CLIENT: &str = "rtpmidid-5204";
     let dir = scratch_dir("real-alsa-local");
     let work_dir = dir.join("work");
-    let mut sidecar = SidecarProcess::start(
-        &[
+    let mut sidecar = SidecarProcess::command(sidecar_binary(), dir.join("sidecar.log"))
+        .args([
             "--listen",
             "127.0.0.1:9182",
             "local",
@@ -397,9 +316,9 @@ async fn local_mode_runs_rtpmidid_wires_it_and_reports_json_lines() {
             rtpmidid.to_str().unwrap(),
             "--work-dir",
             work_dir.to_str().unwrap(),
-        ],
-        dir.join("sidecar.log"),
-    );
+        ])
+        .json_lines()
+        .spawn();
     let socket = work_dir.join("control.sock");
     let started = wait_until(Duration::from_secs(10), || socket.exists()).await;
     assert!(
@@ -411,7 +330,6 @@ async fn local_mode_runs_rtpmidid_wires_it_and_reports_json_lines() {
     assert!(ini.contains("name=local-a\nport=5204\n"), "{ini}");
     assert!(ini.contains("name=studio-5206\nport=5206\n"), "{ini}");
 
-    let mut lines = BufReader::new(sidecar.child.stdout.take().unwrap()).lines();
     let ann = join(room_a, "ann").await;
     let ben = join(room_a, "ben").await;
     let rooms = BTreeMap::from([("ann", room_a), ("ben", room_a)]);
@@ -423,9 +341,7 @@ async fn local_mode_runs_rtpmidid_wires_it_and_reports_json_lines() {
     // The JSON lines say who joined and, at last, a status with both.
     let mut joined = BTreeSet::new();
     let reported = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let value: serde_json::Value =
-                serde_json::from_str(&line).expect("JSON lines on stdout");
+        while let Some(value) = sidecar.next_json_line().await {
             match value["type"].as_str() {
                 Some("joined") => {
                     joined.insert(value["participant"]["name"].as_str().unwrap().to_string());

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use midihub_tests::fake_apiserver::FakeApiServer;
+use midihub_tests::http::{HttpResponse, http_get};
 use midihub_tests::outage::OutageProxy;
 use serde_json::json;
 
@@ -25,21 +26,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A plain HTTP/1.1 GET on loopback (the endpoint answers at once; blocking is fine here).
-fn http_get(port: u16, path: &str) -> String {
-    try_http_get(port, path).unwrap()
-}
-
-/// As [`http_get`], or the error when nothing listens yet.
-fn try_http_get(port: u16, path: &str) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response)
+/// The operator's endpoint `path` on `port`.
+fn endpoint(port: u16, path: &str) -> String {
+    format!("http://127.0.0.1:{port}{path}")
 }
 
 /// Writes a kubeconfig for the API server at `server` into a fresh directory named after
@@ -121,16 +110,19 @@ async fn the_operator_process_reconciles_serves_metrics_and_stops_cleanly_on_sig
     let lease = fake.get(LEASE).expect("the operator holds a lease");
     assert_eq!(lease["spec"]["holderIdentity"], "midihub-operator-0");
 
-    let health = http_get(port, "/healthz");
-    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let health = http_get(&endpoint(port, "/healthz")).unwrap();
+    assert_eq!(health.status, 200, "{health:?}");
     // The phase gauge reads the operator's cache of hubs, which sees the status a moment after
     // the API does.
     let counted = fake
         .wait_for(WAIT, |_| {
-            http_get(port, "/metrics").contains("midihub_operator_hubs{phase=\"Unschedulable\"} 1")
+            http_get(&endpoint(port, "/metrics"))
+                .unwrap()
+                .body
+                .contains("midihub_operator_hubs{phase=\"Unschedulable\"} 1")
         })
         .await;
-    let metrics = http_get(port, "/metrics");
+    let metrics = http_get(&endpoint(port, "/metrics")).unwrap().body;
     assert!(counted, "{metrics}");
     assert!(
         metrics.contains("midihub_operator_reconciles_total"),
@@ -185,7 +177,13 @@ async fn healthz_fails_while_the_api_is_gone_for_longer_than_the_watch_grace_per
             .spawn()
             .unwrap(),
     );
-    let healthz = || try_http_get(port, "/healthz").unwrap_or_default();
+    // Nothing listens until the operator has started: no answer yet, status 0.
+    let healthz = || {
+        http_get(&endpoint(port, "/healthz")).unwrap_or(HttpResponse {
+            status: 0,
+            body: String::new(),
+        })
+    };
     fake.insert(
         "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
         json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
@@ -199,7 +197,7 @@ async fn healthz_fails_while_the_api_is_gone_for_longer_than_the_watch_grace_per
         })
         .await;
     assert!(working, "the operator reconciles the hub");
-    assert!(healthz().starts_with("HTTP/1.1 200"), "{}", healthz());
+    assert_eq!(healthz().status, 200, "{:?}", healthz());
 
     proxy.stop();
     // Every watch fails within moments of the API going; the first past the grace period
@@ -207,21 +205,19 @@ async fn healthz_fails_while_the_api_is_gone_for_longer_than_the_watch_grace_per
     let hub_watch_reported = fake
         .wait_for(WAIT, |_| {
             let answer = healthz();
-            answer.starts_with("HTTP/1.1 503") && answer.contains("MidiHub (")
+            answer.status == 503 && answer.body.contains("MidiHub (")
         })
         .await;
     let answer = healthz();
-    assert!(hub_watch_reported, "{answer}");
+    assert!(hub_watch_reported, "{answer:?}");
     assert!(
-        answer.contains("watches failing for longer than 2s: "),
-        "{answer}"
+        answer.body.contains("watches failing for longer than 2s: "),
+        "{answer:?}"
     );
 
     proxy.serve();
-    let recovered = fake
-        .wait_for(WAIT, |_| healthz().starts_with("HTTP/1.1 200"))
-        .await;
-    assert!(recovered, "{}", healthz());
+    let recovered = fake.wait_for(WAIT, |_| healthz().status == 200).await;
+    assert!(recovered, "{:?}", healthz());
     std::fs::remove_dir_all(&directory).unwrap();
 }
 

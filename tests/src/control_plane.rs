@@ -40,6 +40,11 @@ pub enum PlaneError {
         command: String,
         source: std::io::Error,
     },
+    #[error("cannot write the kubeconfig {path}: {source}")]
+    WriteKubeconfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read the audit log {path} (was the plane started with --audit?): {source}")]
     Audit {
         path: PathBuf,
@@ -115,6 +120,31 @@ impl Plane {
 
     /// A client whose only credential is `token` (e.g. a ServiceAccount's).
     pub async fn client_with_token(&self, token: &str) -> Result<Client, PlaneError> {
+        let kubeconfig = self.admin_kubeconfig_with_token(token)?;
+        let config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(Client::try_from(config)?)
+    }
+
+    /// Writes to `path` a kubeconfig for this plane whose only credential is `token`, for a
+    /// process of its own (e.g. the sidecar with its ServiceAccount's token). It is written as
+    /// JSON, which every YAML reader takes.
+    pub fn kubeconfig_with_token(&self, token: &str, path: &Path) -> Result<(), PlaneError> {
+        let kubeconfig = self.admin_kubeconfig_with_token(token)?;
+        let text = serde_json::to_string_pretty(&kubeconfig).map_err(|error| {
+            PlaneError::WriteKubeconfig {
+                path: path.to_path_buf(),
+                source: error.into(),
+            }
+        })?;
+        std::fs::write(path, text).map_err(|source| PlaneError::WriteKubeconfig {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// The admin's kubeconfig with `token` in place of the admin's credential.
+    fn admin_kubeconfig_with_token(&self, token: &str) -> Result<Kubeconfig, PlaneError> {
         let path = self.kubeconfig();
         let mut kubeconfig = Kubeconfig::read_from(&path)
             .map_err(|source| PlaneError::Kubeconfig { path, source })?;
@@ -123,9 +153,7 @@ impl Plane {
                 auth.token = Some(token.to_string().into());
             }
         }
-        let config =
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-        Ok(Client::try_from(config)?)
+        Ok(kubeconfig)
     }
 
     /// A token of ServiceAccount `name` in `namespace`, by TokenRequest, valid for an hour.

@@ -5,11 +5,18 @@
 //! watchers and controllers work against it unchanged. It knows no schemas and does no
 //! discovery: any `/api/{version}/...` or `/apis/{group}/{version}/...` path is a resource.
 //!
+//! What it is for: fast tests of the controller loop (the operator's `tests/`), of the sidecar's
+//! publishing, and of faults a real API server cannot be made to show on cue — injected error
+//! answers ([`FailureRule`]), and with [`outage`](crate::outage) an API server that goes away,
+//! starts without answering and comes back. Kubernetes' own behaviour (admission, RBAC,
+//! list-map merges, the real scheduler and garbage collector) is proven on the control-plane
+//! tier against a real API server; the fake models only what the tests above need.
+//!
 //! What it does like Kubernetes: server-managed metadata (uid, a global resourceVersion,
-//! creationTimestamp, generation, generateName), list with label and field selectors, watches
-//! that resume from any resource version (and `sendInitialEvents`), create/replace/patch/delete
-//! with `NotFound`, `AlreadyExists` and `Conflict` as `Status` bodies, the `status`
-//! subresource, and garbage collection of dependents through `ownerReferences`.
+//! creationTimestamp, generation), list and watch with equality label selectors, watches that
+//! resume from any resource version, create/patch/delete with `NotFound`, `AlreadyExists` and
+//! `Conflict` as `Status` bodies, the `status` subresource, and garbage collection of
+//! dependents through `ownerReferences`.
 //!
 //! Where it is simpler, knowingly:
 //! - Every resource behaves as if it had a status subresource: `.status` sent to the main
@@ -21,6 +28,9 @@
 //!   are treated as JSON merge patches.
 //! - Deletion is immediate: finalizers and `deletionTimestamp` are not modelled.
 //! - Lists return everything in one page; no admission, validation, defaulting or RBAC.
+//! - Not modelled at all, and refused with a `Status` that says so rather than half-served:
+//!   replace (PUT), JSON patches, delete-collection, field selectors, label selector terms other
+//!   than `key=value`, streaming lists (`sendInitialEvents`) and `generateName`.
 //!
 //! Besides HTTP, tests can read and write the store directly (to seed Nodes or to play the
 //! kubelet by setting a Pod's status), see every request that was made, make requests fail,
@@ -34,7 +44,6 @@ mod server;
 mod store;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -86,29 +95,6 @@ pub struct FailureRule {
 }
 
 impl FailureRule {
-    /// Fails the next request of any method whose path contains `path_contains`.
-    pub fn new(path_contains: impl Into<String>, status: u16) -> Self {
-        Self {
-            method: None,
-            path_contains: path_contains.into(),
-            status,
-            times: 1,
-        }
-    }
-
-    /// Only requests with this method (`Method::PATCH` or `"PATCH"`).
-    #[must_use]
-    pub fn method(mut self, method: impl AsRef<str>) -> Self {
-        self.method = Some(method.as_ref().to_owned());
-        self
-    }
-
-    #[must_use]
-    pub fn times(mut self, times: usize) -> Self {
-        self.times = times;
-        self
-    }
-
     fn matches(&self, method: &Method, path: &str) -> bool {
         self.times > 0
             && self
@@ -127,7 +113,6 @@ pub(crate) struct Shared {
     store: Mutex<Store>,
     requests: Mutex<Vec<RecordedRequest>>,
     failure_rules: Mutex<Vec<FailureRule>>,
-    failures_served: AtomicUsize,
     /// Bumped on every store operation and every request, to wake `wait_for`.
     activity: watch::Sender<u64>,
 }
@@ -169,22 +154,18 @@ impl Shared {
         rule.times -= 1;
         let status = rule.status;
         rules.retain(|rule| rule.times > 0);
-        drop(rules);
-        self.failures_served.fetch_add(1, Ordering::SeqCst);
-        self.notify();
         Some(status)
     }
 }
 
 /// A fake API server for tests, not Kubernetes: see the [module documentation](self).
 ///
-/// Dropping it (or calling [`FakeApiServer::shutdown`]) stops the server and closes every open
-/// connection, watches included.
+/// Dropping it stops the server and closes every open connection, watches included.
 pub struct FakeApiServer {
     shared: Arc<Shared>,
     address: SocketAddr,
     client: kube::Client,
-    task: Option<JoinHandle<()>>,
+    task: JoinHandle<()>,
 }
 
 impl FakeApiServer {
@@ -192,42 +173,34 @@ impl FakeApiServer {
     ///
     /// # Panics
     ///
-    /// When no port can be bound, as a test cannot go on without its API server; use
-    /// [`FakeApiServer::try_start`] to handle that.
+    /// When no port can be bound: a test cannot go on without its API server.
     pub async fn start() -> Self {
-        match Self::try_start().await {
-            Ok(server) => server,
-            Err(error) => panic!("{error}"),
-        }
-    }
-
-    /// Starts a server on 127.0.0.1 with a free port.
-    pub async fn try_start() -> Result<Self, FakeApiServerError> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(FakeApiServerError::Bind)?;
-        let address = listener.local_addr().map_err(FakeApiServerError::Bind)?;
+            .unwrap_or_else(|error| panic!("cannot bind the fake API server: {error}"));
+        let address = listener
+            .local_addr()
+            .unwrap_or_else(|error| panic!("the fake API server has no address: {error}"));
         let url = format!("http://{address}")
             .parse::<hyper::Uri>()
-            .map_err(FakeApiServerError::Url)?;
+            .unwrap_or_else(|error| panic!("the fake API server's URL is invalid: {error}"));
         // The same construction as in production, minus TLS and authentication.
-        let client =
-            kube::Client::try_from(kube::Config::new(url)).map_err(FakeApiServerError::Client)?;
+        let client = kube::Client::try_from(kube::Config::new(url))
+            .unwrap_or_else(|error| panic!("no kube client for the fake API server: {error}"));
         let (activity, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
             requests: Mutex::new(Vec::new()),
             failure_rules: Mutex::new(Vec::new()),
-            failures_served: AtomicUsize::new(0),
             activity,
         });
         let task = tokio::spawn(server::serve(listener, Arc::clone(&shared)));
-        Ok(Self {
+        Self {
             shared,
             address,
             client,
-            task: Some(task),
-        })
+            task,
+        }
     }
 
     /// The address the server listens on, 127.0.0.1 and a port.
@@ -243,15 +216,6 @@ impl FakeApiServer {
     /// A kube client for this server, with "default" as its default namespace.
     pub fn client(&self) -> kube::Client {
         self.client.clone()
-    }
-
-    /// Stops the server and waits until it has stopped.
-    pub async fn shutdown(mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            // The task ends by being aborted; that is the expected outcome here.
-            let _aborted = task.await;
-        }
     }
 
     /// Every request received so far, in order.
@@ -277,16 +241,6 @@ impl FakeApiServer {
         lock(&self.shared.failure_rules).push(rule);
     }
 
-    /// How many requests were answered with an injected failure.
-    pub fn failures_served(&self) -> usize {
-        self.shared.failures_served.load(Ordering::SeqCst)
-    }
-
-    /// The current (latest) resource version.
-    pub fn resource_version(&self) -> u64 {
-        self.shared.read_store(|store| store.resource_version())
-    }
-
     /// Creates an object without HTTP, keeping any `.status` it has (to seed Nodes, Pods and
     /// the like), and returns it as stored. `path` is the collection (`/api/v1/nodes`) or the
     /// object path. Watches see it as ADDED.
@@ -294,17 +248,14 @@ impl FakeApiServer {
     /// # Panics
     ///
     /// When the path is not a resource path or the object cannot be created (it exists, or has
-    /// no name): a mistake in the test. [`FakeApiServer::try_insert`] returns the error instead.
+    /// no name): a mistake in the test.
     pub fn insert(&self, path: &str, object: Value) -> Value {
-        self.try_insert(path, object)
+        ResourcePath::parse(path)
+            .and_then(|parsed| {
+                self.shared
+                    .with_store(|store| store.create(&parsed, object, StatusOnCreate::Keep))
+            })
             .unwrap_or_else(|error| panic!("could not insert into {path}: {error}"))
-    }
-
-    /// As [`FakeApiServer::insert`], returning what went wrong.
-    pub fn try_insert(&self, path: &str, object: Value) -> Result<Value, FakeApiServerError> {
-        let path = ResourcePath::parse(path)?;
-        self.shared
-            .with_store(|store| store.create(&path, object, StatusOnCreate::Keep))
     }
 
     /// Creates the object, or replaces all of it (status included) when it exists, keeping
@@ -313,14 +264,13 @@ impl FakeApiServer {
     /// # Panics
     ///
     /// When the path is not a resource path or the object is not a JSON object with a name:
-    /// a mistake in the test. [`FakeApiServer::try_upsert`] returns the error instead.
+    /// a mistake in the test.
     pub fn upsert(&self, path: &str, object: Value) -> Value {
         self.try_upsert(path, object)
             .unwrap_or_else(|error| panic!("could not upsert at {path}: {error}"))
     }
 
-    /// As [`FakeApiServer::upsert`], returning what went wrong.
-    pub fn try_upsert(&self, path: &str, object: Value) -> Result<Value, FakeApiServerError> {
+    fn try_upsert(&self, path: &str, object: Value) -> Result<Value, FakeApiServerError> {
         let mut path = ResourcePath::parse(path)?;
         if path.name.is_none() {
             path.name = object
@@ -421,8 +371,6 @@ impl FakeApiServer {
 
 impl Drop for FakeApiServer {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.task.abort();
     }
 }

@@ -28,7 +28,9 @@ use midihub_tests::cluster::{
     delete_namespace, describe, ensure_namespace, eventually, hub, hub_pods, set_suspend,
     wait_for_status,
 };
+use midihub_tests::conditions::{condition, has_condition};
 use midihub_tests::control_plane::{OPERATOR_USER, Plane};
+use midihub_tests::http::{HttpResponse, http_get};
 use serde_json::json;
 
 /// Creating a hub to Ready on the simulated nodes takes about a second; the margin is for a
@@ -94,12 +96,6 @@ fn is_ready(status: &MidiHubStatus) -> bool {
     status.phase == Some(Phase::Ready) && status.address.is_some()
 }
 
-fn ready_condition(
-    status: &MidiHubStatus,
-) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    status.conditions.iter().find(|c| c.type_ == "Ready")
-}
-
 /// A time of day `minutes` from now, in UTC, as a schedule window writes it.
 fn utc_time_in(minutes: i64) -> String {
     let at = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(minutes);
@@ -146,8 +142,12 @@ async fn the_operator_runs_with_exactly_the_charts_rbac_and_holds_the_lease() {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
         other => panic!("the operator's ServiceAccount must not read Secrets: {other:?}"),
     }
-    let health = http_get(&format!("{}/healthz", plane.operator_endpoint())).await;
-    assert_eq!(health.0, 200, "the operator is healthy: {}", health.1);
+    let health = operator_health(&plane);
+    assert_eq!(
+        health.status, 200,
+        "the operator is healthy: {}",
+        health.body
+    );
 }
 
 #[tokio::test]
@@ -396,7 +396,7 @@ async fn a_second_hub_on_the_same_ports_in_a_one_node_region_is_unschedulable_wi
         s.phase == Some(Phase::Unschedulable)
     })
     .await;
-    let ready = ready_condition(&status).expect("a Ready condition");
+    let ready = condition(&status, "Ready").expect("a Ready condition");
     assert_eq!(ready.reason, "PortsInUse", "{}", describe(&status));
     assert!(
         ready.message.contains("free ports"),
@@ -425,7 +425,7 @@ async fn a_hub_in_a_region_without_nodes_is_unschedulable_with_the_reason() {
         s.phase == Some(Phase::Unschedulable)
     })
     .await;
-    let ready = ready_condition(&status).expect("a Ready condition");
+    let ready = condition(&status, "Ready").expect("a Ready condition");
     assert_eq!(ready.reason, "NoEligibleNode", "{}", describe(&status));
     assert!(ready.message.contains("sa-east-1"), "{}", ready.message);
     delete_namespace(&client, "cp-empty-region").await;
@@ -592,7 +592,7 @@ async fn the_operators_and_the_sidecars_conditions_stand_together_in_one_list() 
             |s| s.observed_generation == generation && is_ready(s),
         )
         .await;
-        let wiring = status.conditions.iter().find(|c| c.type_ == "Wiring");
+        let wiring = condition(&status, "Wiring");
         assert_eq!(
             wiring.map(|c| c.message.as_str()),
             Some(message.as_str()),
@@ -601,7 +601,7 @@ async fn the_operators_and_the_sidecars_conditions_stand_together_in_one_list() 
         );
         for wanted in ["Awake", "Ready"] {
             assert!(
-                status.conditions.iter().any(|c| c.type_ == wanted),
+                has_condition(&status, wanted),
                 "the operator's {wanted} survives the sidecar's apply: {}",
                 describe(&status)
             );
@@ -649,7 +649,7 @@ async fn a_hub_in_a_namespace_enforcing_baseline_pod_security_is_blocked_with_th
         s.phase == Some(Phase::Blocked)
     })
     .await;
-    let ready = ready_condition(&status).expect("a Ready condition");
+    let ready = condition(&status, "Ready").expect("a Ready condition");
     assert_eq!(ready.reason, "PodSecurity", "{}", describe(&status));
     assert!(
         ready
@@ -718,7 +718,7 @@ async fn a_hub_whose_pod_cannot_be_created_says_why() {
         s.phase == Some(Phase::Blocked)
     })
     .await;
-    let ready = ready_condition(&status).expect("a Ready condition");
+    let ready = condition(&status, "Ready").expect("a Ready condition");
     assert_eq!(ready.reason, "PodCreationFailed", "{}", describe(&status));
     assert!(
         ready.message.contains("no-such-class"),
@@ -800,13 +800,13 @@ async fn participants_of_a_hub_whose_pod_died_without_a_farewell_are_cleared() {
                 && s.participants.is_none()
                 && s.participant_count.is_none()
                 && s.latency.is_none()
-                && !s.conditions.iter().any(|c| c.type_ == "Wiring")
+                && !has_condition(s, "Wiring")
         },
     )
     .await;
     for wanted in ["Awake", "Ready"] {
         assert!(
-            status.conditions.iter().any(|c| c.type_ == wanted),
+            has_condition(&status, wanted),
             "the operator's {wanted} stays: {}",
             describe(&status)
         );
@@ -898,11 +898,7 @@ async fn a_hub_on_a_node_without_an_external_address_says_outsiders_may_not_reac
         Some("192.0.2.40"),
         "the InternalIP, IPv4 before IPv6"
     );
-    let public = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "PublicAddress")
-        .expect("a PublicAddress condition");
+    let public = condition(&status, "PublicAddress").expect("a PublicAddress condition");
     assert_eq!(
         (public.status.as_str(), public.reason.as_str()),
         ("False", "InternalIPOnly"),
@@ -935,11 +931,7 @@ async fn a_hub_on_a_node_annotated_with_a_public_address_reports_that_address() 
     )
     .await;
     assert_eq!(status.address.as_deref(), Some("198.51.100.50"));
-    let public = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "PublicAddress")
-        .expect("a PublicAddress condition");
+    let public = condition(&status, "PublicAddress").expect("a PublicAddress condition");
     assert_eq!(
         (public.status.as_str(), public.reason.as_str()),
         ("True", "Annotated"),
@@ -1104,9 +1096,9 @@ async fn after_an_api_server_restart_the_operator_acts_on_a_change_within_ten_se
             "round {round}: acted {:?} after the API server was ready",
             ready_at.elapsed()
         );
-        let health = http_get(&format!("{}/healthz", plane.operator_endpoint())).await;
         assert_eq!(
-            health.0, 200,
+            operator_health(&plane).status,
+            200,
             "a short blip is no reason to restart the operator"
         );
     }
@@ -1134,7 +1126,6 @@ async fn an_operator_whose_watches_stay_dead_past_the_grace_reports_unhealthy_un
     plane
         .start_operator(&["--watch-grace-seconds", "4", "--leader-election", "false"])
         .expect("an operator with a grace of 4 s");
-    let healthz = format!("{}/healthz", plane.operator_endpoint());
     // Watching: it reconciles a new hub.
     ready_hub(
         &client,
@@ -1143,7 +1134,7 @@ async fn an_operator_whose_watches_stay_dead_past_the_grace_reports_unhealthy_un
         json!({ "ports": [{ "port": 7804 }] }),
     )
     .await;
-    assert_eq!(http_get(&healthz).await.0, 200);
+    assert_eq!(operator_health(&plane).status, 200);
 
     // The API server away for 15 s: longer than the grace.
     let restarting = {
@@ -1154,11 +1145,11 @@ async fn an_operator_whose_watches_stay_dead_past_the_grace_reports_unhealthy_un
         "/healthz to report the dead watches",
         Duration::from_secs(30),
         || async {
-            let (code, body) = http_get(&healthz).await;
-            if code == 503 {
+            let HttpResponse { status, body } = operator_health(&plane);
+            if status == 503 {
                 Ok(body)
             } else {
-                Err(format!("{code} {body}"))
+                Err(format!("{status} {body}"))
             }
         },
     )
@@ -1172,11 +1163,11 @@ async fn an_operator_whose_watches_stay_dead_past_the_grace_reports_unhealthy_un
         .expect("the restart thread")
         .expect("restart the API server");
     eventually("/healthz to recover", Duration::from_secs(20), || async {
-        let (code, body) = http_get(&healthz).await;
-        if code == 200 {
+        let HttpResponse { status, body } = operator_health(&plane);
+        if status == 200 {
             Ok(())
         } else {
-            Err(format!("{code} {body}"))
+            Err(format!("{status} {body}"))
         }
     })
     .await;
@@ -1188,30 +1179,10 @@ async fn an_operator_whose_watches_stay_dead_past_the_grace_reports_unhealthy_un
 
 // ---------------------------------------------------------------------------------------------
 
-/// A plain HTTP GET on loopback: (status code, body). Enough for the operator's endpoint.
-async fn http_get(url: &str) -> (u16, String) {
-    let url = url.strip_prefix("http://").expect("an http URL");
-    let (authority, path) = url.split_once('/').unwrap_or((url, ""));
-    let mut stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .unwrap_or_else(|error| panic!("connect to {authority}: {error}"));
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (code, body)
+/// The operator's `/healthz` answer.
+fn operator_health(plane: &Plane) -> HttpResponse {
+    http_get(&format!("{}/healthz", plane.operator_endpoint()))
+        .expect("the operator's endpoint answers")
 }
 
 #[tokio::test]

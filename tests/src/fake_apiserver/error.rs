@@ -7,12 +7,6 @@ use serde_json::{Value, json};
 /// as `Status` responses over HTTP.
 #[derive(Debug, thiserror::Error)]
 pub enum FakeApiServerError {
-    #[error("could not bind the fake API server to 127.0.0.1: {0}")]
-    Bind(#[source] std::io::Error),
-    #[error("the address of the fake API server is not a valid URL: {0}")]
-    Url(#[source] hyper::http::uri::InvalidUri),
-    #[error("could not build a kube client for the fake API server: {0}")]
-    Client(#[source] kube::Error),
     #[error(
         "the fake API server does not serve {path}: use /api/{{version}}/... or /apis/{{group}}/{{version}}/... resource paths"
     )]
@@ -31,8 +25,10 @@ pub enum FakeApiServerError {
     ApplyConflict { manager: String, fields: String },
     #[error("{0}")]
     BadRequest(String),
-    #[error("the patch cannot be applied: {0}")]
-    Invalid(String),
+    #[error(
+        "the fake API server does not model {0}: a test that needs it belongs on the control-plane tier (a real API server)"
+    )]
+    NotModelled(&'static str),
     #[error("the fake API server does not support {0}")]
     UnsupportedMediaType(String),
     #[error("the fake API server does not allow {0}")]
@@ -47,13 +43,11 @@ pub enum FakeApiServerError {
 
 impl FakeApiServerError {
     /// The HTTP status code Kubernetes would answer with.
-    pub fn code(&self) -> u16 {
+    pub(crate) fn code(&self) -> u16 {
         match self {
-            Self::Bind(_) | Self::Url(_) | Self::Client(_) => 500,
             Self::PathNotServed { .. } | Self::NotFound { .. } => 404,
             Self::AlreadyExists { .. } | Self::Conflict { .. } | Self::ApplyConflict { .. } => 409,
-            Self::BadRequest(_) => 400,
-            Self::Invalid(_) => 422,
+            Self::BadRequest(_) | Self::NotModelled(_) => 400,
             Self::UnsupportedMediaType(_) => 415,
             Self::MethodNotAllowed(_) => 405,
             Self::Injected { status, .. } => *status,
@@ -61,7 +55,7 @@ impl FakeApiServerError {
     }
 
     /// The `reason` field of the `Status` body.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Self::Injected { status, .. } => reason_for_code(*status),
             Self::AlreadyExists { .. } => "AlreadyExists",

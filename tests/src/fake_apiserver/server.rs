@@ -138,10 +138,10 @@ impl ApiRequest {
     }
 
     fn selectors(&self) -> Result<Selectors, FakeApiServerError> {
-        Selectors::parse(
-            self.query.get("labelSelector").map(String::as_str),
-            self.query.get("fieldSelector").map(String::as_str),
-        )
+        if self.query.contains_key("fieldSelector") {
+            return Err(FakeApiServerError::NotModelled("field selectors"));
+        }
+        Selectors::parse(self.query.get("labelSelector").map(String::as_str))
     }
 }
 
@@ -176,12 +176,6 @@ fn route(
                 shared.with_store(|store| store.create(path, body, StatusOnCreate::Drop))?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
-        (Method::PUT, Some(key)) => {
-            let body = request.body()?;
-            let replaced =
-                shared.with_store(|store| store.update(&key, subresource_scope, |_| Ok(body)))?;
-            Ok(json_response(StatusCode::OK, &replaced))
-        }
         (Method::PATCH, Some(key)) => {
             let patch = request.body()?;
             let patch_type = PatchType::from_content_type(request.content_type.as_deref())?;
@@ -208,7 +202,7 @@ fn route(
             }
             let patched = shared.with_store(|store| {
                 store.update(&key, subresource_scope, |stored| {
-                    patch_type.apply(stored, &patch)
+                    Ok(merge_patch(stored, &patch))
                 })
             })?;
             Ok(json_response(StatusCode::OK, &patched))
@@ -218,20 +212,7 @@ fn route(
             let deleted = shared.with_store(|store| store.delete(&key, cascade))?;
             Ok(json_response(StatusCode::OK, &deleted))
         }
-        (Method::DELETE, None) => {
-            let cascade = cascades(request.body.as_ref());
-            let scope = list_scope(path, &request)?;
-            let deleted = shared.with_store(|store| {
-                let deleted = store.delete_matching(&scope, cascade);
-                list_body(
-                    store.kind_of(&path.resource),
-                    path,
-                    store.resource_version(),
-                    deleted,
-                )
-            });
-            Ok(json_response(StatusCode::OK, &deleted))
-        }
+        // Replace (PUT) and delete-collection are not modelled: no test needs them.
         (method, _) => Err(FakeApiServerError::MethodNotAllowed(format!(
             "{method} on {}",
             if path.name.is_some() {
@@ -299,17 +280,18 @@ fn watch(
     request: &ApiRequest,
 ) -> Result<Response<Body>, FakeApiServerError> {
     let scope = list_scope(path, request)?;
-    let start = if request.flag("sendInitialEvents") {
-        WatchStart::InitialEventsWithBookmark
-    } else {
-        match request.query.get("resourceVersion").map(String::as_str) {
-            None | Some("" | "0") => WatchStart::CurrentState,
-            Some(version) => WatchStart::After(version.parse().map_err(|_| {
-                FakeApiServerError::BadRequest(format!(
-                    "resourceVersion {version:?} is not a resource version"
-                ))
-            })?),
-        }
+    if request.flag("sendInitialEvents") {
+        return Err(FakeApiServerError::NotModelled(
+            "streaming lists (sendInitialEvents)",
+        ));
+    }
+    let start = match request.query.get("resourceVersion").map(String::as_str) {
+        None | Some("" | "0") => WatchStart::CurrentState,
+        Some(version) => WatchStart::After(version.parse().map_err(|_| {
+            FakeApiServerError::BadRequest(format!(
+                "resourceVersion {version:?} is not a resource version"
+            ))
+        })?),
     };
     let timeout = match request.query.get("timeoutSeconds") {
         Some(seconds) => Some(Duration::from_secs(seconds.parse().map_err(|_| {
@@ -319,7 +301,7 @@ fn watch(
         })?)),
         None => None,
     };
-    let subscription = shared.read_store(|store| store.subscribe(scope, start, &path.api_version));
+    let subscription = shared.read_store(|store| store.subscribe(scope, start));
     let live = futures::stream::unfold(subscription.live, |mut live| async move {
         live.recv().await.map(|event| (event, live))
     });
@@ -344,7 +326,6 @@ fn watch(
 enum PatchType {
     Apply,
     Merge,
-    Json,
 }
 
 impl PatchType {
@@ -360,29 +341,20 @@ impl PatchType {
             "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                 Ok(Self::Merge)
             }
-            "application/json-patch+json" => Ok(Self::Json),
+            "application/json-patch+json" => Err(FakeApiServerError::NotModelled("JSON patches")),
             other => Err(FakeApiServerError::UnsupportedMediaType(format!(
                 "patches of content type {other:?}"
             ))),
         }
     }
+}
 
-    /// Merge and JSON patches; apply patches go through the store's field manager model.
-    fn apply(self, stored: &Value, patch: &Value) -> Result<Value, FakeApiServerError> {
-        let mut patched = stored.clone();
-        match self {
-            Self::Apply | Self::Merge => json_patch::merge(&mut patched, patch),
-            Self::Json => {
-                let operations: json_patch::Patch =
-                    serde_json::from_value(patch.clone()).map_err(|error| {
-                        FakeApiServerError::BadRequest(format!("invalid JSON patch: {error}"))
-                    })?;
-                json_patch::patch(&mut patched, &operations)
-                    .map_err(|error| FakeApiServerError::Invalid(error.to_string()))?;
-            }
-        }
-        Ok(patched)
-    }
+/// A JSON merge patch applied to `stored` (apply patches go through the store's field manager
+/// model instead).
+fn merge_patch(stored: &Value, patch: &Value) -> Value {
+    let mut patched = stored.clone();
+    json_patch::merge(&mut patched, patch);
+    patched
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {

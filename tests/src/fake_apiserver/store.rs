@@ -98,9 +98,6 @@ impl Scope {
 pub(crate) enum WatchStart {
     /// ADDED events for the current objects first (resourceVersion unset or "0").
     CurrentState,
-    /// As `CurrentState`, then a BOOKMARK marking the end of the initial events
-    /// (`sendInitialEvents=true`).
-    InitialEventsWithBookmark,
     /// Every stored change after this resource version.
     After(u64),
 }
@@ -122,9 +119,8 @@ pub(crate) struct Store {
     history: Vec<Change>,
     subscribers: Vec<Subscriber>,
     resource_version: u64,
-    /// Kinds seen per resource type, for list and bookmark type fields.
+    /// Kinds seen per resource type, for the type field of lists.
     kinds: HashMap<ResourceType, String>,
-    generated_names: u64,
     /// The last configuration each field manager applied, per object and per subresource
     /// (`true` for status).
     applied: HashMap<(ObjectKey, bool), BTreeMap<String, Value>>,
@@ -194,16 +190,11 @@ impl Store {
             }
             (Some(from_path), _) => from_path.clone(),
             (None, Some(from_body)) => from_body,
-            (None, None) => match metadata.get("generateName").and_then(Value::as_str) {
-                Some(prefix) if !prefix.is_empty() => {
-                    self.generate_name(&path.resource, namespace.as_ref(), prefix)
-                }
-                _ => {
-                    return Err(FakeApiServerError::BadRequest(
-                        "metadata.name or metadata.generateName is required".to_owned(),
-                    ));
-                }
-            },
+            (None, None) => {
+                return Err(FakeApiServerError::BadRequest(
+                    "metadata.name is required (the fake API server generates no names)".to_owned(),
+                ));
+            }
         };
         let key = ObjectKey {
             resource: path.resource.clone(),
@@ -427,21 +418,6 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Deletes every object in `scope` (a delete-collection request).
-    pub(crate) fn delete_matching(&mut self, scope: &Scope, cascade: bool) -> Vec<Value> {
-        let doomed: Vec<ObjectKey> = self
-            .objects
-            .iter()
-            .filter(|(key, object)| scope.matches(key, object))
-            .map(|(key, _)| key.clone())
-            .collect();
-        doomed
-            .iter()
-            // An earlier deletion may have collected a later one as its dependent.
-            .filter_map(|key| self.delete(key, cascade).ok())
-            .collect()
-    }
-
     fn delete_one(&mut self, key: &ObjectKey) -> Option<Value> {
         let mut object = self.objects.remove(key)?;
         self.applied.remove(&(key.clone(), false));
@@ -467,24 +443,13 @@ impl Store {
 
     /// Registers a watch; the backlog and the subscription are taken under the same lock as
     /// commits, so no change is missed or sent twice.
-    pub(crate) fn subscribe(
-        &mut self,
-        scope: Scope,
-        start: WatchStart,
-        api_version: &str,
-    ) -> Subscription {
+    pub(crate) fn subscribe(&mut self, scope: Scope, start: WatchStart) -> Subscription {
         let backlog = match start {
-            WatchStart::CurrentState | WatchStart::InitialEventsWithBookmark => {
-                let mut events: Vec<Value> = self
-                    .list(&scope)
-                    .into_iter()
-                    .map(|object| watch_event("ADDED", object))
-                    .collect();
-                if start == WatchStart::InitialEventsWithBookmark {
-                    events.push(self.bookmark(&scope.resource, api_version, true));
-                }
-                events
-            }
+            WatchStart::CurrentState => self
+                .list(&scope)
+                .into_iter()
+                .map(|object| watch_event("ADDED", object))
+                .collect(),
             WatchStart::After(resource_version) => {
                 let first = self
                     .history
@@ -498,27 +463,6 @@ impl Store {
         let (sender, live) = mpsc::unbounded_channel();
         self.subscribers.push(Subscriber { scope, sender });
         Subscription { backlog, live }
-    }
-
-    /// A BOOKMARK event at the current resource version.
-    pub(crate) fn bookmark(
-        &self,
-        resource: &ResourceType,
-        api_version: &str,
-        initial_events_end: bool,
-    ) -> Value {
-        let mut metadata = json!({ "resourceVersion": self.resource_version.to_string() });
-        if initial_events_end {
-            metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
-        }
-        watch_event(
-            "BOOKMARK",
-            json!({
-                "kind": self.kind_of(resource).unwrap_or_default(),
-                "apiVersion": api_version,
-                "metadata": metadata,
-            }),
-        )
     }
 
     fn next_resource_version(&mut self) -> u64 {
@@ -557,36 +501,6 @@ impl Store {
                 None => !subscriber.sender.is_closed(),
             });
         self.history.push(change);
-    }
-
-    /// Kubernetes appends five characters from an alphabet without vowels; these are derived
-    /// from a counter so that tests see the same names on every run.
-    fn generate_name(
-        &mut self,
-        resource: &ResourceType,
-        namespace: Option<&String>,
-        prefix: &str,
-    ) -> String {
-        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        loop {
-            self.generated_names += 1;
-            let mut number = self.generated_names.wrapping_mul(2_654_435_761) % 14_348_907; // 27^5
-            let mut suffix = String::with_capacity(5);
-            for _ in 0..5 {
-                let index = usize::try_from(number % 27).unwrap_or_default();
-                suffix.push(char::from(ALPHABET[index]));
-                number /= 27;
-            }
-            let name = format!("{prefix}{suffix}");
-            let key = ObjectKey {
-                resource: resource.clone(),
-                namespace: namespace.cloned(),
-                name: name.clone(),
-            };
-            if !self.objects.contains_key(&key) {
-                return name;
-            }
-        }
     }
 }
 

@@ -16,6 +16,7 @@ use midihub_operator::build::{BuildConfig, DeviceAccess};
 use midihub_operator::clock::Clock;
 use midihub_operator::controller::{self, Backoff, Context};
 use midihub_operator::metrics::Metrics;
+use midihub_tests::conditions::json_condition;
 use midihub_tests::fake_apiserver::{FailureRule, FakeApiServer};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -241,13 +242,6 @@ fn phase(hub: &Value) -> &str {
     hub["status"]["phase"].as_str().unwrap_or("")
 }
 
-fn condition<'a>(hub: &'a Value, type_: &str) -> &'a Value {
-    hub["status"]["conditions"]
-        .as_array()
-        .and_then(|conditions| conditions.iter().find(|c| c["type"] == type_))
-        .unwrap_or(&Value::Null)
-}
-
 /// Tuesday 2026-11-24 20:00 in Berlin (UTC+1): inside the Tue 19:00–23:00 window.
 const TUESDAY_EVENING: &str = "2026-11-24T19:00:00Z";
 /// Tuesday 2026-11-24 12:00 in Berlin: outside every window.
@@ -359,7 +353,7 @@ async fn a_new_hub_gets_all_its_children_and_reports_its_address_once_running() 
         hub["status"]["nextTransition"],
         "sleep Tue 23:00 Europe/Berlin"
     );
-    assert_eq!(condition(&hub, "Awake")["reason"], "InWindow");
+    assert_eq!(json_condition(&hub, "Awake")["reason"], "InWindow");
     assert_eq!(
         hub["status"]["observedGeneration"],
         hub["metadata"]["generation"]
@@ -371,9 +365,12 @@ async fn a_new_hub_gets_all_its_children_and_reports_its_address_once_running() 
         .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
         .await;
     assert_eq!(hub["status"]["address"], "203.0.113.7");
-    assert_eq!(condition(&hub, "PublicAddress")["reason"], "ExternalIP");
+    assert_eq!(
+        json_condition(&hub, "PublicAddress")["reason"],
+        "ExternalIP"
+    );
     assert_eq!(hub["status"]["node"], "node-a");
-    assert_eq!(condition(&hub, "Ready")["status"], "True");
+    assert_eq!(json_condition(&hub, "Ready")["status"], "True");
     assert_eq!(harness.until_event("Waking").await.len(), 1);
     assert_eq!(harness.until_event("Ready").await.len(), 1);
     harness.stop().await;
@@ -401,7 +398,7 @@ async fn at_the_end_of_a_window_the_hub_sleeps_and_says_when_it_wakes() {
         "wake Fri 19:00 Europe/Berlin"
     );
     assert_eq!(hub["status"]["nextTransitionTime"], "2026-11-27T18:00:00Z");
-    assert_eq!(condition(&hub, "Awake")["reason"], "OutsideWindows");
+    assert_eq!(json_condition(&hub, "Awake")["reason"], "OutsideWindows");
     assert!(
         hub["status"].get("address").is_none(),
         "a sleeping hub has no address"
@@ -431,7 +428,7 @@ async fn manual_wake_and_suspend_beat_the_schedule() {
     harness.until_replicas("jam", 1).await;
     let hub = harness
         .until_hub("jam", "woken manually", |hub| {
-            condition(hub, "Awake")["reason"] == "ManualWake"
+            json_condition(hub, "Awake")["reason"] == "ManualWake"
         })
         .await;
     assert_eq!(phase(&hub), "Starting");
@@ -443,7 +440,7 @@ async fn manual_wake_and_suspend_beat_the_schedule() {
     harness.until_replicas("jam", 0).await;
     let hub = harness
         .until_hub("jam", "suspended", |hub| {
-            condition(hub, "Awake")["reason"] == "Suspended"
+            json_condition(hub, "Awake")["reason"] == "Suspended"
         })
         .await;
     assert_eq!(phase(&hub), "Sleeping");
@@ -491,7 +488,7 @@ async fn an_unknown_time_zone_is_reported_and_does_not_affect_other_hubs() {
     let hub = harness
         .until_hub("broken", "phase Invalid", |hub| phase(hub) == "Invalid")
         .await;
-    let awake = condition(&hub, "Awake");
+    let awake = json_condition(&hub, "Awake");
     assert_eq!(awake["status"], "False");
     assert_eq!(awake["reason"], "UnknownTimeZone");
     assert!(
@@ -617,7 +614,7 @@ async fn a_region_without_sound_ready_nodes_is_unschedulable_with_a_warning() {
             phase(hub) == "Unschedulable"
         })
         .await;
-    let ready = condition(&hub, "Ready");
+    let ready = json_condition(&hub, "Ready");
     assert_eq!(ready["reason"], "NoEligibleNode");
     assert!(
         ready["message"]
@@ -656,7 +653,7 @@ async fn a_namespace_that_refuses_hub_pods_blocks_the_hub_with_the_fix_and_a_war
     let hub = harness
         .until_hub("jam", "phase Blocked", |hub| phase(hub) == "Blocked")
         .await;
-    let ready = condition(&hub, "Ready");
+    let ready = json_condition(&hub, "Ready");
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "PodSecurity");
     let message = ready["message"].as_str().unwrap();
@@ -759,8 +756,8 @@ async fn participants_of_a_hard_killed_hub_pod_are_cleared_once_no_pod_remains()
         })
         .await;
     assert_eq!(phase(&hub), "Sleeping");
-    assert_eq!(condition(&hub, "Awake")["reason"], "Suspended");
-    assert_eq!(condition(&hub, "Ready")["reason"], "Sleeping");
+    assert_eq!(json_condition(&hub, "Awake")["reason"], "Suspended");
+    assert_eq!(json_condition(&hub, "Ready")["reason"], "Sleeping");
     let clearing = harness
         .fake
         .writes()
@@ -822,7 +819,7 @@ async fn an_address_named_on_the_node_is_the_hubs_address() {
         .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
         .await;
     assert_eq!(hub["status"]["address"], "hub.example.org");
-    let public = condition(&hub, "PublicAddress");
+    let public = json_condition(&hub, "PublicAddress");
     assert_eq!(public["status"], "True");
     assert_eq!(public["reason"], "Annotated");
     harness.stop().await;
