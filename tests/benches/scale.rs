@@ -646,14 +646,13 @@ fn rss_mib(pid: u32) -> f64 {
 /// Reconciles so far and the p99 reconcile time (the upper bound of the histogram's bucket
 /// that holds it) from the operator's /metrics.
 async fn reconcile_figures(endpoint: &str) -> (Option<f64>, Option<String>) {
-    let Ok(output) = tokio::process::Command::new("curl")
-        .args(["-fsS", "--max-time", "5", &format!("{endpoint}/metrics")])
-        .output()
-        .await
+    let url = format!("{endpoint}/metrics");
+    let Ok(Ok(response)) =
+        tokio::task::spawn_blocking(move || midihub_tests::http::http_get(&url)).await
     else {
         return (None, None);
     };
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = response.body;
     let mut buckets = Vec::new();
     let mut count = None;
     for line in text.lines() {
