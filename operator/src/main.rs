@@ -14,7 +14,7 @@ use midihub_operator::health::{self, WatchHealth};
 use midihub_operator::leader::{self, LeaderElection};
 use midihub_operator::metrics::Metrics;
 use midihub_operator::{Error, client, http};
-use midihub_runtime::{LogFormat, LogOutput, wait_for};
+use midihub_runtime::{LogFormat, LogOutput, endpoint, wait_for};
 use tokio::sync::watch;
 
 /// How hub containers reach the host's ALSA sequencer.
@@ -124,10 +124,10 @@ async fn run(args: Args) -> Result<(), Error> {
             source,
         })?;
     tracing::info!(address = %args.listen, "serving /healthz and /metrics");
-    let server = tokio::spawn(http::serve(
+    let server = tokio::spawn(endpoint::serve(
         listener,
-        metrics.clone(),
-        health,
+        http::router(metrics.clone(), health),
+        "health and metrics endpoint",
         wait_for(stop.clone(), true),
     ));
 

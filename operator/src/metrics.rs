@@ -80,11 +80,9 @@ impl Metrics {
             .inc();
     }
 
-    /// The metrics in the OpenMetrics text format.
-    pub fn render(&self) -> Result<String, fmt::Error> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
+    /// The registry the metrics are served from.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }
 

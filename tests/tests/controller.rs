@@ -16,6 +16,7 @@ use midihub_operator::build::{BuildConfig, DeviceAccess};
 use midihub_operator::clock::Clock;
 use midihub_operator::controller::{self, Backoff, Context};
 use midihub_operator::metrics::Metrics;
+use midihub_runtime::endpoint;
 use midihub_tests::fake_apiserver::{FailureRule, FakeApiServer};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -207,7 +208,7 @@ impl Harness {
 
     fn reconciles(&self) -> u64 {
         metric(
-            &self.metrics.render().unwrap(),
+            &endpoint::render(self.metrics.registry()).unwrap(),
             "midihub_operator_reconciles_total",
         )
     }
@@ -565,7 +566,7 @@ async fn api_errors_back_off_and_recover_without_panicking() {
         "three failures, then the write that worked"
     );
     let errors = metric(
-        &harness.metrics.render().unwrap(),
+        &endpoint::render(harness.metrics.registry()).unwrap(),
         "midihub_operator_reconcile_errors_total",
     );
     assert_eq!(errors, 3);
