@@ -6,13 +6,12 @@ use std::fmt::Debug;
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
-use midihub_api::MidiHub;
-use midihub_api::contract::SIDECAR_FIELD_MANAGER;
+use midihub_api::contract::{OPERATOR_FIELD_MANAGER, SIDECAR_FIELD_MANAGER, status_patch};
+use midihub_api::{MidiHub, MidiHubStatus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::build::FIELD_MANAGER;
 use crate::error::{Error, Result};
 
 /// Whether every field set in `desired` holds the same value in `observed`. Fields only the
@@ -75,7 +74,7 @@ where
     let object = api
         .patch(
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
             &Patch::Apply(&desired_json),
         )
         .await?;
@@ -107,15 +106,10 @@ where
 /// were written by another manager than the sidecar's (an edit by hand), this apply removes
 /// nothing and is repeated on the hub's next reconcile, without changing the object.
 pub async fn clear_sidecar_status(api: &Api<MidiHub>, name: &str) -> Result<()> {
-    let nothing = json!({
-        "apiVersion": MidiHub::api_version(&()),
-        "kind": MidiHub::kind(&()),
-        "status": {},
-    });
     api.patch_status(
         name,
         &PatchParams::apply(SIDECAR_FIELD_MANAGER),
-        &Patch::Apply(&nothing),
+        &status_patch(&MidiHubStatus::default()),
     )
     .await?;
     Ok(())

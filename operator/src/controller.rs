@@ -13,18 +13,17 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use midihub_api::{MidiHub, MidiHubStatus, Phase, contract};
-use serde_json::json;
 
 use crate::announcement;
 use crate::apply::{apply_if_changed, clear_sidecar_status};
-use crate::build::{self, BuildConfig, FIELD_MANAGER, HUB_LABEL, REGION_LABEL, SOUND_READY_LABEL};
+use crate::build::{self, BuildConfig, REGION_LABEL, SOUND_READY_LABEL};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::health::WatchHealth;
@@ -32,9 +31,6 @@ use crate::metrics::Metrics;
 use crate::schedule;
 use crate::status::{self, Intent, Observed};
 use crate::watches;
-
-/// Label every child carries, so the operator watches only its own objects.
-const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=midihub-operator";
 
 /// How long a failing hub waits before its next try: doubling from `first` up to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -83,7 +79,7 @@ impl Context {
         backoff: Backoff,
     ) -> Self {
         let reporter = Reporter {
-            controller: FIELD_MANAGER.to_string(),
+            controller: contract::OPERATOR_FIELD_MANAGER.to_string(),
             instance,
         };
         Self {
@@ -120,7 +116,9 @@ impl Context {
 /// [`watches`]). Exposed so the caller can read its cache of hubs (for metrics) before running
 /// it.
 pub fn controller(client: &Client, health: &Arc<WatchHealth>) -> Controller<MidiHub> {
-    let owned = || watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    // Every child carries the managed-by label: the operator watches only its own objects.
+    let managed = contract::managed_by_selector();
+    let owned = || watcher::Config::default().labels(&managed);
     let (hubs, writer) = reflector::store();
     let hub_changes = watches::watch(
         "MidiHub",
@@ -137,7 +135,7 @@ pub fn controller(client: &Client, health: &Arc<WatchHealth>) -> Controller<Midi
         .owns_stream(watches::metadata::<Role>(client, owned(), health))
         .owns_stream(watches::metadata::<RoleBinding>(client, owned(), health))
         .watches_stream(watches::metadata::<Pod>(client, owned(), health), |pod| {
-            let hub = pod.labels().get(HUB_LABEL)?.clone();
+            let hub = pod.labels().get(contract::HUB_LABEL)?.clone();
             Some(ObjectRef::new(&hub).within(&pod.namespace()?))
         })
         .trigger_backoff(watches::NoSharedBackoff)
@@ -212,7 +210,7 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
         Ok(deployment) => (intent, Some(deployment)),
         Err(Error::Build(error)) => (
             Intent::Invalid {
-                reason: "InvalidConfiguration",
+                reason: contract::reasons::awake::INVALID_CONFIGURATION,
                 message: error.to_string(),
             },
             None,
@@ -225,15 +223,10 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
     let desired = status::operator_status(hub, &intent, &observed, now);
     if status::status_changed(hub.status.as_ref(), &desired) {
         let api = Api::<MidiHub>::namespaced(context.client.clone(), &namespace);
-        let patch = json!({
-            "apiVersion": MidiHub::api_version(&()),
-            "kind": MidiHub::kind(&()),
-            "status": desired,
-        });
         api.patch_status(
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
+            &PatchParams::apply(contract::OPERATOR_FIELD_MANAGER).force(),
+            &contract::status_patch(&desired),
         )
         .await?;
         announce(hub, hub.status.as_ref(), &desired, context).await;
@@ -326,7 +319,7 @@ async fn observe(
     }
     let client = &context.client;
     let pods = Api::<Pod>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("{HUB_LABEL}={}", hub.name_any())))
+        .list(&ListParams::default().labels(&contract::hub_selector(&hub.name_any())))
         .await?;
     let hub_pods = Some(pods.items.len());
     if !intent.awake() {

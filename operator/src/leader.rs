@@ -6,6 +6,7 @@ use std::future::Future;
 
 use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
+use midihub_api::contract::OPERATOR_FIELD_MANAGER;
 use midihub_runtime::wait_for;
 use tokio::sync::watch;
 
@@ -44,7 +45,7 @@ where
     if let Some(identity) = &election.identity {
         builder = builder
             .with_identity(identity)
-            .with_field_manager(format!("midihub-operator-lease-{identity}"));
+            .with_field_manager(format!("{OPERATOR_FIELD_MANAGER}-lease-{identity}"));
     }
     let (leader, lease) = builder.build().await?.watch().await;
     tracing::info!(lease = %election.lease_name, "waiting to become the leader");

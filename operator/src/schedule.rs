@@ -23,6 +23,7 @@
 use jiff::civil::{Date, Time, Weekday as CivilWeekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
+use midihub_api::contract::reasons::awake;
 use midihub_api::{MidiHubSpec, Schedule, Weekday};
 
 /// Whether a hub should run now, why, and when that changes.
@@ -90,11 +91,11 @@ impl AwakeReason {
     /// The reason as written in a condition.
     pub fn as_str(self) -> &'static str {
         match self {
-            AwakeReason::AlwaysOn => "AlwaysOn",
-            AwakeReason::InWindow => "InWindow",
-            AwakeReason::OutsideWindows => "OutsideWindows",
-            AwakeReason::Suspended => "Suspended",
-            AwakeReason::ManualWake => "ManualWake",
+            AwakeReason::AlwaysOn => awake::ALWAYS_ON,
+            AwakeReason::InWindow => awake::IN_WINDOW,
+            AwakeReason::OutsideWindows => awake::OUTSIDE_WINDOWS,
+            AwakeReason::Suspended => awake::SUSPENDED,
+            AwakeReason::ManualWake => awake::MANUAL_WAKE,
         }
     }
 }
@@ -144,10 +145,10 @@ impl ScheduleError {
     /// CamelCase reason for the `Awake` condition.
     pub fn reason(&self) -> &'static str {
         match self {
-            ScheduleError::UnknownTimeZone { .. } => "UnknownTimeZone",
-            ScheduleError::InvalidTime { .. } => "InvalidTime",
-            ScheduleError::EmptyWindow { .. } => "EmptyWindow",
-            ScheduleError::OutOfRange { .. } => "TimeOutOfRange",
+            ScheduleError::UnknownTimeZone { .. } => awake::UNKNOWN_TIME_ZONE,
+            ScheduleError::InvalidTime { .. } => awake::INVALID_TIME,
+            ScheduleError::EmptyWindow { .. } => awake::EMPTY_WINDOW,
+            ScheduleError::OutOfRange { .. } => awake::TIME_OUT_OF_RANGE,
         }
     }
 }

@@ -17,8 +17,8 @@ fn status(phase: Phase, ready_reason: &str, ready_message: &str) -> MidiHubStatu
     MidiHubStatus {
         phase: Some(phase),
         conditions: vec![
-            condition(AWAKE, "AlwaysOn", "awake: no schedule"),
-            condition(READY, ready_reason, ready_message),
+            condition(AWAKE_CONDITION, "AlwaysOn", "awake: no schedule"),
+            condition(READY_CONDITION, ready_reason, ready_message),
         ],
         address: Some("203.0.113.7".to_owned()),
         ports: Some("5004".to_owned()),
@@ -77,7 +77,7 @@ fn a_ready_hub_at_an_address_outside_participants_may_not_reach_says_so() {
     let starting = status(Phase::Starting, "Starting", "the hub pod is being created");
     let mut ready = status(Phase::Ready, "HubRunning", "running");
     ready.conditions.push(condition(
-        PUBLIC_ADDRESS,
+        PUBLIC_ADDRESS_CONDITION,
         "InternalIPOnly",
         "node node-a has no ExternalIP: the hub's address 203.0.113.7 is its InternalIP",
     ));

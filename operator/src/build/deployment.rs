@@ -22,11 +22,12 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use midihub_api::MidiHub;
+use midihub_api::contract::{HUB_LABEL, SIDECAR_KUBERNETES_MODE, env};
 use midihub_api::rtpmidid_config::{CONTROL_SOCKET_DIR, CONTROL_SOCKET_PATH, Room, rooms};
 
 use super::{
-    BuildConfig, BuildError, CONFIG_FILE_KEY, CONFIG_MOUNT_DIR, DeviceAccess, HUB_LABEL,
-    REGION_LABEL, SOUND_READY_LABEL, child_metadata, child_name, hub_name, labels,
+    BuildConfig, BuildError, CONFIG_FILE_KEY, CONFIG_MOUNT_DIR, DeviceAccess, REGION_LABEL,
+    SOUND_READY_LABEL, child_metadata, child_name, hub_name, labels,
 };
 
 /// Pod-template annotation holding [`super::config_hash`] of the hub's ConfigMap.
@@ -120,23 +121,22 @@ pub fn deployment(
                 .clone()
                 .unwrap_or_else(|| config.sidecar_image.clone()),
         ),
-        args: Some(vec!["kubernetes".to_owned()]),
+        args: Some(vec![SIDECAR_KUBERNETES_MODE.to_owned()]),
         env: Some(vec![
             EnvVar {
-                name: "HUB_NAME".to_owned(),
+                name: env::HUB_NAME.to_owned(),
                 value: Some(name.clone()),
                 value_from: None,
             },
-            field_env("POD_NAMESPACE", "metadata.namespace"),
-            field_env("POD_NAME", "metadata.name"),
-            field_env("NODE_NAME", "spec.nodeName"),
+            field_env(env::POD_NAMESPACE, "metadata.namespace"),
+            field_env(env::POD_NAME, "metadata.name"),
             EnvVar {
-                name: "RTPMIDID_CONTROL_SOCKET".to_owned(),
+                name: env::RTPMIDID_CONTROL_SOCKET.to_owned(),
                 value: Some(CONTROL_SOCKET_PATH.to_owned()),
                 value_from: None,
             },
             EnvVar {
-                name: "MIDIHUB_SIDECAR_LISTEN".to_owned(),
+                name: env::SIDECAR_LISTEN.to_owned(),
                 value: Some(format!("0.0.0.0:{http_port}")),
                 value_from: None,
             },

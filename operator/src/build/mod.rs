@@ -2,7 +2,7 @@
 //!
 //! Every child carries the hub's namespace, the hub's labels and a controller owner reference
 //! to the hub, so deleting the hub deletes its children and the controller is woken by their
-//! changes. The objects are applied with server-side apply under [`FIELD_MANAGER`].
+//! changes. The objects are applied with server-side apply under [`OPERATOR_FIELD_MANAGER`].
 
 mod config_map;
 mod deployment;
@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use midihub_api::MidiHub;
+use midihub_api::contract::{HUB_LABEL, MANAGED_BY_LABEL, OPERATOR_FIELD_MANAGER};
 use midihub_api::rtpmidid_config::ConfigError;
 
 pub use config_map::{CONFIG_FILE_KEY, CONFIG_MOUNT_DIR, config_hash, config_map};
@@ -22,14 +23,11 @@ pub use deployment::{
 };
 pub use rbac::{role, role_binding, service_account};
 
-/// Field manager of everything the operator applies.
-pub use midihub_api::contract::OPERATOR_FIELD_MANAGER as FIELD_MANAGER;
 /// Node label (value `"true"`) of nodes prepared for hubs: the dummy sound card and the ALSA
 /// sequencer are loaded.
 pub const SOUND_READY_LABEL: &str = "midihub.io/sound-ready";
 /// Node label a hub's `region` is matched against.
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
-pub use midihub_api::contract::HUB_LABEL;
 
 /// Longest label value; the hub's name is one.
 const MAX_LABEL_VALUE_CHARS: usize = 63;
@@ -91,8 +89,8 @@ pub fn labels(hub: &MidiHub) -> BTreeMap<String, String> {
         ("app.kubernetes.io/name".to_owned(), "midihub".to_owned()),
         ("app.kubernetes.io/instance".to_owned(), hub_name.clone()),
         (
-            "app.kubernetes.io/managed-by".to_owned(),
-            FIELD_MANAGER.to_owned(),
+            MANAGED_BY_LABEL.to_owned(),
+            OPERATOR_FIELD_MANAGER.to_owned(),
         ),
         (HUB_LABEL.to_owned(), hub_name),
     ])

@@ -120,7 +120,6 @@ fn deployment_of_the_example_hub_is_exactly_as_designed() {
                                     {"name": "HUB_NAME", "value": "berlin"},
                                     {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                                     {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                                    {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
                                     {"name": "RTPMIDID_CONTROL_SOCKET", "value": "/run/rtpmidid/control.sock"},
                                     {"name": "MIDIHUB_SIDECAR_LISTEN", "value": "0.0.0.0:5004"}
                                 ],
