@@ -1,5 +1,5 @@
-//! Which Event a change of a hub's status deserves. Pure: the controller publishes what this
-//! returns.
+//! Which Event a change of a hub's status deserves ([`event_for`]). Pure: the controller
+//! publishes what it returns.
 //!
 //! An Event is published when the hub's phase, or the reason it is not ready, changed: once per
 //! change, not once per reconcile. kube's `Recorder` folds an Event into an earlier one with the
@@ -23,7 +23,7 @@ use crate::status;
 const ACTION: &str = "Reconcile";
 
 /// The Event announcing the change from `previous` to `current`, if there is one to announce.
-pub fn announcement(previous: Option<&MidiHubStatus>, current: &MidiHubStatus) -> Option<Event> {
+pub fn event_for(previous: Option<&MidiHubStatus>, current: &MidiHubStatus) -> Option<Event> {
     let phase_before = previous.and_then(|status| status.phase);
     let before = (
         phase_before,

@@ -1,4 +1,4 @@
-//! The reconcile loop: for each MidiHub, observe → decide → build → apply → report.
+//! The reconcile loop: for each MidiHub, decide → build its children → apply → observe → report.
 //!
 //! Each hub is reconciled on its own: a hub that fails (API error, bad spec) backs off and
 //! retries without touching the others. The loop requeues a hub exactly when its schedule next
@@ -23,9 +23,9 @@ use midihub_api::{MidiHub, MidiHubStatus, Phase, contract};
 
 use crate::announcement;
 use crate::apply::{apply_if_changed, clear_sidecar_status};
-use crate::build::{self, BuildConfig, REGION_LABEL, SOUND_READY_LABEL};
+use crate::children::{Children, ChildrenConfig, REGION_LABEL, SOUND_READY_LABEL, children};
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Chain, ReconcileError};
 use crate::health::WatchHealth;
 use crate::metrics::Metrics;
 use crate::schedule;
@@ -60,7 +60,7 @@ impl Default for Backoff {
 pub struct Context {
     client: Client,
     clock: Arc<dyn Clock>,
-    build: BuildConfig,
+    children: ChildrenConfig,
     metrics: Arc<Metrics>,
     recorder: Recorder,
     backoff: Backoff,
@@ -73,7 +73,7 @@ impl Context {
     pub fn new(
         client: Client,
         clock: Arc<dyn Clock>,
-        build: BuildConfig,
+        children: ChildrenConfig,
         metrics: Arc<Metrics>,
         instance: Option<String>,
         backoff: Backoff,
@@ -86,7 +86,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             clock,
-            build,
+            children,
             metrics,
             backoff,
             failures: Mutex::default(),
@@ -159,7 +159,7 @@ pub async fn run(
         .await;
 }
 
-async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action> {
+async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = context.metrics.reconcile_started();
     let result = reconcile_hub(&hub, &context).await;
     if result.is_ok() {
@@ -168,16 +168,16 @@ async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action> {
     result
 }
 
-fn error_policy(hub: Arc<MidiHub>, error: &Error, context: Arc<Context>) -> Action {
+fn error_policy(hub: Arc<MidiHub>, error: &ReconcileError, context: Arc<Context>) -> Action {
     context.metrics.reconcile_failed(error);
     let failures = context.record_failure(ObjectRef::from(hub.as_ref()));
     let delay = context.backoff.delay(failures);
-    tracing::warn!(hub = %ObjectRef::from(hub.as_ref()), %error, failures, retry_in = ?delay, "reconcile failed");
+    tracing::warn!(hub = %ObjectRef::from(hub.as_ref()), error = %Chain(error), failures, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
-async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
-    let namespace = hub.namespace().ok_or(Error::MissingField {
+async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action, ReconcileError> {
+    let namespace = hub.namespace().ok_or(ReconcileError::MissingField {
         kind: "MidiHub",
         field: "metadata.namespace",
     })?;
@@ -205,17 +205,20 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
         ),
     };
 
-    // Build and apply the children; a spec the builders refuse is the user's to fix.
-    let (intent, deployment) = match apply_children(hub, &namespace, &intent, context).await {
-        Ok(deployment) => (intent, Some(deployment)),
-        Err(Error::Build(error)) => (
+    // Build and apply the children; a hub that cannot have them is the user's to fix.
+    let (intent, deployment) = match children(hub, &context.children, intent.awake()) {
+        Ok(children) => {
+            let deployment =
+                apply_children(hub, &namespace, children, intent.awake(), context).await?;
+            (intent, Some(deployment))
+        }
+        Err(error) => (
             Intent::Invalid {
                 reason: contract::reasons::awake::INVALID_CONFIGURATION,
                 message: error.to_string(),
             },
             None,
         ),
-        Err(error) => return Err(error),
     };
 
     // Observe the pod and its node, and report.
@@ -255,22 +258,20 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
 async fn apply_children(
     hub: &MidiHub,
     namespace: &str,
-    intent: &Intent,
+    children: Children,
+    awake: bool,
     context: &Context,
-) -> Result<Deployment> {
+) -> Result<Deployment, ReconcileError> {
     let client = &context.client;
-    let config_map = build::config_map(hub)?;
-    let deployment = build::deployment(
-        hub,
-        i32::from(intent.awake()),
-        &context.build,
-        &build::config_hash(&config_map),
-    )?;
-    let service_account = build::service_account(hub)?;
-    let role = build::role(hub)?;
-    let role_binding = build::role_binding(hub)?;
+    let Children {
+        service_account,
+        role,
+        role_binding,
+        config_map,
+        deployment,
+    } = children;
     // In this order: the pod needs its ServiceAccount and ConfigMap when it is created.
-    let mut written = [
+    let written = [
         apply_if_changed(
             &Api::namespaced(client.clone(), namespace),
             &service_account,
@@ -292,9 +293,9 @@ async fn apply_children(
     .count();
     let deployment =
         apply_if_changed(&Api::namespaced(client.clone(), namespace), &deployment).await?;
-    written += usize::from(deployment.written);
+    let written = written + usize::from(deployment.written);
     if written > 0 {
-        tracing::info!(hub = %ObjectRef::from(hub), written, awake = intent.awake(), "applied hub objects");
+        tracing::info!(hub = %ObjectRef::from(hub), written, awake, "applied hub objects");
     }
     Ok(deployment.object)
 }
@@ -305,7 +306,7 @@ async fn observe(
     intent: &Intent,
     deployment: Option<Deployment>,
     context: &Context,
-) -> Result<Observed> {
+) -> Result<Observed, ReconcileError> {
     // A sleeping hub's pods matter only while its status may still list participants.
     let sidecar_fields = hub
         .status
@@ -367,7 +368,7 @@ async fn observe(
 }
 
 /// Publishes the Event that the change from `previous` to `current` deserves, if any (see
-/// [`announcement`]). An Event that cannot be published is logged; it does not fail the
+/// [`announcement::event_for`]). An Event that cannot be published is logged; it does not fail the
 /// reconcile.
 async fn announce(
     hub: &MidiHub,
@@ -375,7 +376,7 @@ async fn announce(
     current: &MidiHubStatus,
     context: &Context,
 ) {
-    let Some(event) = announcement::announcement(previous, current) else {
+    let Some(event) = announcement::event_for(previous, current) else {
         return;
     };
     tracing::info!(

@@ -10,7 +10,7 @@ use midihub_api::contract::OPERATOR_FIELD_MANAGER;
 use midihub_runtime::wait_for;
 use tokio::sync::watch;
 
-use crate::error::{Error, Result};
+use crate::error::OperatorError;
 
 /// Where and how long the lease is held.
 #[derive(Clone, Debug)]
@@ -33,7 +33,7 @@ pub async fn run_as_leader<Work, Done>(
     election: &LeaderElection,
     stop: watch::Receiver<bool>,
     work: Work,
-) -> Result<()>
+) -> Result<(), OperatorError>
 where
     Work: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>) -> Done,
     Done: Future<Output = ()>,
@@ -73,6 +73,6 @@ where
     if kept_the_lease || *stop.borrow() {
         Ok(())
     } else {
-        Err(Error::LeadershipLost)
+        Err(OperatorError::LeadershipLost)
     }
 }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use midihub_operator::build::{BuildConfig, DeviceAccess};
+use midihub_operator::children::{ChildrenConfig, DeviceAccess};
 use midihub_operator::clock::SystemClock;
 use midihub_operator::controller::{self, Backoff, Context};
+use midihub_operator::error::{Chain, OperatorError};
 use midihub_operator::health::{self, WatchHealth};
 use midihub_operator::leader::{self, LeaderElection};
 use midihub_operator::metrics::Metrics;
-use midihub_operator::{Error, client, http};
+use midihub_operator::{client, http};
 use midihub_runtime::{LogFormat, LogOutput, endpoint, wait_for};
 use tokio::sync::watch;
 
@@ -97,14 +98,14 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "operator stopped");
+            tracing::error!(error = %Chain(&error), "operator stopped");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(args: Args) -> Result<(), Error> {
-    let client = client::infer().await?;
+async fn run(args: Args) -> Result<(), OperatorError> {
+    let client = client::infer().await.map_err(OperatorError::Client)?;
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
         midihub_runtime::shutdown_signal().await;
@@ -119,7 +120,7 @@ async fn run(args: Args) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|source| Error::Listen {
+        .map_err(|source| OperatorError::Listen {
             address: args.listen,
             source,
         })?;
@@ -141,7 +142,7 @@ async fn run(args: Args) -> Result<(), Error> {
     let context = Arc::new(Context::new(
         client.clone(),
         Arc::new(SystemClock),
-        BuildConfig {
+        ChildrenConfig {
             rtpmidid_image: args.rtpmidid_image,
             sidecar_image: args.sidecar_image,
             device_access,

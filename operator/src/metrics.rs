@@ -72,7 +72,7 @@ impl Metrics {
     }
 
     /// Counts a failed reconcile.
-    pub fn reconcile_failed(&self, error: &crate::Error) {
+    pub fn reconcile_failed(&self, error: &crate::ReconcileError) {
         self.failures
             .get_or_create(&ErrorLabels {
                 error: error.metric_label(),

@@ -134,7 +134,7 @@ pub enum ScheduleError {
         "spec.schedule.windows[{window}] starts and ends at {time}: give it a different end, e.g. 23:59 for a whole day"
     )]
     EmptyWindow { window: usize, time: String },
-    #[error("cannot evaluate the schedule at this date: {source}")]
+    #[error("cannot evaluate the schedule at this date")]
     OutOfRange {
         #[source]
         source: jiff::Error,

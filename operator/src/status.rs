@@ -165,7 +165,7 @@ fn blocked(hub: &MidiHub, deployment: Option<&Deployment>, failure: &str) -> Rea
     let namespace = hub.metadata.namespace.as_deref().unwrap_or("<namespace>");
     let deployment = deployment
         .and_then(|deployment| deployment.metadata.name.clone())
-        .unwrap_or_else(|| crate::build::child_name(hub));
+        .unwrap_or_else(|| crate::children::child_name(hub));
     let retry = format!(
         "Kubernetes retries with a growing back-off; `kubectl -n {namespace} rollout restart deployment {deployment}` retries at once"
     );
@@ -258,12 +258,12 @@ fn readiness_of_pod(pod: PodState, observed: &Observed, region: Option<&str>) ->
             message: match region {
                 Some(region) => format!(
                     "no node is labelled {}=true in region {region} ({}={region}): prepare a node with the sound modules, or change spec.region",
-                    crate::build::SOUND_READY_LABEL,
-                    crate::build::REGION_LABEL
+                    crate::children::SOUND_READY_LABEL,
+                    crate::children::REGION_LABEL
                 ),
                 None => format!(
                     "no node is labelled {}=true: load snd-dummy and snd-seq on a node and label it",
-                    crate::build::SOUND_READY_LABEL
+                    crate::children::SOUND_READY_LABEL
                 ),
             },
         },

@@ -11,7 +11,7 @@ use std::time::Duration;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use midihub_api::MidiHub;
-use midihub_operator::build::{BuildConfig, DeviceAccess};
+use midihub_operator::children::{ChildrenConfig, DeviceAccess};
 use midihub_operator::clock::SystemClock;
 use midihub_operator::controller::{self, Backoff, Context};
 use midihub_operator::health::WatchHealth;
@@ -56,7 +56,7 @@ impl Harness {
         let context = Arc::new(Context::new(
             client,
             Arc::new(SystemClock),
-            BuildConfig {
+            ChildrenConfig {
                 rtpmidid_image: "example.test/rtpmidid:26.01".into(),
                 sidecar_image: "example.test/hub-sidecar:0.1.0".into(),
                 device_access: DeviceAccess::Privileged,

@@ -12,7 +12,7 @@ use k8s_openapi::api::rbac::v1::Role;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use midihub_api::{MidiHub, contract};
-use midihub_operator::build::{BuildConfig, DeviceAccess};
+use midihub_operator::children::{ChildrenConfig, DeviceAccess};
 use midihub_operator::clock::Clock;
 use midihub_operator::controller::{self, Backoff, Context};
 use midihub_operator::metrics::Metrics;
@@ -77,7 +77,7 @@ impl Harness {
         let context = Arc::new(Context::new(
             client.clone(),
             Arc::new(clock.clone()),
-            BuildConfig {
+            ChildrenConfig {
                 rtpmidid_image: "example.test/rtpmidid:26.01".into(),
                 sidecar_image: "example.test/hub-sidecar:0.1.0".into(),
                 device_access: DeviceAccess::Privileged,
