@@ -424,38 +424,24 @@ fn transition_summary(
     zone_name: &str,
 ) -> String {
     let verb = if wakes { "wake" } else { "sleep" };
-    let local = zone.to_datetime(at);
-    let time = format!("{:02}:{:02}", local.hour(), local.minute());
-    if now.duration_until(at) < WEEKDAY_SUMMARY_LIMIT {
-        let day = weekday_abbreviation(local.weekday());
-        format!("{verb} {day} {time} {zone_name}")
+    let format = if now.duration_until(at) < WEEKDAY_SUMMARY_LIMIT {
+        "%a %H:%M"
     } else {
-        let date = format!(
-            "{:04}-{:02}-{:02}",
-            local.year(),
-            local.month(),
-            local.day()
-        );
-        format!("{verb} {date} {time} {zone_name}")
-    }
+        "%Y-%m-%d %H:%M"
+    };
+    let when = zone.to_datetime(at).strftime(format);
+    format!("{verb} {when} {zone_name}")
 }
 
 /// "2026-11-25 23:00 UTC", with seconds only when there are any.
 fn format_utc(at: Timestamp) -> String {
     let utc = TimeZone::UTC.to_datetime(at);
-    let seconds = if utc.second() == 0 {
-        String::new()
+    let format = if utc.second() == 0 {
+        "%Y-%m-%d %H:%M UTC"
     } else {
-        format!(":{:02}", utc.second())
+        "%Y-%m-%d %H:%M:%S UTC"
     };
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}{seconds} UTC",
-        utc.year(),
-        utc.month(),
-        utc.day(),
-        utc.hour(),
-        utc.minute()
-    )
+    utc.strftime(format).to_string()
 }
 
 /// Parses a strict 24-hour `HH:MM`.
@@ -480,18 +466,6 @@ fn civil_weekday(day: Weekday) -> CivilWeekday {
         Weekday::Fri => CivilWeekday::Friday,
         Weekday::Sat => CivilWeekday::Saturday,
         Weekday::Sun => CivilWeekday::Sunday,
-    }
-}
-
-fn weekday_abbreviation(day: CivilWeekday) -> &'static str {
-    match day {
-        CivilWeekday::Monday => "Mon",
-        CivilWeekday::Tuesday => "Tue",
-        CivilWeekday::Wednesday => "Wed",
-        CivilWeekday::Thursday => "Thu",
-        CivilWeekday::Friday => "Fri",
-        CivilWeekday::Saturday => "Sat",
-        CivilWeekday::Sunday => "Sun",
     }
 }
 
