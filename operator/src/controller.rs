@@ -20,12 +20,13 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use midihub_api::{MidiHub, MidiHubStatus, Phase, contract};
+use midihub_runtime::Chain;
 
 use crate::announcement;
 use crate::apply::{apply_if_changed, clear_sidecar_status};
 use crate::children::{Children, ChildrenConfig, REGION_LABEL, SOUND_READY_LABEL, children};
 use crate::clock::Clock;
-use crate::error::{Chain, ReconcileError};
+use crate::error::ReconcileError;
 use crate::health::WatchHealth;
 use crate::metrics::Metrics;
 use crate::schedule;

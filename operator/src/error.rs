@@ -2,10 +2,8 @@
 //! the operator ([`OperatorError`]).
 //!
 //! A message says what failed at its own level; the error that caused it is its `source`, never
-//! repeated in the message. Where an error meets a person (a log line), [`Chain`] shows it with
-//! all its causes.
-
-use std::fmt;
+//! repeated in the message. Where an error meets a person (a log line),
+//! [`midihub_runtime::Chain`] shows it with all its causes.
 
 /// Everything that can make a reconcile of one hub fail. A failed reconcile is retried with
 /// back-off; it never stops the operator or affects another hub. A spec the operator cannot act
@@ -65,33 +63,14 @@ pub enum OperatorError {
     LeaderElection(#[from] kube_lease_manager::LeaseManagerError),
 }
 
-/// An error and its causes, for a log line: `what failed: why: why that`. A cause that the
-/// message before it already quotes is not repeated (kube's errors quote their causes).
-pub struct Chain<'a>(pub &'a dyn std::error::Error);
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut message = self.0.to_string();
-        f.write_str(&message)?;
-        let mut cause = self.0.source();
-        while let Some(error) = cause {
-            let text = error.to_string();
-            if !message.contains(&text) {
-                write!(f, ": {text}")?;
-            }
-            message = text;
-            cause = error.source();
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use midihub_runtime::Chain;
+
     use super::*;
 
     #[test]
-    fn a_chain_shows_each_cause_once() {
+    fn a_listen_error_names_its_cause_once() {
         let error = OperatorError::Listen {
             address: "127.0.0.1:8080".parse().unwrap(),
             source: std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use"),
@@ -100,15 +79,5 @@ mod tests {
             Chain(&error).to_string(),
             "cannot listen on 127.0.0.1:8080 for /healthz and /metrics: address in use"
         );
-    }
-
-    #[test]
-    fn a_cause_the_message_already_quotes_is_not_repeated() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("outer: {0}")]
-        struct Quoting(#[source] std::io::Error);
-
-        let error = Quoting(std::io::Error::other("inner"));
-        assert_eq!(Chain(&error).to_string(), "outer: inner");
     }
 }

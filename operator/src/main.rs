@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 use midihub_operator::children::{ChildrenConfig, DeviceAccess};
 use midihub_operator::clock::SystemClock;
 use midihub_operator::controller::{self, Backoff, Context};
-use midihub_operator::error::{Chain, OperatorError};
+use midihub_operator::error::OperatorError;
 use midihub_operator::health::{self, WatchHealth};
 use midihub_operator::leader::{self, LeaderElection};
 use midihub_operator::metrics::Metrics;
@@ -95,13 +95,7 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     midihub_runtime::init_logs(args.log_format, LogOutput::Stdout);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = %Chain(&error), "operator stopped");
-            ExitCode::FAILURE
-        }
-    }
+    midihub_runtime::exit_code(run(args).await, "operator")
 }
 
 async fn run(args: Args) -> Result<(), OperatorError> {
