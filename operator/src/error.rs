@@ -48,11 +48,8 @@ pub enum OperatorError {
     Client(#[source] kube::Error),
 
     /// The health and metrics endpoint could not listen.
-    #[error("cannot listen on {address} for /healthz and /metrics")]
-    Listen {
-        address: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    #[error("cannot serve /healthz and /metrics")]
+    Listen(#[from] midihub_runtime::endpoint::ListenError),
 
     /// Another replica took the leadership: this one stops so that it restarts as a follower.
     #[error("lost the leader-election lease to another replica")]
@@ -66,18 +63,19 @@ pub enum OperatorError {
 #[cfg(test)]
 mod tests {
     use midihub_runtime::Chain;
+    use midihub_runtime::endpoint::ListenError;
 
     use super::*;
 
     #[test]
     fn a_listen_error_names_its_cause_once() {
-        let error = OperatorError::Listen {
+        let error = OperatorError::Listen(ListenError {
             address: "127.0.0.1:8080".parse().unwrap(),
             source: std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use"),
-        };
+        });
         assert_eq!(
             Chain(&error).to_string(),
-            "cannot listen on 127.0.0.1:8080 for /healthz and /metrics: address in use"
+            "cannot serve /healthz and /metrics: cannot listen on 127.0.0.1:8080: address in use"
         );
     }
 }

@@ -112,12 +112,7 @@ async fn run(args: Args) -> Result<(), OperatorError> {
     )));
     let controller = controller::controller(&client, &health);
     let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| OperatorError::Listen {
-            address: args.listen,
-            source,
-        })?;
+    let listener = endpoint::bind(args.listen).await?;
     tracing::info!(address = %args.listen, "serving /healthz and /metrics");
     let server = tokio::spawn(endpoint::serve(
         listener,

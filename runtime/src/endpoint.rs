@@ -1,8 +1,10 @@
 //! The HTTP endpoint both binaries serve: `/healthz` for probes and `/metrics` for Prometheus.
 //! A binary says what healthy means and which registry to encode by implementing [`Probe`],
-//! adds its own routes to [`router`]'s, and runs the result with [`serve`].
+//! adds its own routes to [`router`]'s, and runs the result with [`serve`] on a listener from
+//! [`bind`].
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -52,6 +54,21 @@ pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, registry)?;
     Ok(text)
+}
+
+/// The endpoint's address could not be had.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {address}")]
+pub struct ListenError {
+    pub address: SocketAddr,
+    pub source: std::io::Error,
+}
+
+/// A listener for the endpoint on `address`.
+pub async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, ListenError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| ListenError { address, source })
 }
 
 /// Serves `routes` on `listener` until `shutdown` completes; a failure is logged as the failure

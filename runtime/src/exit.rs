@@ -59,30 +59,28 @@ mod tests {
         }
     }
 
+    fn failed(message: &'static str, cause: Option<&str>) -> Failed {
+        Failed {
+            message,
+            source: cause.map(std::io::Error::other),
+        }
+    }
+
     #[test]
     fn a_chain_shows_each_cause_after_the_error() {
-        let error = Failed {
-            message: "cannot listen",
-            source: Some(std::io::Error::other("address in use")),
-        };
+        let error = failed("cannot listen", Some("address in use"));
         assert_eq!(Chain(&error).to_string(), "cannot listen: address in use");
     }
 
     #[test]
     fn a_cause_the_message_already_quotes_is_not_repeated() {
-        let error = Failed {
-            message: "cannot listen: address in use",
-            source: Some(std::io::Error::other("address in use")),
-        };
+        let error = failed("cannot listen: address in use", Some("address in use"));
         assert_eq!(Chain(&error).to_string(), "cannot listen: address in use");
     }
 
     #[test]
     fn an_error_without_causes_is_its_message() {
-        let error = Failed {
-            message: "lost the lease",
-            source: None,
-        };
+        let error = failed("lost the lease", None);
         assert_eq!(Chain(&error).to_string(), "lost the lease");
     }
 }

@@ -301,14 +301,17 @@ fn the_sound_ready_selector_cannot_be_overridden_by_the_hub() {
 #[test]
 fn images_default_to_the_operators_and_follow_the_hub_when_set() {
     let config = examples::privileged_config();
+    let images = |deployment: &Deployment| {
+        [RTPMIDID_CONTAINER, SIDECAR_CONTAINER]
+            .map(|name| container(deployment, name).image.clone().unwrap())
+    };
     let defaulted = deployment(&examples::hub(), true, &config).unwrap();
     assert_eq!(
-        container(&defaulted, RTPMIDID_CONTAINER).image.as_deref(),
-        Some("registry.example/rtpmidid:26.01")
-    );
-    assert_eq!(
-        container(&defaulted, SIDECAR_CONTAINER).image.as_deref(),
-        Some("registry.example/hub-sidecar:0.1.0")
+        images(&defaulted),
+        [
+            "registry.example/rtpmidid:26.01",
+            "registry.example/hub-sidecar:0.1.0"
+        ]
     );
 
     let mut hub = examples::hub();
@@ -316,12 +319,11 @@ fn images_default_to_the_operators_and_follow_the_hub_when_set() {
     hub.spec.pod.sidecar_image = Some("mirror.example/hub-sidecar:custom".to_owned());
     let explicit = deployment(&hub, true, &config).unwrap();
     assert_eq!(
-        container(&explicit, RTPMIDID_CONTAINER).image.as_deref(),
-        Some("mirror.example/rtpmidid:custom")
-    );
-    assert_eq!(
-        container(&explicit, SIDECAR_CONTAINER).image.as_deref(),
-        Some("mirror.example/hub-sidecar:custom")
+        images(&explicit),
+        [
+            "mirror.example/rtpmidid:custom",
+            "mirror.example/hub-sidecar:custom"
+        ]
     );
 }
 
