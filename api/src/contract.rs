@@ -164,12 +164,23 @@ pub mod reasons {
         pub const STOPPED: &str = "Stopped";
     }
 
-    /// Reasons of the Events the sidecar records on its hub.
+    /// Reasons of the Events recorded on a hub: the sidecar's when a participant comes or
+    /// goes, the operator's when the hub's phase changes (the operator's Warnings take the
+    /// reason of the condition that explains them instead).
     pub mod event {
-        /// A participant joined a room.
+        /// A participant joined a room (sidecar).
         pub const PARTICIPANT_JOINED: &str = "ParticipantJoined";
-        /// A participant left a room.
+        /// A participant left a room (sidecar).
         pub const PARTICIPANT_LEFT: &str = "ParticipantLeft";
+        /// The hub went to sleep (operator).
+        pub const SLEEPING: &str = "Sleeping";
+        /// The hub woke up: its pod is being created (operator).
+        pub const WAKING: &str = "Waking";
+        /// The hub, already awake, is starting again: its pod was replaced or is recovering
+        /// (operator).
+        pub const STARTING: &str = "Starting";
+        /// The hub runs and accepts participants (operator).
+        pub const READY: &str = "Ready";
     }
 }
 

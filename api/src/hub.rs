@@ -13,8 +13,6 @@ use serde::{Deserialize, Serialize};
 
 /// API group of the MidiHub resource.
 pub const GROUP: &str = "midihub.io";
-/// API version of the MidiHub resource.
-pub const VERSION: &str = "v1alpha1";
 
 /// A MidiHub is an internet MIDI hub: a public host where every participant connects over
 /// RTP-MIDI (AppleMIDI) and hears every other participant of the same room. Each entry in

@@ -172,7 +172,7 @@ async fn run(args: Args) -> Result<(), Error> {
     };
 
     let health = Arc::new(Health::new(std::time::Instant::now()));
-    let listener = midihub_runtime::endpoint::listen(args.listen).await?;
+    let listener = midihub_runtime::endpoint::bind(args.listen).await?;
     let serve_status = matches!(sink, Sink::Local);
     let server = tokio::spawn(midihub_runtime::endpoint::serve(
         listener,

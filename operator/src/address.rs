@@ -20,23 +20,10 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
+use midihub_api::contract::reasons::public_address;
 
 /// Node annotation naming the address participants should dial to reach hubs on that node.
 pub const PUBLIC_ADDRESS_ANNOTATION: &str = "midihub.io/public-address";
-
-/// Reasons of the `PublicAddress` condition.
-pub mod reasons {
-    /// The address is the one the node's annotation names.
-    pub const ANNOTATED: &str = "Annotated";
-    /// The address is the node's ExternalIP.
-    pub const EXTERNAL_IP: &str = "ExternalIP";
-    /// The node has neither annotation nor ExternalIP: the address is its InternalIP.
-    pub const INTERNAL_IP_ONLY: &str = "InternalIPOnly";
-    /// The node's annotation is neither an IP address nor a DNS name.
-    pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
-    /// The node reports no usable address at all.
-    pub const NO_ADDRESS: &str = "NoAddress";
-}
 
 /// The address of a hub on a node, and what the `PublicAddress` condition says about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +50,7 @@ pub fn hub_address(node: &Node) -> HubAddress {
         return HubAddress {
             address: Some(value.to_owned()),
             public: true,
-            reason: reasons::ANNOTATED,
+            reason: public_address::ANNOTATED,
             message: format!(
                 "participants dial {value}, named by the annotation {PUBLIC_ADDRESS_ANNOTATION} of node {name}"
             ),
@@ -73,7 +60,7 @@ pub fn hub_address(node: &Node) -> HubAddress {
     match annotated {
         Some(value) => HubAddress {
             public: false,
-            reason: reasons::INVALID_ANNOTATION,
+            reason: public_address::INVALID_ANNOTATION,
             message: format!(
                 "the annotation {PUBLIC_ADDRESS_ANNOTATION} of node {name} is neither an IP address nor a DNS name ({value:?}), so it is ignored: {}",
                 fallback.message
@@ -119,7 +106,7 @@ fn from_node_addresses(node: &Node, name: &str) -> HubAddress {
         return HubAddress {
             address: Some(external.to_string()),
             public: true,
-            reason: reasons::EXTERNAL_IP,
+            reason: public_address::EXTERNAL_IP,
             message: format!(
                 "participants dial {external}, the ExternalIP of node {name}{}",
                 ipv6_note(&external)
@@ -130,7 +117,7 @@ fn from_node_addresses(node: &Node, name: &str) -> HubAddress {
         return HubAddress {
             address: Some(internal.to_string()),
             public: false,
-            reason: reasons::INTERNAL_IP_ONLY,
+            reason: public_address::INTERNAL_IP_ONLY,
             message: format!(
                 "node {name} has no ExternalIP: the hub's address {internal} is its InternalIP{}, which participants outside the cluster's network may not reach. If the node is reachable under another address (port forwarding, an elastic IP, a DNS name): {annotate}",
                 ipv6_note(&internal)
@@ -140,7 +127,7 @@ fn from_node_addresses(node: &Node, name: &str) -> HubAddress {
     HubAddress {
         address: None,
         public: false,
-        reason: reasons::NO_ADDRESS,
+        reason: public_address::NO_ADDRESS,
         message: format!(
             "node {name} lists neither an ExternalIP nor an InternalIP: name the hub's address with {annotate}"
         ),

@@ -1,5 +1,5 @@
-//! Which Event a change of a hub's status deserves. Pure: the controller publishes what this
-//! returns.
+//! Which Event a change of a hub's status deserves ([`event_for`]). Pure: the controller
+//! publishes what it returns.
 //!
 //! An Event is published when the hub's phase, or the reason it is not ready, changed: once per
 //! change, not once per reconcile. kube's `Recorder` folds an Event into an earlier one with the
@@ -14,55 +14,55 @@
 use kube::runtime::events::{Event, EventType};
 use midihub_api::{MidiHubStatus, Phase};
 
-use crate::status::{self, AWAKE, PUBLIC_ADDRESS, READY};
+use midihub_api::contract::reasons::event;
+use midihub_api::contract::{AWAKE_CONDITION, PUBLIC_ADDRESS_CONDITION, READY_CONDITION};
 
-/// Event reasons the operator uses besides the `Ready` and `Awake` conditions' own reasons.
-pub mod reasons {
-    /// The hub went to sleep.
-    pub const SLEEPING: &str = "Sleeping";
-    /// The hub woke up: its pod is being created.
-    pub const WAKING: &str = "Waking";
-    /// The hub, already awake, is starting again (its pod was replaced or is recovering).
-    pub const STARTING: &str = "Starting";
-    /// The hub runs and accepts participants.
-    pub const READY: &str = "Ready";
-}
+use crate::status;
 
 /// The action of every Event the operator publishes.
 const ACTION: &str = "Reconcile";
 
 /// The Event announcing the change from `previous` to `current`, if there is one to announce.
-pub fn announcement(previous: Option<&MidiHubStatus>, current: &MidiHubStatus) -> Option<Event> {
+pub fn event_for(previous: Option<&MidiHubStatus>, current: &MidiHubStatus) -> Option<Event> {
     let phase_before = previous.and_then(|status| status.phase);
-    let before = (phase_before, status::condition_reason(previous, READY));
+    let before = (
+        phase_before,
+        status::condition_reason(previous, READY_CONDITION),
+    );
     let after = (
         current.phase,
-        status::condition_reason(Some(current), READY),
+        status::condition_reason(Some(current), READY_CONDITION),
     );
     if before == after {
         return None;
     }
     let phase = current.phase?;
-    let ready = current.conditions.iter().find(|c| c.type_ == READY);
-    let awake = current.conditions.iter().find(|c| c.type_ == AWAKE);
+    let ready = current
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY_CONDITION);
+    let awake = current
+        .conditions
+        .iter()
+        .find(|c| c.type_ == AWAKE_CONDITION);
     let was_awake =
         phase_before.is_some_and(|phase| !matches!(phase, Phase::Sleeping | Phase::Invalid));
     let (type_, reason, note) = match phase {
         Phase::Sleeping => (
             EventType::Normal,
-            reasons::SLEEPING.to_string(),
+            event::SLEEPING.to_string(),
             awake.map(|c| c.message.clone()),
         ),
         // A pod that is replaced (a lost node, a changed configuration) or recovering is not
         // a hub waking up.
         Phase::Starting if was_awake => (
             EventType::Normal,
-            reasons::STARTING.to_string(),
+            event::STARTING.to_string(),
             ready.map(|c| c.message.clone()),
         ),
         Phase::Starting => (
             EventType::Normal,
-            reasons::WAKING.to_string(),
+            event::WAKING.to_string(),
             awake.map(|c| c.message.clone()),
         ),
         Phase::Ready => {
@@ -74,11 +74,11 @@ pub fn announcement(previous: Option<&MidiHubStatus>, current: &MidiHubStatus) -
             if let Some(address) = current
                 .conditions
                 .iter()
-                .find(|c| c.type_ == PUBLIC_ADDRESS && c.status != "True")
+                .find(|c| c.type_ == PUBLIC_ADDRESS_CONDITION && c.status != "True")
             {
                 note.push_str(&format!("; but {}", address.message));
             }
-            (EventType::Normal, reasons::READY.to_string(), Some(note))
+            (EventType::Normal, event::READY.to_string(), Some(note))
         }
         Phase::Invalid => (
             EventType::Warning,

@@ -6,14 +6,13 @@ use std::fmt::Debug;
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
-use midihub_api::MidiHub;
-use midihub_api::contract::SIDECAR_FIELD_MANAGER;
+use midihub_api::contract::{OPERATOR_FIELD_MANAGER, SIDECAR_FIELD_MANAGER, status_patch};
+use midihub_api::{MidiHub, MidiHubStatus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::build::FIELD_MANAGER;
-use crate::error::{Error, Result};
+use crate::error::ReconcileError;
 
 /// Whether every field set in `desired` holds the same value in `observed`. Fields only the
 /// server or others set (defaults, managed fields, status) are ignored; lists must have the
@@ -49,21 +48,17 @@ pub struct Applied<K> {
 
 /// Applies `desired` with server-side apply under the operator's field manager unless the
 /// cluster already holds it.
-pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K) -> Result<Applied<K>>
+pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K) -> Result<Applied<K>, ReconcileError>
 where
-    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+    K: Resource + k8s_openapi::Resource + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = desired.name_any();
-    let kind = std::any::type_name::<K>();
-    let desired_json = serde_json::to_value(desired).map_err(|source| Error::Serialize {
-        kind: "child object",
-        source,
-    })?;
+    let kind = K::KIND;
+    let desired_json = serde_json::to_value(desired)
+        .map_err(|source| ReconcileError::Serialize { kind, source })?;
     if let Some(observed) = api.get_opt(&name).await? {
-        let observed_json = serde_json::to_value(&observed).map_err(|source| Error::Serialize {
-            kind: "child object",
-            source,
-        })?;
+        let observed_json = serde_json::to_value(&observed)
+            .map_err(|source| ReconcileError::Serialize { kind, source })?;
         if is_subset(&desired_json, &observed_json) {
             return Ok(Applied {
                 written: false,
@@ -75,7 +70,7 @@ where
     let object = api
         .patch(
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
             &Patch::Apply(&desired_json),
         )
         .await?;
@@ -106,16 +101,11 @@ where
 /// sidecar cannot publish between that list and this write: it needs a pod. If the fields
 /// were written by another manager than the sidecar's (an edit by hand), this apply removes
 /// nothing and is repeated on the hub's next reconcile, without changing the object.
-pub async fn clear_sidecar_status(api: &Api<MidiHub>, name: &str) -> Result<()> {
-    let nothing = json!({
-        "apiVersion": MidiHub::api_version(&()),
-        "kind": MidiHub::kind(&()),
-        "status": {},
-    });
+pub async fn clear_sidecar_status(api: &Api<MidiHub>, name: &str) -> Result<(), ReconcileError> {
     api.patch_status(
         name,
         &PatchParams::apply(SIDECAR_FIELD_MANAGER),
-        &Patch::Apply(&nothing),
+        &status_patch(&MidiHubStatus::default()),
     )
     .await?;
     Ok(())

@@ -1,4 +1,4 @@
-//! The reconcile loop: for each MidiHub, observe → decide → build → apply → report.
+//! The reconcile loop: for each MidiHub, decide → build its children → apply → observe → report.
 //!
 //! Each hub is reconciled on its own: a hub that fails (API error, bad spec) backs off and
 //! retries without touching the others. The loop requeues a hub exactly when its schedule next
@@ -13,28 +13,25 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use midihub_api::{MidiHub, MidiHubStatus, Phase, contract};
-use serde_json::json;
+use midihub_runtime::Chain;
 
 use crate::announcement;
 use crate::apply::{apply_if_changed, clear_sidecar_status};
-use crate::build::{self, BuildConfig, FIELD_MANAGER, HUB_LABEL, REGION_LABEL, SOUND_READY_LABEL};
+use crate::children::{Children, ChildrenConfig, REGION_LABEL, SOUND_READY_LABEL, children};
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::ReconcileError;
 use crate::health::WatchHealth;
 use crate::metrics::Metrics;
 use crate::schedule;
 use crate::status::{self, Intent, Observed};
 use crate::watches;
-
-/// Label every child carries, so the operator watches only its own objects.
-const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=midihub-operator";
 
 /// How long a failing hub waits before its next try: doubling from `first` up to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -64,7 +61,7 @@ impl Default for Backoff {
 pub struct Context {
     client: Client,
     clock: Arc<dyn Clock>,
-    build: BuildConfig,
+    children: ChildrenConfig,
     metrics: Arc<Metrics>,
     recorder: Recorder,
     backoff: Backoff,
@@ -77,20 +74,20 @@ impl Context {
     pub fn new(
         client: Client,
         clock: Arc<dyn Clock>,
-        build: BuildConfig,
+        children: ChildrenConfig,
         metrics: Arc<Metrics>,
         instance: Option<String>,
         backoff: Backoff,
     ) -> Self {
         let reporter = Reporter {
-            controller: FIELD_MANAGER.to_string(),
+            controller: contract::OPERATOR_FIELD_MANAGER.to_string(),
             instance,
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             clock,
-            build,
+            children,
             metrics,
             backoff,
             failures: Mutex::default(),
@@ -120,7 +117,9 @@ impl Context {
 /// [`watches`]). Exposed so the caller can read its cache of hubs (for metrics) before running
 /// it.
 pub fn controller(client: &Client, health: &Arc<WatchHealth>) -> Controller<MidiHub> {
-    let owned = || watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    // Every child carries the managed-by label: the operator watches only its own objects.
+    let managed = contract::managed_by_selector();
+    let owned = || watcher::Config::default().labels(&managed);
     let (hubs, writer) = reflector::store();
     let hub_changes = watches::watch(
         "MidiHub",
@@ -137,7 +136,7 @@ pub fn controller(client: &Client, health: &Arc<WatchHealth>) -> Controller<Midi
         .owns_stream(watches::metadata::<Role>(client, owned(), health))
         .owns_stream(watches::metadata::<RoleBinding>(client, owned(), health))
         .watches_stream(watches::metadata::<Pod>(client, owned(), health), |pod| {
-            let hub = pod.labels().get(HUB_LABEL)?.clone();
+            let hub = pod.labels().get(contract::HUB_LABEL)?.clone();
             Some(ObjectRef::new(&hub).within(&pod.namespace()?))
         })
         .trigger_backoff(watches::NoSharedBackoff)
@@ -161,7 +160,7 @@ pub async fn run(
         .await;
 }
 
-async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action> {
+async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = context.metrics.reconcile_started();
     let result = reconcile_hub(&hub, &context).await;
     if result.is_ok() {
@@ -170,16 +169,16 @@ async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action> {
     result
 }
 
-fn error_policy(hub: Arc<MidiHub>, error: &Error, context: Arc<Context>) -> Action {
+fn error_policy(hub: Arc<MidiHub>, error: &ReconcileError, context: Arc<Context>) -> Action {
     context.metrics.reconcile_failed(error);
     let failures = context.record_failure(ObjectRef::from(hub.as_ref()));
     let delay = context.backoff.delay(failures);
-    tracing::warn!(hub = %ObjectRef::from(hub.as_ref()), %error, failures, retry_in = ?delay, "reconcile failed");
+    tracing::warn!(hub = %ObjectRef::from(hub.as_ref()), error = %Chain(error), failures, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
-async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
-    let namespace = hub.namespace().ok_or(Error::MissingField {
+async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action, ReconcileError> {
+    let namespace = hub.namespace().ok_or(ReconcileError::MissingField {
         kind: "MidiHub",
         field: "metadata.namespace",
     })?;
@@ -207,17 +206,20 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
         ),
     };
 
-    // Build and apply the children; a spec the builders refuse is the user's to fix.
-    let (intent, deployment) = match apply_children(hub, &namespace, &intent, context).await {
-        Ok(deployment) => (intent, Some(deployment)),
-        Err(Error::Build(error)) => (
+    // Build and apply the children; a hub that cannot have them is the user's to fix.
+    let (intent, deployment) = match children(hub, &context.children, intent.awake()) {
+        Ok(children) => {
+            let deployment =
+                apply_children(hub, &namespace, children, intent.awake(), context).await?;
+            (intent, Some(deployment))
+        }
+        Err(error) => (
             Intent::Invalid {
-                reason: "InvalidConfiguration",
+                reason: contract::reasons::awake::INVALID_CONFIGURATION,
                 message: error.to_string(),
             },
             None,
         ),
-        Err(error) => return Err(error),
     };
 
     // Observe the pod and its node, and report.
@@ -225,15 +227,10 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
     let desired = status::operator_status(hub, &intent, &observed, now);
     if status::status_changed(hub.status.as_ref(), &desired) {
         let api = Api::<MidiHub>::namespaced(context.client.clone(), &namespace);
-        let patch = json!({
-            "apiVersion": MidiHub::api_version(&()),
-            "kind": MidiHub::kind(&()),
-            "status": desired,
-        });
         api.patch_status(
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
+            &PatchParams::apply(contract::OPERATOR_FIELD_MANAGER).force(),
+            &contract::status_patch(&desired),
         )
         .await?;
         announce(hub, hub.status.as_ref(), &desired, context).await;
@@ -262,22 +259,20 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action> {
 async fn apply_children(
     hub: &MidiHub,
     namespace: &str,
-    intent: &Intent,
+    children: Children,
+    awake: bool,
     context: &Context,
-) -> Result<Deployment> {
+) -> Result<Deployment, ReconcileError> {
     let client = &context.client;
-    let config_map = build::config_map(hub)?;
-    let deployment = build::deployment(
-        hub,
-        i32::from(intent.awake()),
-        &context.build,
-        &build::config_hash(&config_map),
-    )?;
-    let service_account = build::service_account(hub)?;
-    let role = build::role(hub)?;
-    let role_binding = build::role_binding(hub)?;
+    let Children {
+        service_account,
+        role,
+        role_binding,
+        config_map,
+        deployment,
+    } = children;
     // In this order: the pod needs its ServiceAccount and ConfigMap when it is created.
-    let mut written = [
+    let written = [
         apply_if_changed(
             &Api::namespaced(client.clone(), namespace),
             &service_account,
@@ -299,9 +294,9 @@ async fn apply_children(
     .count();
     let deployment =
         apply_if_changed(&Api::namespaced(client.clone(), namespace), &deployment).await?;
-    written += usize::from(deployment.written);
+    let written = written + usize::from(deployment.written);
     if written > 0 {
-        tracing::info!(hub = %ObjectRef::from(hub), written, awake = intent.awake(), "applied hub objects");
+        tracing::info!(hub = %ObjectRef::from(hub), written, awake, "applied hub objects");
     }
     Ok(deployment.object)
 }
@@ -312,7 +307,7 @@ async fn observe(
     intent: &Intent,
     deployment: Option<Deployment>,
     context: &Context,
-) -> Result<Observed> {
+) -> Result<Observed, ReconcileError> {
     // A sleeping hub's pods matter only while its status may still list participants.
     let sidecar_fields = hub
         .status
@@ -326,7 +321,7 @@ async fn observe(
     }
     let client = &context.client;
     let pods = Api::<Pod>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("{HUB_LABEL}={}", hub.name_any())))
+        .list(&ListParams::default().labels(&contract::hub_selector(&hub.name_any())))
         .await?;
     let hub_pods = Some(pods.items.len());
     if !intent.awake() {
@@ -374,7 +369,7 @@ async fn observe(
 }
 
 /// Publishes the Event that the change from `previous` to `current` deserves, if any (see
-/// [`announcement`]). An Event that cannot be published is logged; it does not fail the
+/// [`announcement::event_for`]). An Event that cannot be published is logged; it does not fail the
 /// reconcile.
 async fn announce(
     hub: &MidiHub,
@@ -382,7 +377,7 @@ async fn announce(
     current: &MidiHubStatus,
     context: &Context,
 ) {
-    let Some(event) = announcement::announcement(previous, current) else {
+    let Some(event) = announcement::event_for(previous, current) else {
         return;
     };
     tracing::info!(

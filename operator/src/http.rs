@@ -1,79 +1,50 @@
-//! The operator's HTTP endpoint: `/healthz` for probes and `/metrics` for Prometheus.
+//! The operator's HTTP endpoint: `/healthz` fails while a watch has been deaf beyond its grace
+//! period, `/metrics` serves the operator's [`Metrics`]. The serving itself is
+//! [`midihub_runtime::endpoint`]'s, shared with the hub sidecar.
 
 use std::fmt::Write as _;
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use midihub_runtime::endpoint::{self, Probe};
+use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 
 use crate::health::WatchHealth;
 use crate::metrics::Metrics;
 
-/// What the endpoint reports on.
-#[derive(Clone)]
-struct Endpoint {
+/// What the operator's endpoint reports on.
+pub struct OperatorProbe {
     metrics: Arc<Metrics>,
     health: Arc<WatchHealth>,
 }
 
-/// The endpoint's routes.
+impl Probe for OperatorProbe {
+    /// OK unless a watch has failed for longer than the grace period: then the operator no
+    /// longer hears changes, and a restart is the way out.
+    fn health(&self) -> Result<(), String> {
+        let deaf = self.health.deaf_watches(Instant::now());
+        if deaf.is_empty() {
+            return Ok(());
+        }
+        let mut why = format!(
+            "watches failing for longer than {}s:",
+            self.health.grace().as_secs()
+        );
+        for (watch, failing_for) in deaf {
+            let _ = write!(why, " {watch} ({}s)", failing_for.as_secs());
+        }
+        Err(why)
+    }
+
+    fn registry(&self) -> &Registry {
+        self.metrics.registry()
+    }
+}
+
+/// The endpoint's routes: `/healthz` and `/metrics`, nothing of the operator's own.
 pub fn router(metrics: Arc<Metrics>, health: Arc<WatchHealth>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
-        .with_state(Endpoint { metrics, health })
-}
-
-/// OK unless a watch has failed for longer than the grace period: then the operator no longer
-/// hears changes, and a restart is the way out.
-async fn healthz(State(endpoint): State<Endpoint>) -> impl IntoResponse {
-    let deaf = endpoint.health.deaf_watches(Instant::now());
-    if deaf.is_empty() {
-        return (StatusCode::OK, "ok".to_string());
-    }
-    let mut body = format!(
-        "watches failing for longer than {}s:",
-        endpoint.health.grace().as_secs()
-    );
-    for (watch, failing_for) in deaf {
-        let _ = write!(body, " {watch} ({}s)", failing_for.as_secs());
-    }
-    (StatusCode::SERVICE_UNAVAILABLE, body)
-}
-
-async fn metrics_text(State(endpoint): State<Endpoint>) -> impl IntoResponse {
-    match endpoint.metrics.render() {
-        Ok(text) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics").into_response(),
-    }
-}
-
-/// Serves the endpoint on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    health: Arc<WatchHealth>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    if let Err(error) = axum::serve(listener, router(metrics, health))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(%error, "the health and metrics endpoint failed");
-    }
+    endpoint::router::<OperatorProbe>().with_state(Arc::new(OperatorProbe { metrics, health }))
 }
 
 #[cfg(test)]

@@ -6,10 +6,11 @@ use std::future::Future;
 
 use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
+use midihub_api::contract::OPERATOR_FIELD_MANAGER;
 use midihub_runtime::wait_for;
 use tokio::sync::watch;
 
-use crate::error::{Error, Result};
+use crate::error::OperatorError;
 
 /// Where and how long the lease is held.
 #[derive(Clone, Debug)]
@@ -32,7 +33,7 @@ pub async fn run_as_leader<Work, Done>(
     election: &LeaderElection,
     stop: watch::Receiver<bool>,
     work: Work,
-) -> Result<()>
+) -> Result<(), OperatorError>
 where
     Work: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>) -> Done,
     Done: Future<Output = ()>,
@@ -44,7 +45,7 @@ where
     if let Some(identity) = &election.identity {
         builder = builder
             .with_identity(identity)
-            .with_field_manager(format!("midihub-operator-lease-{identity}"));
+            .with_field_manager(format!("{OPERATOR_FIELD_MANAGER}-lease-{identity}"));
     }
     let (leader, lease) = builder.build().await?.watch().await;
     tracing::info!(lease = %election.lease_name, "waiting to become the leader");
@@ -72,6 +73,6 @@ where
     if kept_the_lease || *stop.borrow() {
         Ok(())
     } else {
-        Err(Error::LeadershipLost)
+        Err(OperatorError::LeadershipLost)
     }
 }

@@ -2,7 +2,7 @@
 //! rtpmidid configuration, the sidecar's RBAC and the hub Deployment), scales the hub to zero
 //! outside its schedule, and reports phase, conditions and address in its status.
 //!
-//! Reconcile is a pipeline: [`schedule`] decides, [`build`] makes the objects, [`apply`] writes
+//! Reconcile is a pipeline: [`schedule`] decides, [`children`] makes the objects, [`apply`] writes
 //! what changed, [`status`] says what the hub is doing; [`controller`] strings them together.
 //! Its [`watches`] recover on their own from an API server restart and report to [`health`],
 //! which `/healthz` ([`http`]) reads; [`client`] makes sure no request waits forever.
@@ -10,7 +10,7 @@
 pub mod address;
 pub mod announcement;
 pub mod apply;
-pub mod build;
+pub mod children;
 pub mod client;
 pub mod clock;
 pub mod controller;
@@ -23,4 +23,4 @@ pub mod schedule;
 pub mod status;
 pub mod watches;
 
-pub use error::{Error, Result};
+pub use error::{OperatorError, ReconcileError};

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use midihub_operator::build::{BuildConfig, DeviceAccess};
+use midihub_operator::children::{ChildrenConfig, DeviceAccess};
 use midihub_operator::clock::SystemClock;
 use midihub_operator::controller::{self, Backoff, Context};
+use midihub_operator::error::OperatorError;
 use midihub_operator::health::{self, WatchHealth};
 use midihub_operator::leader::{self, LeaderElection};
 use midihub_operator::metrics::Metrics;
-use midihub_operator::{Error, client, http};
-use midihub_runtime::{LogFormat, LogOutput, wait_for};
+use midihub_operator::{client, http};
+use midihub_runtime::{LogFormat, LogOutput, endpoint, wait_for};
 use tokio::sync::watch;
 
 /// How hub containers reach the host's ALSA sequencer.
@@ -94,17 +95,11 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     midihub_runtime::init_logs(args.log_format, LogOutput::Stdout);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "operator stopped");
-            ExitCode::FAILURE
-        }
-    }
+    midihub_runtime::exit_code(run(args).await, "operator")
 }
 
-async fn run(args: Args) -> Result<(), Error> {
-    let client = client::infer().await?;
+async fn run(args: Args) -> Result<(), OperatorError> {
+    let client = client::infer().await.map_err(OperatorError::Client)?;
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
         midihub_runtime::shutdown_signal().await;
@@ -117,17 +112,12 @@ async fn run(args: Args) -> Result<(), Error> {
     )));
     let controller = controller::controller(&client, &health);
     let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| Error::Listen {
-            address: args.listen,
-            source,
-        })?;
+    let listener = endpoint::bind(args.listen).await?;
     tracing::info!(address = %args.listen, "serving /healthz and /metrics");
-    let server = tokio::spawn(http::serve(
+    let server = tokio::spawn(endpoint::serve(
         listener,
-        metrics.clone(),
-        health,
+        http::router(metrics.clone(), health),
+        "health and metrics endpoint",
         wait_for(stop.clone(), true),
     ));
 
@@ -141,7 +131,7 @@ async fn run(args: Args) -> Result<(), Error> {
     let context = Arc::new(Context::new(
         client.clone(),
         Arc::new(SystemClock),
-        BuildConfig {
+        ChildrenConfig {
             rtpmidid_image: args.rtpmidid_image,
             sidecar_image: args.sidecar_image,
             device_access,

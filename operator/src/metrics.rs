@@ -72,7 +72,7 @@ impl Metrics {
     }
 
     /// Counts a failed reconcile.
-    pub fn reconcile_failed(&self, error: &crate::Error) {
+    pub fn reconcile_failed(&self, error: &crate::ReconcileError) {
         self.failures
             .get_or_create(&ErrorLabels {
                 error: error.metric_label(),
@@ -80,11 +80,9 @@ impl Metrics {
             .inc();
     }
 
-    /// The metrics in the OpenMetrics text format.
-    pub fn render(&self) -> Result<String, fmt::Error> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
+    /// The registry the metrics are served from.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }
 

@@ -23,6 +23,7 @@
 use jiff::civil::{Date, Time, Weekday as CivilWeekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
+use midihub_api::contract::reasons::awake;
 use midihub_api::{MidiHubSpec, Schedule, Weekday};
 
 /// Whether a hub should run now, why, and when that changes.
@@ -90,11 +91,11 @@ impl AwakeReason {
     /// The reason as written in a condition.
     pub fn as_str(self) -> &'static str {
         match self {
-            AwakeReason::AlwaysOn => "AlwaysOn",
-            AwakeReason::InWindow => "InWindow",
-            AwakeReason::OutsideWindows => "OutsideWindows",
-            AwakeReason::Suspended => "Suspended",
-            AwakeReason::ManualWake => "ManualWake",
+            AwakeReason::AlwaysOn => awake::ALWAYS_ON,
+            AwakeReason::InWindow => awake::IN_WINDOW,
+            AwakeReason::OutsideWindows => awake::OUTSIDE_WINDOWS,
+            AwakeReason::Suspended => awake::SUSPENDED,
+            AwakeReason::ManualWake => awake::MANUAL_WAKE,
         }
     }
 }
@@ -133,7 +134,7 @@ pub enum ScheduleError {
         "spec.schedule.windows[{window}] starts and ends at {time}: give it a different end, e.g. 23:59 for a whole day"
     )]
     EmptyWindow { window: usize, time: String },
-    #[error("cannot evaluate the schedule at this date: {source}")]
+    #[error("cannot evaluate the schedule at this date")]
     OutOfRange {
         #[source]
         source: jiff::Error,
@@ -144,10 +145,10 @@ impl ScheduleError {
     /// CamelCase reason for the `Awake` condition.
     pub fn reason(&self) -> &'static str {
         match self {
-            ScheduleError::UnknownTimeZone { .. } => "UnknownTimeZone",
-            ScheduleError::InvalidTime { .. } => "InvalidTime",
-            ScheduleError::EmptyWindow { .. } => "EmptyWindow",
-            ScheduleError::OutOfRange { .. } => "TimeOutOfRange",
+            ScheduleError::UnknownTimeZone { .. } => awake::UNKNOWN_TIME_ZONE,
+            ScheduleError::InvalidTime { .. } => awake::INVALID_TIME,
+            ScheduleError::EmptyWindow { .. } => awake::EMPTY_WINDOW,
+            ScheduleError::OutOfRange { .. } => awake::TIME_OUT_OF_RANGE,
         }
     }
 }
@@ -423,38 +424,24 @@ fn transition_summary(
     zone_name: &str,
 ) -> String {
     let verb = if wakes { "wake" } else { "sleep" };
-    let local = zone.to_datetime(at);
-    let time = format!("{:02}:{:02}", local.hour(), local.minute());
-    if now.duration_until(at) < WEEKDAY_SUMMARY_LIMIT {
-        let day = weekday_abbreviation(local.weekday());
-        format!("{verb} {day} {time} {zone_name}")
+    let format = if now.duration_until(at) < WEEKDAY_SUMMARY_LIMIT {
+        "%a %H:%M"
     } else {
-        let date = format!(
-            "{:04}-{:02}-{:02}",
-            local.year(),
-            local.month(),
-            local.day()
-        );
-        format!("{verb} {date} {time} {zone_name}")
-    }
+        "%Y-%m-%d %H:%M"
+    };
+    let when = zone.to_datetime(at).strftime(format);
+    format!("{verb} {when} {zone_name}")
 }
 
 /// "2026-11-25 23:00 UTC", with seconds only when there are any.
 fn format_utc(at: Timestamp) -> String {
     let utc = TimeZone::UTC.to_datetime(at);
-    let seconds = if utc.second() == 0 {
-        String::new()
+    let format = if utc.second() == 0 {
+        "%Y-%m-%d %H:%M UTC"
     } else {
-        format!(":{:02}", utc.second())
+        "%Y-%m-%d %H:%M:%S UTC"
     };
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}{seconds} UTC",
-        utc.year(),
-        utc.month(),
-        utc.day(),
-        utc.hour(),
-        utc.minute()
-    )
+    utc.strftime(format).to_string()
 }
 
 /// Parses a strict 24-hour `HH:MM`.
@@ -479,18 +466,6 @@ fn civil_weekday(day: Weekday) -> CivilWeekday {
         Weekday::Fri => CivilWeekday::Friday,
         Weekday::Sat => CivilWeekday::Saturday,
         Weekday::Sun => CivilWeekday::Sunday,
-    }
-}
-
-fn weekday_abbreviation(day: CivilWeekday) -> &'static str {
-    match day {
-        CivilWeekday::Monday => "Mon",
-        CivilWeekday::Tuesday => "Tue",
-        CivilWeekday::Wednesday => "Wed",
-        CivilWeekday::Thursday => "Thu",
-        CivilWeekday::Friday => "Fri",
-        CivilWeekday::Saturday => "Sat",
-        CivilWeekday::Sunday => "Sun",
     }
 }
 

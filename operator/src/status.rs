@@ -5,43 +5,16 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use midihub_api::contract::{
+    AWAKE_CONDITION, PUBLIC_ADDRESS_CONDITION, READY_CONDITION, condition, reasons,
+};
 use midihub_api::{MidiHub, MidiHubStatus, Phase};
 
 use crate::address;
 use crate::schedule::Decision;
 
-pub use midihub_api::contract::{
-    AWAKE_CONDITION as AWAKE, PUBLIC_ADDRESS_CONDITION as PUBLIC_ADDRESS, READY_CONDITION as READY,
-};
-
 /// The condition types the operator writes.
-const OPERATOR_CONDITIONS: [&str; 3] = [AWAKE, READY, PUBLIC_ADDRESS];
-
-/// Reasons of the `Ready` condition the operator sets itself (a failing container's own waiting
-/// reason, such as `CrashLoopBackOff`, is passed through as it is).
-pub mod reasons {
-    /// The hub's pod runs and is ready.
-    pub const HUB_RUNNING: &str = "HubRunning";
-    /// The hub sleeps (outside its schedule, or suspended).
-    pub const SLEEPING: &str = "Sleeping";
-    /// The hub's spec cannot be acted on.
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    /// The hub's pod is being created, scheduled or started.
-    pub const STARTING: &str = "Starting";
-    /// No node is sound-ready in the hub's region.
-    pub const NO_ELIGIBLE_NODE: &str = "NoEligibleNode";
-    /// Every node that could take the hub has its ports taken.
-    pub const PORTS_IN_USE: &str = "PortsInUse";
-    /// The scheduler cannot place the hub's pod for another reason.
-    pub const UNSCHEDULABLE: &str = "Unschedulable";
-    /// The hub's pod ended.
-    pub const POD_TERMINATED: &str = "PodTerminated";
-    /// The namespace's Pod Security level refuses the hub's pod.
-    pub const POD_SECURITY: &str = "PodSecurity";
-    /// Kubernetes refuses to create the hub's pod for another reason (a quota, a missing
-    /// PriorityClass, an admission webhook, …).
-    pub const POD_CREATION_FAILED: &str = "PodCreationFailed";
-}
+const OPERATOR_CONDITIONS: [&str; 3] = [AWAKE_CONDITION, READY_CONDITION, PUBLIC_ADDRESS_CONDITION];
 
 /// What the operator wants for a hub.
 #[derive(Clone, Debug)]
@@ -121,7 +94,7 @@ fn pod_state(pod: Option<&Pod>) -> PodState {
     let phase = status.phase.as_deref().unwrap_or("Pending");
     if phase == "Failed" || phase == "Succeeded" {
         return PodState::Failing {
-            reason: reasons::POD_TERMINATED.into(),
+            reason: reasons::ready::POD_TERMINATED.into(),
             message: format!(
                 "the hub pod ended ({phase}): {}",
                 status.message.as_deref().unwrap_or("no message")
@@ -192,7 +165,7 @@ fn blocked(hub: &MidiHub, deployment: Option<&Deployment>, failure: &str) -> Rea
     let namespace = hub.metadata.namespace.as_deref().unwrap_or("<namespace>");
     let deployment = deployment
         .and_then(|deployment| deployment.metadata.name.clone())
-        .unwrap_or_else(|| crate::build::child_name(hub));
+        .unwrap_or_else(|| crate::children::child_name(hub));
     let retry = format!(
         "Kubernetes retries with a growing back-off; `kubectl -n {namespace} rollout restart deployment {deployment}` retries at once"
     );
@@ -200,7 +173,7 @@ fn blocked(hub: &MidiHub, deployment: Option<&Deployment>, failure: &str) -> Rea
         Readiness {
             phase: Phase::Blocked,
             ready: false,
-            reason: reasons::POD_SECURITY.into(),
+            reason: reasons::ready::POD_SECURITY.into(),
             message: format!(
                 "the Pod Security level of namespace {namespace} refuses the hub pod: hub pods need the host network, host ports and privileged containers (or a device plugin's /dev/snd), which only the privileged level allows. \
                  Label the namespace: `kubectl label namespace {namespace} --overwrite pod-security.kubernetes.io/enforce=privileged` ({retry}). \
@@ -211,7 +184,7 @@ fn blocked(hub: &MidiHub, deployment: Option<&Deployment>, failure: &str) -> Rea
         Readiness {
             phase: Phase::Blocked,
             ready: false,
-            reason: reasons::POD_CREATION_FAILED.into(),
+            reason: reasons::ready::POD_CREATION_FAILED.into(),
             message: format!(
                 "Kubernetes refuses to create the hub pod; once the cause is fixed, {retry}. Kubernetes said: {failure}"
             ),
@@ -242,13 +215,13 @@ fn readiness(hub: &MidiHub, intent: &Intent, observed: &Observed) -> Readiness {
         Intent::Invalid { message, .. } => Readiness {
             phase: Phase::Invalid,
             ready: false,
-            reason: reasons::INVALID_SPEC.into(),
+            reason: reasons::ready::INVALID_SPEC.into(),
             message: format!("the hub cannot run until its spec is fixed: {message}"),
         },
         Intent::Decided(decision) if !decision.awake => Readiness {
             phase: Phase::Sleeping,
             ready: false,
-            reason: reasons::SLEEPING.into(),
+            reason: reasons::ready::SLEEPING.into(),
             message: format!("the hub sleeps: {}", decision.message()),
         },
         Intent::Decided(_) => {
@@ -269,7 +242,7 @@ fn readiness_of_pod(pod: PodState, observed: &Observed, region: Option<&str>) ->
         PodState::Running => Readiness {
             phase: Phase::Ready,
             ready: true,
-            reason: reasons::HUB_RUNNING.into(),
+            reason: reasons::ready::HUB_RUNNING.into(),
             message: "rtpmidid and the hub sidecar are running".into(),
         },
         PodState::Failing { reason, message } => Readiness {
@@ -281,16 +254,16 @@ fn readiness_of_pod(pod: PodState, observed: &Observed, region: Option<&str>) ->
         _ if observed.eligible_nodes == Some(0) => Readiness {
             phase: Phase::Unschedulable,
             ready: false,
-            reason: reasons::NO_ELIGIBLE_NODE.into(),
+            reason: reasons::ready::NO_ELIGIBLE_NODE.into(),
             message: match region {
                 Some(region) => format!(
                     "no node is labelled {}=true in region {region} ({}={region}): prepare a node with the sound modules, or change spec.region",
-                    crate::build::SOUND_READY_LABEL,
-                    crate::build::REGION_LABEL
+                    crate::children::SOUND_READY_LABEL,
+                    crate::children::REGION_LABEL
                 ),
                 None => format!(
                     "no node is labelled {}=true: load snd-dummy and snd-seq on a node and label it",
-                    crate::build::SOUND_READY_LABEL
+                    crate::children::SOUND_READY_LABEL
                 ),
             },
         },
@@ -300,49 +273,24 @@ fn readiness_of_pod(pod: PodState, observed: &Observed, region: Option<&str>) ->
             // The scheduler's own words name the cause; taken host ports are the one a
             // user of this product meets most (another hub or program on the same ports).
             reason: if message.contains("free ports") {
-                reasons::PORTS_IN_USE.into()
+                reasons::ready::PORTS_IN_USE.into()
             } else {
-                reasons::UNSCHEDULABLE.into()
+                reasons::ready::UNSCHEDULABLE.into()
             },
             message: format!("no node can take the hub pod: {message}"),
         },
         PodState::Starting { message } => Readiness {
             phase: Phase::Starting,
             ready: false,
-            reason: reasons::STARTING.into(),
+            reason: reasons::ready::STARTING.into(),
             message,
         },
         PodState::Absent => Readiness {
             phase: Phase::Starting,
             ready: false,
-            reason: reasons::STARTING.into(),
+            reason: reasons::ready::STARTING.into(),
             message: "the hub pod is being created".into(),
         },
-    }
-}
-
-fn condition(
-    type_: &str,
-    ready: bool,
-    reason: &str,
-    message: String,
-    generation: Option<i64>,
-    previous: &[Condition],
-    now: &Time,
-) -> Condition {
-    let status = if ready { "True" } else { "False" };
-    // The transition time moves only when the condition's status does.
-    let last_transition_time = previous
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
-    Condition {
-        type_: type_.to_string(),
-        status: status.to_string(),
-        reason: reason.to_string(),
-        message,
-        observed_generation: generation,
-        last_transition_time,
     }
 }
 
@@ -373,7 +321,6 @@ pub fn operator_status(
         .as_ref()
         .map(|status| status.conditions.as_slice())
         .unwrap_or_default();
-    let now = Time(now);
     let readiness = readiness(hub, intent, observed);
     let (awake, awake_reason, awake_message) = match intent {
         Intent::Decided(decision) => (decision.awake, decision.reason.as_str(), decision.message()),
@@ -396,34 +343,34 @@ pub fn operator_status(
         .map(address::hub_address);
     let mut conditions = vec![
         condition(
-            AWAKE,
+            AWAKE_CONDITION,
             awake,
             awake_reason,
             awake_message,
             generation,
             previous,
-            &now,
+            now,
         ),
         condition(
-            READY,
+            READY_CONDITION,
             readiness.ready,
             &readiness.reason,
             readiness.message,
             generation,
             previous,
-            &now,
+            now,
         ),
     ];
     // Only while the hub has a node: a hub without one has no address to speak of.
     if let Some(hub_address) = &hub_address {
         conditions.push(condition(
-            PUBLIC_ADDRESS,
+            PUBLIC_ADDRESS_CONDITION,
             hub_address.public,
             hub_address.reason,
             hub_address.message.clone(),
             generation,
             previous,
-            &now,
+            now,
         ));
     }
     MidiHubStatus {

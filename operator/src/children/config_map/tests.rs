@@ -1,8 +1,14 @@
-use midihub_api::HubPort;
 use midihub_api::rtpmidid_config::{ConfigError, ValueProblem};
+use midihub_api::{HubPort, MidiHub};
 
 use super::super::examples;
 use super::*;
+use crate::children::{ChildrenError, children};
+
+/// The ConfigMap among the hub's children.
+fn config_map(hub: &MidiHub) -> Result<ConfigMap, ChildrenError> {
+    Ok(children(hub, &examples::privileged_config(), true)?.config_map)
+}
 
 #[test]
 fn config_map_holds_the_rendered_ini_of_the_hubs_rooms() {
@@ -59,7 +65,7 @@ fn a_session_name_with_a_newline_is_refused_at_render_time() {
     assert!(
         matches!(
             &error,
-            BuildError::Config(ConfigError::InvalidSessionName {
+            ChildrenError::Config(ConfigError::InvalidSessionName {
                 port: 5004,
                 problem: ValueProblem::ControlCharacter('\n'),
                 ..
@@ -68,17 +74,6 @@ fn a_session_name_with_a_newline_is_refused_at_render_time() {
         "{error:?}"
     );
     assert!(error.to_string().contains("port 5004"), "{error}");
-}
-
-#[test]
-fn a_hub_without_uid_has_no_config_map() {
-    let mut hub = examples::hub();
-    hub.metadata.uid = None;
-
-    assert!(matches!(
-        config_map(&hub),
-        Err(BuildError::MissingUid { .. })
-    ));
 }
 
 #[test]

@@ -4,26 +4,25 @@
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use midihub_api::{GROUP, MidiHub};
+use midihub_api::GROUP;
 
-use super::{BuildError, child_metadata, hub_name};
+use super::Parent;
 
 /// The ServiceAccount the hub's pod runs as.
-pub fn service_account(hub: &MidiHub) -> Result<ServiceAccount, BuildError> {
-    Ok(ServiceAccount {
-        metadata: child_metadata(hub)?,
+pub(super) fn service_account(parent: &Parent) -> ServiceAccount {
+    ServiceAccount {
+        metadata: parent.metadata.clone(),
         ..ServiceAccount::default()
-    })
+    }
 }
 
 /// The sidecar's rights: get and patch the status of this hub only, get this hub only, and
 /// create and patch Events (both Event APIs, as clients differ in which they use).
-pub fn role(hub: &MidiHub) -> Result<Role, BuildError> {
-    let metadata = child_metadata(hub)?;
-    let this_hub = vec![hub_name(hub)?];
+pub(super) fn role(parent: &Parent) -> Role {
+    let this_hub = vec![parent.name.clone()];
     let strings = |items: &[&str]| items.iter().map(|&item| item.to_owned()).collect();
-    Ok(Role {
-        metadata,
+    Role {
+        metadata: parent.metadata.clone(),
         rules: Some(vec![
             PolicyRule {
                 api_groups: Some(strings(&[GROUP])),
@@ -46,14 +45,14 @@ pub fn role(hub: &MidiHub) -> Result<Role, BuildError> {
                 ..PolicyRule::default()
             },
         ]),
-    })
+    }
 }
 
 /// Binds the hub's Role to the hub's ServiceAccount.
-pub fn role_binding(hub: &MidiHub) -> Result<RoleBinding, BuildError> {
-    let metadata = child_metadata(hub)?;
-    let name = super::child_name(hub);
-    Ok(RoleBinding {
+pub(super) fn role_binding(parent: &Parent) -> RoleBinding {
+    let metadata = parent.metadata.clone();
+    let name = parent.child_name();
+    RoleBinding {
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".to_owned(),
             name: name.clone(),
@@ -66,7 +65,7 @@ pub fn role_binding(hub: &MidiHub) -> Result<RoleBinding, BuildError> {
             name,
         },
         metadata,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
 use super::*;
 
+fn children_of(hub: &MidiHub) -> Result<Children, ChildrenError> {
+    children(hub, &examples::privileged_config(), true)
+}
+
 #[test]
 fn children_are_named_after_the_hub() {
     assert_eq!(child_name(&examples::hub()), "midihub-berlin");
@@ -27,7 +31,7 @@ fn labels_name_the_app_the_instance_the_manager_and_the_hub() {
 fn child_metadata_has_namespace_labels_and_a_controller_owner_reference() {
     let hub = examples::hub();
 
-    let metadata = child_metadata(&hub).unwrap();
+    let metadata = Parent::of(&hub).unwrap().metadata;
 
     assert_eq!(metadata.name.as_deref(), Some("midihub-berlin"));
     assert_eq!(metadata.namespace.as_deref(), Some("music"));
@@ -46,30 +50,72 @@ fn a_hub_without_uid_namespace_or_name_cannot_have_children() {
     let mut hub = examples::hub();
     hub.metadata.uid = None;
     assert!(matches!(
-        child_metadata(&hub),
-        Err(BuildError::MissingUid { name }) if name == "berlin"
+        children_of(&hub),
+        Err(ChildrenError::MissingUid { name }) if name == "berlin"
     ));
 
     let mut hub = examples::hub();
     hub.metadata.namespace = None;
     assert!(matches!(
-        child_metadata(&hub),
-        Err(BuildError::MissingNamespace { .. })
+        children_of(&hub),
+        Err(ChildrenError::MissingNamespace { .. })
     ));
 
     let mut hub = examples::hub();
     hub.metadata.name = None;
-    assert!(matches!(child_metadata(&hub), Err(BuildError::MissingName)));
+    assert!(matches!(children_of(&hub), Err(ChildrenError::MissingName)));
 }
 
 #[test]
 fn a_hub_name_longer_than_a_label_value_is_refused() {
     let mut hub = examples::hub();
     hub.metadata.name = Some("h".repeat(64));
-    let error = child_metadata(&hub).unwrap_err();
-    assert!(matches!(error, BuildError::NameTooLong { length: 64, .. }));
+    let error = children_of(&hub).unwrap_err();
+    assert!(matches!(
+        error,
+        ChildrenError::NameTooLong { length: 64, .. }
+    ));
     assert!(error.to_string().contains("shorter name"), "{error}");
 
     hub.metadata.name = Some("h".repeat(63));
-    assert!(child_metadata(&hub).is_ok());
+    assert!(children_of(&hub).is_ok());
+}
+
+#[test]
+fn every_child_carries_the_hubs_child_metadata() {
+    let hub = examples::hub();
+
+    let children = children_of(&hub).unwrap();
+
+    let expected = Some(Parent::of(&hub).unwrap().metadata);
+    let metadata = [
+        &children.service_account.metadata,
+        &children.role.metadata,
+        &children.role_binding.metadata,
+        &children.config_map.metadata,
+        &children.deployment.metadata,
+    ];
+    for metadata in metadata {
+        assert_eq!(Some(metadata.clone()), expected);
+    }
+}
+
+#[test]
+fn an_awake_hub_has_one_pod_and_a_sleeping_one_none() {
+    let config = examples::privileged_config();
+    for (awake, replicas) in [(true, 1), (false, 0)] {
+        let children = children(&examples::hub(), &config, awake).unwrap();
+        assert_eq!(children.deployment.spec.unwrap().replicas, Some(replicas));
+    }
+}
+
+#[test]
+fn the_pod_template_carries_the_hash_of_the_config_map() {
+    let children = children_of(&examples::hub()).unwrap();
+
+    let template = children.deployment.spec.unwrap().template.metadata.unwrap();
+    assert_eq!(
+        template.annotations.unwrap()[CONFIG_HASH_ANNOTATION],
+        config_hash(&children.config_map)
+    );
 }

@@ -1,8 +1,12 @@
-//! Builders: pure functions from a MidiHub to the objects the operator applies. No I/O.
+//! A hub's children: every object the operator applies for one MidiHub (its sidecar's
+//! ServiceAccount, Role and RoleBinding, the rtpmidid ConfigMap and the Deployment), built by
+//! [`children`] in one pure function. No I/O.
 //!
-//! Every child carries the hub's namespace, the hub's labels and a controller owner reference
-//! to the hub, so deleting the hub deletes its children and the controller is woken by their
-//! changes. The objects are applied with server-side apply under [`FIELD_MANAGER`].
+//! The hub is checked once (a name usable as a label value, a namespace, a uid, rooms rtpmidid
+//! accepts); every child then carries the hub's namespace, the hub's labels and a controller
+//! owner reference to the hub, so deleting the hub deletes its children and the controller is
+//! woken by their changes. The objects are applied with server-side apply under
+//! [`OPERATOR_FIELD_MANAGER`].
 
 mod config_map;
 mod deployment;
@@ -10,26 +14,26 @@ mod rbac;
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use midihub_api::MidiHub;
-use midihub_api::rtpmidid_config::ConfigError;
+use midihub_api::contract::{HUB_LABEL, MANAGED_BY_LABEL, OPERATOR_FIELD_MANAGER};
+use midihub_api::rtpmidid_config::{ConfigError, RtpmididConfig};
 
-pub use config_map::{CONFIG_FILE_KEY, CONFIG_MOUNT_DIR, config_hash, config_map};
+pub use config_map::{CONFIG_FILE_KEY, CONFIG_MOUNT_DIR, config_hash};
 pub use deployment::{
     CONFIG_HASH_ANNOTATION, DEVICE_UNITS_PER_HUB_POD, NON_ROOT_USER, RTPMIDID_CONTAINER,
-    SIDECAR_CONTAINER, deployment,
+    SIDECAR_CONTAINER,
 };
-pub use rbac::{role, role_binding, service_account};
 
-/// Field manager of everything the operator applies.
-pub use midihub_api::contract::OPERATOR_FIELD_MANAGER as FIELD_MANAGER;
 /// Node label (value `"true"`) of nodes prepared for hubs: the dummy sound card and the ALSA
 /// sequencer are loaded.
 pub const SOUND_READY_LABEL: &str = "midihub.io/sound-ready";
 /// Node label a hub's `region` is matched against.
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
-pub use midihub_api::contract::HUB_LABEL;
 
 /// Longest label value; the hub's name is one.
 const MAX_LABEL_VALUE_CHARS: usize = 63;
@@ -47,9 +51,9 @@ pub enum DeviceAccess {
     DevicePlugin { resource: String, audio_group: i64 },
 }
 
-/// Operator-wide settings the builders need.
+/// Operator-wide settings of every hub's children.
 #[derive(Clone, Debug)]
-pub struct BuildConfig {
+pub struct ChildrenConfig {
     /// rtpmidid image used when a hub does not name its own.
     pub rtpmidid_image: String,
     /// hub-sidecar image used when a hub does not name its own.
@@ -58,9 +62,10 @@ pub struct BuildConfig {
     pub device_access: DeviceAccess,
 }
 
-/// A hub whose children cannot be built.
+/// A hub that cannot have children: the user's to fix (or, for a hub not read from the API,
+/// the caller's).
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub enum ChildrenError {
     #[error("the MidiHub has no name: children can only be built for a hub read from the API")]
     MissingName,
     #[error(
@@ -79,6 +84,46 @@ pub enum BuildError {
     Config(#[from] ConfigError),
 }
 
+/// Every object a hub owns, as the operator wants it.
+#[derive(Clone, Debug)]
+pub struct Children {
+    /// The identity the hub's pod runs as.
+    pub service_account: ServiceAccount,
+    /// The sidecar's rights on this hub.
+    pub role: Role,
+    /// Gives the Role to the ServiceAccount.
+    pub role_binding: RoleBinding,
+    /// rtpmidid's configuration.
+    pub config_map: ConfigMap,
+    /// The hub's pod (none while it sleeps).
+    pub deployment: Deployment,
+}
+
+/// The children of `hub`, its Deployment with one pod if `awake` and none otherwise.
+pub fn children(
+    hub: &MidiHub,
+    config: &ChildrenConfig,
+    awake: bool,
+) -> Result<Children, ChildrenError> {
+    let parent = Parent::of(hub)?;
+    let rtpmidid = RtpmididConfig::for_hub(&parent.name, &hub.spec.ports)?;
+    let config_map = config_map::config_map(&parent, &rtpmidid)?;
+    let deployment = deployment::deployment(
+        &parent,
+        &rtpmidid.rooms,
+        i32::from(awake),
+        config,
+        &config_hash(&config_map),
+    );
+    Ok(Children {
+        service_account: rbac::service_account(&parent),
+        role: rbac::role(&parent),
+        role_binding: rbac::role_binding(&parent),
+        config_map,
+        deployment,
+    })
+}
+
 /// Name of the hub's Deployment, ConfigMap, ServiceAccount, Role and RoleBinding.
 pub fn child_name(hub: &MidiHub) -> String {
     format!("midihub-{}", hub.name_any())
@@ -91,47 +136,62 @@ pub fn labels(hub: &MidiHub) -> BTreeMap<String, String> {
         ("app.kubernetes.io/name".to_owned(), "midihub".to_owned()),
         ("app.kubernetes.io/instance".to_owned(), hub_name.clone()),
         (
-            "app.kubernetes.io/managed-by".to_owned(),
-            FIELD_MANAGER.to_owned(),
+            MANAGED_BY_LABEL.to_owned(),
+            OPERATOR_FIELD_MANAGER.to_owned(),
         ),
         (HUB_LABEL.to_owned(), hub_name),
     ])
 }
 
-/// The hub's name, checked to be usable as a label value.
-fn hub_name(hub: &MidiHub) -> Result<String, BuildError> {
-    let name = hub.meta().name.clone().ok_or(BuildError::MissingName)?;
-    if name.is_empty() {
-        return Err(BuildError::MissingName);
-    }
-    let length = name.chars().count();
-    if length > MAX_LABEL_VALUE_CHARS {
-        return Err(BuildError::NameTooLong { name, length });
-    }
-    Ok(name)
+/// A hub checked to be able to have children, with what every child takes from it.
+struct Parent<'a> {
+    hub: &'a MidiHub,
+    /// The hub's name, usable as a label value.
+    name: String,
+    /// Metadata of every child: its name, the hub's namespace and labels, and the owner
+    /// reference.
+    metadata: ObjectMeta,
 }
 
-/// Metadata of a child: its name, the hub's namespace and labels, and the owner reference.
-fn child_metadata(hub: &MidiHub) -> Result<ObjectMeta, BuildError> {
-    let name = hub_name(hub)?;
-    let namespace = hub
-        .meta()
-        .namespace
-        .clone()
-        .ok_or_else(|| BuildError::MissingNamespace { name: name.clone() })?;
-    let owner = hub
-        .controller_owner_ref(&())
-        .ok_or_else(|| BuildError::MissingUid { name: name.clone() })?;
-    Ok(ObjectMeta {
-        name: Some(child_name(hub)),
-        namespace: Some(namespace),
-        labels: Some(labels(hub)),
-        owner_references: Some(vec![owner]),
-        ..ObjectMeta::default()
-    })
+impl<'a> Parent<'a> {
+    fn of(hub: &'a MidiHub) -> Result<Self, ChildrenError> {
+        let name = hub.meta().name.clone().ok_or(ChildrenError::MissingName)?;
+        if name.is_empty() {
+            return Err(ChildrenError::MissingName);
+        }
+        let length = name.chars().count();
+        if length > MAX_LABEL_VALUE_CHARS {
+            return Err(ChildrenError::NameTooLong { name, length });
+        }
+        let namespace = hub
+            .meta()
+            .namespace
+            .clone()
+            .ok_or_else(|| ChildrenError::MissingNamespace { name: name.clone() })?;
+        let owner = hub
+            .controller_owner_ref(&())
+            .ok_or_else(|| ChildrenError::MissingUid { name: name.clone() })?;
+        let metadata = ObjectMeta {
+            name: Some(child_name(hub)),
+            namespace: Some(namespace),
+            labels: Some(labels(hub)),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        };
+        Ok(Parent {
+            hub,
+            name,
+            metadata,
+        })
+    }
+
+    /// The name every child of the hub has.
+    fn child_name(&self) -> String {
+        child_name(self.hub)
+    }
 }
 
-/// Example hubs shared by the builders' tests.
+/// Example hubs shared by the children's tests.
 #[cfg(test)]
 pub(crate) mod examples {
     use std::collections::BTreeMap;
@@ -140,7 +200,7 @@ pub(crate) mod examples {
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use midihub_api::{HubPodSettings, HubPort, MidiHub, MidiHubSpec};
 
-    use super::{BuildConfig, DeviceAccess};
+    use super::{ChildrenConfig, DeviceAccess};
 
     pub const UID: &str = "6f1c2f9e-2d6c-4a55-9d38-2b7a5a0f1c11";
 
@@ -198,16 +258,16 @@ pub(crate) mod examples {
         }
     }
 
-    pub fn privileged_config() -> BuildConfig {
-        BuildConfig {
+    pub fn privileged_config() -> ChildrenConfig {
+        ChildrenConfig {
             rtpmidid_image: "registry.example/rtpmidid:26.01".to_owned(),
             sidecar_image: "registry.example/hub-sidecar:0.1.0".to_owned(),
             device_access: DeviceAccess::Privileged,
         }
     }
 
-    pub fn device_plugin_config() -> BuildConfig {
-        BuildConfig {
+    pub fn device_plugin_config() -> ChildrenConfig {
+        ChildrenConfig {
             device_access: DeviceAccess::DevicePlugin {
                 resource: "squat.ai/snd".to_owned(),
                 audio_group: 29,

@@ -4,24 +4,25 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use midihub_api::MidiHub;
-use midihub_api::rtpmidid_config::{RtpmididConfig, render};
+use midihub_api::rtpmidid_config::{ConfigError, RtpmididConfig, render};
 use sha2::{Digest, Sha256};
 
-use super::{BuildError, child_metadata, hub_name};
+use super::Parent;
 
 /// Key of the INI file in the ConfigMap, and its file name where it is mounted.
 pub const CONFIG_FILE_KEY: &str = "rtpmidid.ini";
 /// Where the ConfigMap is mounted in the rtpmidid container.
 pub const CONFIG_MOUNT_DIR: &str = "/etc/rtpmidid";
 
-/// The ConfigMap holding the hub's rtpmidid configuration under [`CONFIG_FILE_KEY`].
-pub fn config_map(hub: &MidiHub) -> Result<ConfigMap, BuildError> {
-    let metadata = child_metadata(hub)?;
-    let config = RtpmididConfig::for_hub(&hub_name(hub)?, &hub.spec.ports)?;
-    let ini = render(&config)?;
+/// The ConfigMap holding the hub's rtpmidid configuration `rtpmidid` under
+/// [`CONFIG_FILE_KEY`].
+pub(super) fn config_map(
+    parent: &Parent,
+    rtpmidid: &RtpmididConfig,
+) -> Result<ConfigMap, ConfigError> {
+    let ini = render(rtpmidid)?;
     Ok(ConfigMap {
-        metadata,
+        metadata: parent.metadata.clone(),
         data: Some(BTreeMap::from([(CONFIG_FILE_KEY.to_owned(), ini)])),
         ..ConfigMap::default()
     })

@@ -1,11 +1,16 @@
+use midihub_api::MidiHub;
 use serde_json::json;
 
 use super::super::{examples, labels};
-use super::*;
+use crate::children::{Children, children};
+
+fn children_of(hub: &MidiHub) -> Children {
+    children(hub, &examples::privileged_config(), true).unwrap()
+}
 
 #[test]
 fn role_allows_exactly_the_sidecars_needs_on_this_hub() {
-    let role = role(&examples::hub()).unwrap();
+    let role = children_of(&examples::hub()).role;
 
     // Compared as JSON so that any extra field or rule fails the test.
     assert_eq!(
@@ -36,9 +41,9 @@ fn role_allows_exactly_the_sidecars_needs_on_this_hub() {
 fn rbac_objects_carry_name_namespace_labels_and_owner() {
     let hub = examples::hub();
     let metadatas = [
-        serde_json::to_value(service_account(&hub).unwrap()).unwrap(),
-        serde_json::to_value(role(&hub).unwrap()).unwrap(),
-        serde_json::to_value(role_binding(&hub).unwrap()).unwrap(),
+        serde_json::to_value(children_of(&hub).service_account).unwrap(),
+        serde_json::to_value(children_of(&hub).role).unwrap(),
+        serde_json::to_value(children_of(&hub).role_binding).unwrap(),
     ];
     let kinds = [
         ("v1", "ServiceAccount"),
@@ -69,7 +74,7 @@ fn rbac_objects_carry_name_namespace_labels_and_owner() {
 
 #[test]
 fn role_binding_binds_the_hubs_role_to_the_hubs_service_account() {
-    let binding = role_binding(&examples::hub()).unwrap();
+    let binding = children_of(&examples::hub()).role_binding;
 
     assert_eq!(
         serde_json::to_value(&binding.role_ref).unwrap(),
@@ -79,20 +84,4 @@ fn role_binding_binds_the_hubs_role_to_the_hubs_service_account() {
         serde_json::to_value(&binding.subjects).unwrap(),
         json!([{"kind": "ServiceAccount", "name": "midihub-berlin", "namespace": "music"}])
     );
-}
-
-#[test]
-fn a_hub_without_uid_has_no_rbac() {
-    let mut hub = examples::hub();
-    hub.metadata.uid = None;
-
-    assert!(matches!(
-        service_account(&hub),
-        Err(BuildError::MissingUid { .. })
-    ));
-    assert!(matches!(role(&hub), Err(BuildError::MissingUid { .. })));
-    assert!(matches!(
-        role_binding(&hub),
-        Err(BuildError::MissingUid { .. })
-    ));
 }

@@ -1,9 +1,19 @@
 use serde_json::{Value, json};
 
+use midihub_api::MidiHub;
+
 use super::super::examples;
 use super::*;
+use crate::children::{ChildrenError, children, config_hash};
 
-const HASH: &str = "0123abcd";
+/// The Deployment among the hub's children.
+fn deployment(
+    hub: &MidiHub,
+    awake: bool,
+    config: &ChildrenConfig,
+) -> Result<Deployment, ChildrenError> {
+    Ok(children(hub, config, awake)?.deployment)
+}
 
 fn pod_spec(deployment: &Deployment) -> &PodSpec {
     deployment
@@ -32,7 +42,8 @@ fn to_json<T: serde::Serialize>(value: T) -> Value {
 fn deployment_of_the_example_hub_is_exactly_as_designed() {
     let hub = examples::hub();
 
-    let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+    let children = children(&hub, &examples::privileged_config(), true).unwrap();
+    let (deployment, hash) = (children.deployment, config_hash(&children.config_map));
 
     // The whole object as JSON: any missing, changed or extra field fails the test.
     assert_eq!(
@@ -70,7 +81,7 @@ fn deployment_of_the_example_hub_is_exactly_as_designed() {
                             "app.kubernetes.io/name": "midihub",
                             "midihub.io/hub": "berlin"
                         },
-                        "annotations": {"midihub.io/config-hash": HASH}
+                        "annotations": {"midihub.io/config-hash": hash}
                     },
                     "spec": {
                         "hostNetwork": true,
@@ -120,7 +131,6 @@ fn deployment_of_the_example_hub_is_exactly_as_designed() {
                                     {"name": "HUB_NAME", "value": "berlin"},
                                     {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                                     {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                                    {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
                                     {"name": "RTPMIDID_CONTROL_SOCKET", "value": "/run/rtpmidid/control.sock"},
                                     {"name": "MIDIHUB_SIDECAR_LISTEN", "value": "0.0.0.0:5004"}
                                 ],
@@ -151,18 +161,17 @@ fn deployment_of_the_example_hub_is_exactly_as_designed() {
 }
 
 #[test]
-fn replicas_follow_the_argument() {
+fn replicas_are_one_awake_and_zero_asleep() {
     let config = examples::privileged_config();
-    for replicas in [0, 1] {
-        let deployment = deployment(&examples::hub(), replicas, &config, HASH).unwrap();
+    for (awake, replicas) in [(false, 0), (true, 1)] {
+        let deployment = deployment(&examples::hub(), awake, &config).unwrap();
         assert_eq!(deployment.spec.unwrap().replicas, Some(replicas));
     }
 }
 
 #[test]
 fn device_plugin_access_drops_privilege_and_requests_the_device() {
-    let deployment =
-        deployment(&examples::hub(), 1, &examples::device_plugin_config(), HASH).unwrap();
+    let deployment = deployment(&examples::hub(), true, &examples::device_plugin_config()).unwrap();
 
     assert_eq!(
         to_json(&pod_spec(&deployment).security_context),
@@ -196,8 +205,7 @@ fn device_plugin_access_drops_privilege_and_requests_the_device() {
 
 #[test]
 fn a_hub_pod_requests_device_units_per_hub_pod_in_all() {
-    let deployment =
-        deployment(&examples::hub(), 1, &examples::device_plugin_config(), HASH).unwrap();
+    let deployment = deployment(&examples::hub(), true, &examples::device_plugin_config()).unwrap();
 
     let requested: u32 = pod_spec(&deployment)
         .containers
@@ -217,7 +225,7 @@ fn device_plugin_access_requests_the_device_even_without_user_resources() {
     hub.spec.pod.rtpmidid_resources = None;
     hub.spec.pod.sidecar_resources = None;
 
-    let deployment = deployment(&hub, 1, &examples::device_plugin_config(), HASH).unwrap();
+    let deployment = deployment(&hub, true, &examples::device_plugin_config()).unwrap();
 
     for name in [RTPMIDID_CONTAINER, SIDECAR_CONTAINER] {
         assert_eq!(
@@ -233,7 +241,7 @@ fn privileged_access_sets_no_pod_security_context_and_keeps_user_resources() {
     let mut hub = examples::hub();
     hub.spec.pod.sidecar_resources = None;
 
-    let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+    let deployment = deployment(&hub, true, &examples::privileged_config()).unwrap();
 
     assert_eq!(pod_spec(&deployment).security_context, None);
     assert_eq!(container(&deployment, SIDECAR_CONTAINER).resources, None);
@@ -251,7 +259,7 @@ fn without_a_region_there_is_no_affinity() {
     let mut hub = examples::hub();
     hub.spec.region = None;
 
-    let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+    let deployment = deployment(&hub, true, &examples::privileged_config()).unwrap();
 
     assert_eq!(pod_spec(&deployment).affinity, None);
 }
@@ -261,7 +269,7 @@ fn without_pod_settings_only_the_sound_ready_selector_remains() {
     let mut hub = examples::hub();
     hub.spec.pod = Default::default();
 
-    let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+    let deployment = deployment(&hub, true, &examples::privileged_config()).unwrap();
 
     let pod = pod_spec(&deployment);
     assert_eq!(
@@ -284,7 +292,7 @@ fn the_sound_ready_selector_cannot_be_overridden_by_the_hub() {
         .node_selector
         .insert(SOUND_READY_LABEL.to_owned(), "false".to_owned());
 
-    let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+    let deployment = deployment(&hub, true, &examples::privileged_config()).unwrap();
 
     let selector = pod_spec(&deployment).node_selector.as_ref().unwrap();
     assert_eq!(selector[SOUND_READY_LABEL], "true");
@@ -293,27 +301,29 @@ fn the_sound_ready_selector_cannot_be_overridden_by_the_hub() {
 #[test]
 fn images_default_to_the_operators_and_follow_the_hub_when_set() {
     let config = examples::privileged_config();
-    let defaulted = deployment(&examples::hub(), 1, &config, HASH).unwrap();
+    let images = |deployment: &Deployment| {
+        [RTPMIDID_CONTAINER, SIDECAR_CONTAINER]
+            .map(|name| container(deployment, name).image.clone().unwrap())
+    };
+    let defaulted = deployment(&examples::hub(), true, &config).unwrap();
     assert_eq!(
-        container(&defaulted, RTPMIDID_CONTAINER).image.as_deref(),
-        Some("registry.example/rtpmidid:26.01")
-    );
-    assert_eq!(
-        container(&defaulted, SIDECAR_CONTAINER).image.as_deref(),
-        Some("registry.example/hub-sidecar:0.1.0")
+        images(&defaulted),
+        [
+            "registry.example/rtpmidid:26.01",
+            "registry.example/hub-sidecar:0.1.0"
+        ]
     );
 
     let mut hub = examples::hub();
     hub.spec.pod.rtpmidid_image = Some("mirror.example/rtpmidid:custom".to_owned());
     hub.spec.pod.sidecar_image = Some("mirror.example/hub-sidecar:custom".to_owned());
-    let explicit = deployment(&hub, 1, &config, HASH).unwrap();
+    let explicit = deployment(&hub, true, &config).unwrap();
     assert_eq!(
-        container(&explicit, RTPMIDID_CONTAINER).image.as_deref(),
-        Some("mirror.example/rtpmidid:custom")
-    );
-    assert_eq!(
-        container(&explicit, SIDECAR_CONTAINER).image.as_deref(),
-        Some("mirror.example/hub-sidecar:custom")
+        images(&explicit),
+        [
+            "mirror.example/rtpmidid:custom",
+            "mirror.example/hub-sidecar:custom"
+        ]
     );
 }
 
@@ -322,7 +332,7 @@ fn port_names_fit_fifteen_characters_even_for_the_highest_port() {
     let mut hub = examples::hub();
     hub.spec.ports[1].port = 65534;
 
-    let deployment = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap();
+    let deployment = deployment(&hub, true, &examples::privileged_config()).unwrap();
 
     let ports = container(&deployment, RTPMIDID_CONTAINER)
         .ports
@@ -336,25 +346,4 @@ fn port_names_fit_fifteen_characters_even_for_the_highest_port() {
     assert!(names.iter().all(|name| name.len() <= 15));
     assert_eq!(ports[3].container_port, 65535);
     assert_eq!(ports[3].host_port, Some(65535));
-}
-
-#[test]
-fn a_hub_without_uid_has_no_deployment() {
-    let mut hub = examples::hub();
-    hub.metadata.uid = None;
-
-    let error = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap_err();
-
-    assert!(matches!(error, BuildError::MissingUid { .. }));
-    assert!(error.to_string().contains("berlin"), "{error}");
-}
-
-#[test]
-fn a_session_name_with_a_newline_fails_the_deployment_too() {
-    let mut hub = examples::hub();
-    hub.spec.ports[1].name = Some("evil\n[alsa_announce]".to_owned());
-
-    let error = deployment(&hub, 1, &examples::privileged_config(), HASH).unwrap_err();
-
-    assert!(matches!(error, BuildError::Config(_)), "{error:?}");
 }

@@ -21,12 +21,12 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use midihub_api::MidiHub;
-use midihub_api::rtpmidid_config::{CONTROL_SOCKET_DIR, CONTROL_SOCKET_PATH, Room, rooms};
+use midihub_api::contract::{HUB_LABEL, SIDECAR_KUBERNETES_MODE, env};
+use midihub_api::rtpmidid_config::{CONTROL_SOCKET_DIR, CONTROL_SOCKET_PATH, Room};
 
 use super::{
-    BuildConfig, BuildError, CONFIG_FILE_KEY, CONFIG_MOUNT_DIR, DeviceAccess, HUB_LABEL,
-    REGION_LABEL, SOUND_READY_LABEL, child_metadata, child_name, hub_name, labels,
+    CONFIG_FILE_KEY, CONFIG_MOUNT_DIR, ChildrenConfig, DeviceAccess, Parent, REGION_LABEL,
+    SOUND_READY_LABEL, labels,
 };
 
 /// Pod-template annotation holding [`super::config_hash`] of the hub's ConfigMap.
@@ -57,44 +57,140 @@ const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 10;
 /// Old ReplicaSets kept for `kubectl rollout undo`; every configuration change makes one.
 const REVISION_HISTORY_LIMIT: i32 = 3;
 
-/// The hub's Deployment with `replicas` pods (0 asleep, 1 awake), its pod template annotated
-/// with `config_hash` (see [`super::config_hash`]).
-pub fn deployment(
-    hub: &MidiHub,
+/// The hub's Deployment with `replicas` pods (0 asleep, 1 awake) of `rooms`, its pod template
+/// annotated with `config_hash` (see [`super::config_hash`]).
+pub(super) fn deployment(
+    parent: &Parent,
+    rooms: &[Room],
     replicas: i32,
-    config: &BuildConfig,
+    config: &ChildrenConfig,
     config_hash: &str,
-) -> Result<Deployment, BuildError> {
-    let metadata = child_metadata(hub)?;
-    let name = hub_name(hub)?;
-    // The same rooms the ConfigMap holds, checked the same way.
-    let rooms = rooms(&name, &hub.spec.ports)?;
-    let pod_settings = &hub.spec.pod;
-    // On the host network every hub on a node needs its own TCP port for the sidecar's
-    // endpoint: the first room's port number, over TCP, is free by construction (the room
-    // claims it over UDP only, and two hubs cannot share a node with the same UDP port).
-    let http_port = rooms
+) -> Deployment {
+    Deployment {
+        metadata: parent.metadata.clone(),
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            revision_history_limit: Some(REVISION_HISTORY_LIMIT),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".to_owned()),
+                rolling_update: None,
+            }),
+            selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    HUB_LABEL.to_owned(),
+                    parent.name.clone(),
+                )])),
+                match_expressions: None,
+            },
+            template: pod_template(parent, rooms, config, config_hash),
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The hub's pod: labelled like the hub's children, annotated with the configuration's hash.
+fn pod_template(
+    parent: &Parent,
+    rooms: &[Room],
+    config: &ChildrenConfig,
+    config_hash: &str,
+) -> PodTemplateSpec {
+    let pod = &parent.hub.spec.pod;
+    let access = &config.device_access;
+    let containers = vec![
+        with_settings(
+            rtpmidid_container(rooms),
+            pod.rtpmidid_image
+                .as_deref()
+                .unwrap_or(&config.rtpmidid_image),
+            pod.rtpmidid_resources.as_ref(),
+            access,
+        ),
+        with_settings(
+            sidecar_container(&parent.name, sidecar_http_port(rooms)),
+            pod.sidecar_image
+                .as_deref()
+                .unwrap_or(&config.sidecar_image),
+            pod.sidecar_resources.as_ref(),
+            access,
+        ),
+    ];
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(parent.hub)),
+            annotations: Some(BTreeMap::from([(
+                CONFIG_HASH_ANNOTATION.to_owned(),
+                config_hash.to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            containers,
+            volumes: Some(volumes(parent)),
+            security_context: pod_security(access),
+            ..placement(parent)
+        }),
+    }
+}
+
+/// Where and how the pod runs: on the host network of a sound-ready node of the hub's region,
+/// with the hub's own placement settings, as the hub's ServiceAccount.
+fn placement(parent: &Parent) -> PodSpec {
+    let spec = &parent.hub.spec;
+    let mut node_selector = spec.pod.node_selector.clone();
+    node_selector.insert(SOUND_READY_LABEL.to_owned(), "true".to_owned());
+    PodSpec {
+        host_network: Some(true),
+        // Without it a host-network pod resolves with the node's DNS, not the cluster's.
+        dns_policy: Some("ClusterFirstWithHostNet".to_owned()),
+        service_account_name: Some(parent.child_name()),
+        node_selector: Some(node_selector),
+        affinity: spec.region.as_deref().map(region_affinity),
+        tolerations: (!spec.pod.tolerations.is_empty()).then(|| spec.pod.tolerations.clone()),
+        priority_class_name: spec.pod.priority_class_name.clone(),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
+        ..PodSpec::default()
+    }
+}
+
+/// On the host network every hub on a node needs its own TCP port for the sidecar's endpoint:
+/// the first room's port number, over TCP, is free by construction (the room claims it over
+/// UDP only, and two hubs cannot share a node with the same UDP port).
+fn sidecar_http_port(rooms: &[Room]) -> i32 {
+    rooms
         .first()
         .map_or(i32::from(midihub_api::rtpmidid_config::MIN_PORT), |room| {
             i32::from(room.port)
-        });
+        })
+}
 
-    let mut node_selector = pod_settings.node_selector.clone();
-    node_selector.insert(SOUND_READY_LABEL.to_owned(), "true".to_owned());
+/// `container` with its image, the user's `resources` and what `access` asks of both
+/// containers.
+fn with_settings(
+    container: Container,
+    image: &str,
+    resources: Option<&ResourceRequirements>,
+    access: &DeviceAccess,
+) -> Container {
+    Container {
+        image: Some(image.to_owned()),
+        resources: container_resources(resources, access),
+        security_context: Some(container_security(access)),
+        ..container
+    }
+}
 
-    let rtpmidid = Container {
+/// rtpmidid, reading its configuration from the ConfigMap and claiming every room's ports;
+/// without image, resources and security ([`with_settings`]).
+fn rtpmidid_container(rooms: &[Room]) -> Container {
+    Container {
         name: RTPMIDID_CONTAINER.to_owned(),
-        image: Some(
-            pod_settings
-                .rtpmidid_image
-                .clone()
-                .unwrap_or_else(|| config.rtpmidid_image.clone()),
-        ),
         args: Some(vec![
             "--ini".to_owned(),
             format!("{CONFIG_MOUNT_DIR}/{CONFIG_FILE_KEY}"),
         ]),
-        ports: Some(udp_ports(&rooms)),
+        ports: Some(udp_ports(rooms)),
         volume_mounts: Some(vec![
             VolumeMount {
                 name: CONFIG_VOLUME.to_owned(),
@@ -104,39 +200,31 @@ pub fn deployment(
             },
             control_socket_mount(),
         ]),
-        resources: container_resources(
-            pod_settings.rtpmidid_resources.as_ref(),
-            &config.device_access,
-        ),
-        security_context: Some(container_security(&config.device_access)),
         ..Container::default()
-    };
+    }
+}
 
-    let sidecar = Container {
+/// The hub sidecar in its Kubernetes mode, told its hub, pod and endpoint through the
+/// contract's environment; without image, resources and security ([`with_settings`]).
+fn sidecar_container(hub_name: &str, http_port: i32) -> Container {
+    Container {
         name: SIDECAR_CONTAINER.to_owned(),
-        image: Some(
-            pod_settings
-                .sidecar_image
-                .clone()
-                .unwrap_or_else(|| config.sidecar_image.clone()),
-        ),
-        args: Some(vec!["kubernetes".to_owned()]),
+        args: Some(vec![SIDECAR_KUBERNETES_MODE.to_owned()]),
         env: Some(vec![
             EnvVar {
-                name: "HUB_NAME".to_owned(),
-                value: Some(name.clone()),
+                name: env::HUB_NAME.to_owned(),
+                value: Some(hub_name.to_owned()),
                 value_from: None,
             },
-            field_env("POD_NAMESPACE", "metadata.namespace"),
-            field_env("POD_NAME", "metadata.name"),
-            field_env("NODE_NAME", "spec.nodeName"),
+            field_env(env::POD_NAMESPACE, "metadata.namespace"),
+            field_env(env::POD_NAME, "metadata.name"),
             EnvVar {
-                name: "RTPMIDID_CONTROL_SOCKET".to_owned(),
+                name: env::RTPMIDID_CONTROL_SOCKET.to_owned(),
                 value: Some(CONTROL_SOCKET_PATH.to_owned()),
                 value_from: None,
             },
             EnvVar {
-                name: "MIDIHUB_SIDECAR_LISTEN".to_owned(),
+                name: env::SIDECAR_LISTEN.to_owned(),
                 value: Some(format!("0.0.0.0:{http_port}")),
                 value_from: None,
             },
@@ -151,77 +239,28 @@ pub fn deployment(
         liveness_probe: Some(http_probe("/healthz", 30)),
         readiness_probe: Some(http_probe("/readyz", 5)),
         volume_mounts: Some(vec![control_socket_mount()]),
-        resources: container_resources(
-            pod_settings.sidecar_resources.as_ref(),
-            &config.device_access,
-        ),
-        security_context: Some(container_security(&config.device_access)),
         ..Container::default()
-    };
+    }
+}
 
-    let pod_spec = PodSpec {
-        host_network: Some(true),
-        // Without it a host-network pod resolves with the node's DNS, not the cluster's.
-        dns_policy: Some("ClusterFirstWithHostNet".to_owned()),
-        service_account_name: Some(child_name(hub)),
-        node_selector: Some(node_selector),
-        affinity: hub
-            .spec
-            .region
-            .as_ref()
-            .map(|region| region_affinity(region)),
-        tolerations: (!pod_settings.tolerations.is_empty())
-            .then(|| pod_settings.tolerations.clone()),
-        priority_class_name: pod_settings.priority_class_name.clone(),
-        termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
-        security_context: pod_security(&config.device_access),
-        containers: vec![rtpmidid, sidecar],
-        volumes: Some(vec![
-            Volume {
-                name: CONFIG_VOLUME.to_owned(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: child_name(hub),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            Volume {
-                name: CONTROL_VOLUME.to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            },
-        ]),
-        ..PodSpec::default()
-    };
-
-    Ok(Deployment {
-        metadata,
-        spec: Some(DeploymentSpec {
-            replicas: Some(replicas),
-            revision_history_limit: Some(REVISION_HISTORY_LIMIT),
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".to_owned()),
-                rolling_update: None,
+/// rtpmidid's configuration from the hub's ConfigMap, and the directory of its control
+/// socket, shared by both containers.
+fn volumes(parent: &Parent) -> Vec<Volume> {
+    vec![
+        Volume {
+            name: CONFIG_VOLUME.to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: parent.child_name(),
+                ..ConfigMapVolumeSource::default()
             }),
-            selector: LabelSelector {
-                match_labels: Some(BTreeMap::from([(HUB_LABEL.to_owned(), name)])),
-                match_expressions: None,
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(hub)),
-                    annotations: Some(BTreeMap::from([(
-                        CONFIG_HASH_ANNOTATION.to_owned(),
-                        config_hash.to_owned(),
-                    )])),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod_spec),
-            },
-            ..DeploymentSpec::default()
-        }),
-        status: None,
-    })
+            ..Volume::default()
+        },
+        Volume {
+            name: CONTROL_VOLUME.to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ]
 }
 
 /// Control port N (`ctl-N`) and data port N+1 (`midi-N+1`) of every room, each also claimed on
