@@ -16,7 +16,6 @@ use midihub_operator::leader::{self, LeaderElection};
 use midihub_operator::metrics::Metrics;
 use midihub_operator::{client, http};
 use midihub_runtime::{LogFormat, LogOutput, endpoint, wait_for};
-use tokio::sync::watch;
 
 /// How hub containers reach the host's ALSA sequencer.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -100,12 +99,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), OperatorError> {
     let client = client::infer().await.map_err(OperatorError::Client)?;
-    let (stop_tx, stop) = watch::channel(false);
-    tokio::spawn(async move {
-        midihub_runtime::shutdown_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
-    });
+    let (_stop, stop) = midihub_runtime::stop_on_signal();
 
     let health = Arc::new(WatchHealth::new(Duration::from_secs(
         args.watch_grace_seconds,
