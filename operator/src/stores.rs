@@ -1,0 +1,138 @@
+//! What the operator knows of the cluster besides its hubs: caches (reflector stores) of the
+//! hubs' children, of their pods and of the nodes, kept current by the controller's watches,
+//! so that a reconcile reads memory instead of sending a GET or LIST for each child, pod and
+//! node (the API requests per hub then no longer grow with the number of reconciles).
+//!
+//! The watches strip `managedFields` before an object is stored: the operator never reads
+//! them, and they are often the larger part of an object.
+//!
+//! A reconcile waits until every store has been filled once ([`Stores::ready`]): an empty store
+//! at start-up would look like missing children and pods, and the operator would apply every
+//! child of every hub again and report hubs as starting that run.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use midihub_api::contract;
+
+use crate::children::{REGION_LABEL, SOUND_READY_LABEL};
+
+/// The controller's caches, besides that of the hubs.
+#[derive(Clone)]
+pub struct Stores {
+    pub deployments: Store<Deployment>,
+    pub config_maps: Store<ConfigMap>,
+    pub service_accounts: Store<ServiceAccount>,
+    pub roles: Store<Role>,
+    pub role_bindings: Store<RoleBinding>,
+    pub pods: Store<Pod>,
+    pub nodes: Store<Node>,
+}
+
+/// A kind of child the operator applies, and where its cache is.
+pub trait Cached:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + 'static
+{
+    fn store(stores: &Stores) -> &Store<Self>;
+}
+
+macro_rules! cached {
+    ($($kind:ty => $field:ident),* $(,)?) => {$(
+        impl Cached for $kind {
+            fn store(stores: &Stores) -> &Store<Self> {
+                &stores.$field
+            }
+        }
+    )*};
+}
+
+cached! {
+    Deployment => deployments,
+    ConfigMap => config_maps,
+    ServiceAccount => service_accounts,
+    Role => roles,
+    RoleBinding => role_bindings,
+}
+
+/// A store's writer was dropped: its watch is gone and the operator is stopping.
+#[derive(Debug, thiserror::Error)]
+#[error("the operator's cache of {kind} is gone: the operator is stopping")]
+pub struct StoreGone {
+    pub kind: &'static str,
+}
+
+impl Stores {
+    /// Completes once every store has been filled by its first list.
+    pub async fn ready(&self) -> Result<(), StoreGone> {
+        let gone = |kind: &'static str| move |_| StoreGone { kind };
+        self.deployments
+            .wait_until_ready()
+            .await
+            .map_err(gone("Deployments"))?;
+        self.config_maps
+            .wait_until_ready()
+            .await
+            .map_err(gone("ConfigMaps"))?;
+        self.service_accounts
+            .wait_until_ready()
+            .await
+            .map_err(gone("ServiceAccounts"))?;
+        self.roles.wait_until_ready().await.map_err(gone("Roles"))?;
+        self.role_bindings
+            .wait_until_ready()
+            .await
+            .map_err(gone("RoleBindings"))?;
+        self.pods.wait_until_ready().await.map_err(gone("Pods"))?;
+        self.nodes.wait_until_ready().await.map_err(gone("Nodes"))?;
+        Ok(())
+    }
+
+    /// The child `K` named `name` in `namespace`, as last seen.
+    pub fn child<K: Cached>(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        K::store(self).get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The pods of hub `hub` in `namespace` (terminating ones included).
+    pub fn hub_pods(&self, namespace: &str, hub: &str) -> Vec<Arc<Pod>> {
+        self.pods.state_filter(|pod| {
+            pod.metadata.namespace.as_deref() == Some(namespace)
+                && pod.labels().get(contract::HUB_LABEL).map(String::as_str) == Some(hub)
+        })
+    }
+
+    /// The node named `name`, as last seen.
+    pub fn node(&self, name: &str) -> Option<Arc<Node>> {
+        self.nodes.get(&ObjectRef::new(name))
+    }
+
+    /// How many nodes could take a hub in `region` (any region: `None`): sound-ready ones.
+    pub fn eligible_nodes(&self, region: Option<&str>) -> usize {
+        self.nodes
+            .state_filter(|node| {
+                let labels = node.labels();
+                labels.get(SOUND_READY_LABEL).map(String::as_str) == Some("true")
+                    && region.is_none_or(|region| {
+                        labels.get(REGION_LABEL).map(String::as_str) == Some(region)
+                    })
+            })
+            .len()
+    }
+
+    /// The hubs with a pod on `node`, for a change of the node (its address) to reach them.
+    pub fn hubs_on(&self, node: &str) -> Vec<ObjectRef<midihub_api::MidiHub>> {
+        self.pods
+            .state_filter(|pod| {
+                pod.spec.as_ref().and_then(|spec| spec.node_name.as_deref()) == Some(node)
+            })
+            .iter()
+            .filter_map(|pod| {
+                let hub = pod.labels().get(contract::HUB_LABEL)?;
+                Some(ObjectRef::new(hub).within(pod.metadata.namespace.as_deref()?))
+            })
+            .collect()
+    }
+}
