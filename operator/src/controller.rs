@@ -248,9 +248,10 @@ pub async fn run(
 }
 
 async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action, ReconcileError> {
-    let timer = context.metrics.reconcile_started();
-    // Until every cache has been filled once, nothing can be judged by it.
+    // Until every cache has been filled once, nothing can be judged by it (this waits only
+    // while the operator starts, and is not part of the reconcile's time).
     context.stores.ready().await?;
+    let timer = context.metrics.reconcile_started();
     let result = reconcile_hub(&hub, &context).await;
     if let Ok((_, wrote)) = &result {
         timer.finished(if *wrote {

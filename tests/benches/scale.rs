@@ -54,8 +54,9 @@ struct Args {
     /// Hub counts, one fresh plane each.
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     hubs: Vec<usize>,
-    /// An operator build as NAME=SOURCE:BINARY: SOURCE is the checkout whose chart and
-    /// scripts/control-plane go with the binary. Give several to compare them in one run.
+    /// An operator build as NAME=SOURCE:BINARY: SOURCE is the checkout whose chart (its RBAC,
+    /// its CRD) goes with the binary; the plane is this checkout's. Give several to compare
+    /// them in one run.
     #[arg(long = "variant", required = true)]
     variants: Vec<Variant>,
     /// The API server's port (the plane uses the next six too).
@@ -185,14 +186,23 @@ fn say(line: &str) {
 
 async fn run_one(args: &Args, variant: &Variant, count: usize) -> Figures {
     let dir = std::env::temp_dir().join(format!("midihub-bench-scale-{}", args.port));
-    let plane = Plane::at(dir, args.port, variant.source.clone());
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the repository")
+        .to_path_buf();
+    let plane = Plane::at(dir, args.port, repo);
     // A fresh plane: `down` also removes etcd's data and the audit log.
     let _ = plane.script(&["down"]);
     plane
         .script(&["--audit", "up"])
         .unwrap_or_else(|error| panic!("cannot start the control plane: {error}"));
     let binary = variant.binary.to_string_lossy().into_owned();
-    let mut operator = vec!["operator", binary.as_str()];
+    let chart = variant
+        .source
+        .join("charts/midihub")
+        .to_string_lossy()
+        .into_owned();
+    let mut operator = vec!["--chart", chart.as_str(), "operator", binary.as_str()];
     operator.extend(args.operator_args.iter().map(String::as_str));
     plane
         .script(&operator)
@@ -564,13 +574,31 @@ impl Seen {
     }
 }
 
-/// The operator's requests from the audit log: when each was received, its verb; each request
-/// once (a watch is logged when it starts and when it ends), Leases apart.
+/// The operator's requests: when each was received, and its verb.
 struct AuditedRequests(Vec<(jiff::Timestamp, String)>);
 
+/// The operator's requests from the audit log: each request once (a watch is logged when it
+/// starts and when it ends), Leases apart. Rotated files are read too, though the plane asks
+/// for none.
 fn operator_requests(path: &std::path::Path) -> AuditedRequests {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|error| panic!("cannot read the audit log {}: {error}", path.display()));
+    let dir = path.parent().expect("the audit log's folder");
+    let mut rotated: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|file| {
+            file.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("audit-") && name.ends_with(".log"))
+        })
+        .collect();
+    rotated.sort();
+    let mut text = String::new();
+    for file in rotated.iter().chain(std::iter::once(&path.to_path_buf())) {
+        text.push_str(&std::fs::read_to_string(file).unwrap_or_else(|error| {
+            panic!("cannot read the audit log {}: {error}", file.display())
+        }));
+    }
     let mut seen_ids = BTreeSet::new();
     let mut requests = Vec::new();
     for line in text.lines().filter(|line| line.contains(OPERATOR_USER)) {
