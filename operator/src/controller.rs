@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PatchParams};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::events::{Recorder, Reporter};
@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::metrics::ReconcileResult;
 use crate::schedule;
 use crate::status::{self, Intent, Observed};
-use crate::stores::{Cached, Stores};
+use crate::stores::{Cached, Stores, keep, trim_node, trim_pod};
 use crate::watches;
 use crate::{address, announcement};
 
@@ -153,16 +153,19 @@ pub fn controller(
         watcher::Config::default(),
         health.clone(),
     )
+    .modify(|hub| hub.managed_fields_mut().clear())
     .reflect(writer)
     .applied_objects()
     .predicate_filter(operator_inputs, PredicateConfig::default());
-    let (deployments, deployment_changes) = watches::cached(client, owned(), health);
-    let (config_maps, config_map_changes) = watches::cached(client, owned(), health);
-    let (service_accounts, service_account_changes) = watches::cached(client, owned(), health);
-    let (roles, role_changes) = watches::cached(client, owned(), health);
-    let (role_bindings, role_binding_changes) = watches::cached(client, owned(), health);
-    let (pods, pod_changes) = watches::cached::<Pod>(client, owned(), health);
-    let (nodes, node_changes) = watches::cached::<Node>(client, watcher::Config::default(), health);
+    let (deployments, deployment_changes) = watches::cached(client, owned(), health, keep);
+    let (config_maps, config_map_changes) = watches::cached(client, owned(), health, keep);
+    let (service_accounts, service_account_changes) =
+        watches::cached(client, owned(), health, keep);
+    let (roles, role_changes) = watches::cached(client, owned(), health, keep);
+    let (role_bindings, role_binding_changes) = watches::cached(client, owned(), health, keep);
+    let (pods, pod_changes) = watches::cached(client, owned(), health, trim_pod);
+    let (nodes, node_changes) =
+        watches::cached(client, watcher::Config::default(), health, trim_node);
     let stores = Stores {
         deployments,
         config_maps,

@@ -4,7 +4,9 @@
 //! node (the API requests per hub then no longer grow with the number of reconciles).
 //!
 //! The watches strip `managedFields` before an object is stored: the operator never reads
-//! them, and they are often the larger part of an object.
+//! them, and they are often the larger part of an object. Pods and nodes keep only what the
+//! operator reads of them ([`trim_pod`], [`trim_node`]); children are kept whole, as they are
+//! compared with what the operator would apply.
 //!
 //! A reconcile waits until every store has been filled once ([`Stores::ready`]): an empty store
 //! at start-up would look like missing children and pods, and the operator would apply every
@@ -19,6 +21,9 @@ use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use midihub_api::contract;
 
+use k8s_openapi::api::core::v1::{NodeStatus, PodSpec};
+
+use crate::address::PUBLIC_ADDRESS_ANNOTATION;
 use crate::children::{REGION_LABEL, SOUND_READY_LABEL};
 
 /// The controller's caches, besides that of the hubs.
@@ -134,5 +139,85 @@ impl Stores {
                 Some(ObjectRef::new(hub).within(pod.metadata.namespace.as_deref()?))
             })
             .collect()
+    }
+}
+
+/// Keeps a child whole (its `managedFields` apart).
+pub fn keep<K>(_: &mut K) {}
+
+/// Keeps of a pod what the hub's status is made from: its metadata (labels, times), its node,
+/// and its status (phase, conditions, containers' states).
+pub fn trim_pod(pod: &mut Pod) {
+    pod.metadata.annotations = None;
+    pod.metadata.owner_references = None;
+    let node_name = pod.spec.as_mut().and_then(|spec| spec.node_name.take());
+    pod.spec = Some(PodSpec {
+        node_name,
+        ..PodSpec::default()
+    });
+}
+
+/// Keeps of a node its labels (region, sound-ready), the address annotation and its
+/// addresses: not the images, conditions and capacity a real node reports.
+pub fn trim_node(node: &mut Node) {
+    if let Some(annotations) = node.metadata.annotations.as_mut() {
+        annotations.retain(|key, _| key == PUBLIC_ADDRESS_ANNOTATION);
+    }
+    node.spec = None;
+    let addresses = node.status.take().and_then(|status| status.addresses);
+    node.status = Some(NodeStatus {
+        addresses,
+        ..NodeStatus::default()
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_pod_keeps_its_labels_times_node_and_status() {
+        let mut pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "hubs", "labels": {"midihub.io/hub": "jam"},
+                         "annotations": {"a": "b"}, "creationTimestamp": "2026-12-02T10:00:00Z"},
+            "spec": {"nodeName": "eu-1", "containers": [{"name": "rtpmidid", "image": "x"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+        let status = pod.status.clone();
+        trim_pod(&mut pod);
+        assert_eq!(
+            pod.labels().get("midihub.io/hub").map(String::as_str),
+            Some("jam")
+        );
+        assert!(pod.metadata.creation_timestamp.is_some());
+        assert_eq!(pod.metadata.annotations, None);
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("eu-1"));
+        assert!(spec.containers.is_empty());
+        assert_eq!(pod.status, status);
+    }
+
+    #[test]
+    fn a_node_keeps_its_labels_address_annotation_and_addresses() {
+        let mut node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "eu-1", "labels": {"midihub.io/sound-ready": "true"},
+                         "annotations": {"midihub.io/public-address": "hub.example.org",
+                                         "node.alpha.kubernetes.io/ttl": "0"}},
+            "status": {"addresses": [{"type": "ExternalIP", "address": "203.0.113.10"}],
+                       "images": [{"names": ["registry.example/big:1"], "sizeBytes": 1}]},
+        }))
+        .unwrap();
+        trim_node(&mut node);
+        assert_eq!(node.labels().len(), 1);
+        assert_eq!(
+            node.annotations().keys().collect::<Vec<_>>(),
+            ["midihub.io/public-address"]
+        );
+        let status = node.status.unwrap();
+        assert_eq!(status.addresses.unwrap()[0].address, "203.0.113.10");
+        assert_eq!(status.images, None);
     }
 }

@@ -72,12 +72,13 @@ where
 }
 
 /// A [`watch`] of the `K` objects in all namespaces that `config` selects, kept in a cache
-/// (their `managedFields` stripped: nothing reads them), and the objects it touched: the input
-/// `Controller::owns_stream` and `watches_stream` expect.
+/// (their `managedFields` stripped, as nothing reads them, and then `trim` applied), and the
+/// objects it touched: the input `Controller::owns_stream` and `watches_stream` expect.
 pub fn cached<K>(
     client: &Client,
     config: watcher::Config,
     health: &Arc<WatchHealth>,
+    trim: fn(&mut K),
 ) -> (
     Store<K>,
     impl Stream<Item = watcher::Result<K>> + Send + 'static,
@@ -99,7 +100,10 @@ where
         config,
         health.clone(),
     )
-    .modify(|object| object.managed_fields_mut().clear())
+    .modify(move |object| {
+        object.managed_fields_mut().clear();
+        trim(object);
+    })
     .reflect(writer)
     .touched_objects();
     (store, stream)
