@@ -125,6 +125,9 @@ impl Context {
     }
 }
 
+/// How soon a hub is tried again when it came up before the caches were filled.
+const CACHES_FILLING_RETRY: Duration = Duration::from_millis(200);
+
 /// How many hubs are reconciled at once unless the operator is told otherwise: enough to keep
 /// the API server busy while hundreds of hubs are created at once, few enough that a burst of
 /// reconciles does not make every one of them wait on the API server's limits.
@@ -251,9 +254,11 @@ pub async fn run(
 }
 
 async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action, ReconcileError> {
-    // Until every cache has been filled once, nothing can be judged by it (this waits only
-    // while the operator starts, and is not part of the reconcile's time).
-    context.stores.ready().await?;
+    // Until every cache has been filled once, nothing can be judged by it: try again shortly
+    // (only while the operator starts; not counted as a reconcile).
+    if !context.stores.ready()? {
+        return Ok(Action::requeue(CACHES_FILLING_RETRY));
+    }
     let timer = context.metrics.reconcile_started();
     let result = reconcile_hub(&hub, &context).await;
     if let Ok((_, wrote)) = &result {

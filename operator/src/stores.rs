@@ -8,11 +8,13 @@
 //! operator reads of them ([`trim_pod`], [`trim_node`]); children are kept whole, as they are
 //! compared with what the operator would apply.
 //!
-//! A reconcile waits until every store has been filled once ([`Stores::ready`]): an empty store
-//! at start-up would look like missing children and pods, and the operator would apply every
-//! child of every hub again and report hubs as starting that run.
+//! A reconcile is put off until every store has been filled once ([`Stores::ready`]): an empty
+//! store at start-up would look like missing children and pods, and the operator would apply
+//! every child of every hub again and report hubs as starting that run.
 
 use std::sync::Arc;
+
+use futures::FutureExt;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
@@ -71,29 +73,30 @@ pub struct StoreGone {
 }
 
 impl Stores {
-    /// Completes once every store has been filled by its first list.
-    pub async fn ready(&self) -> Result<(), StoreGone> {
-        let gone = |kind: &'static str| move |_| StoreGone { kind };
-        self.deployments
-            .wait_until_ready()
-            .await
-            .map_err(gone("Deployments"))?;
-        self.config_maps
-            .wait_until_ready()
-            .await
-            .map_err(gone("ConfigMaps"))?;
-        self.service_accounts
-            .wait_until_ready()
-            .await
-            .map_err(gone("ServiceAccounts"))?;
-        self.roles.wait_until_ready().await.map_err(gone("Roles"))?;
-        self.role_bindings
-            .wait_until_ready()
-            .await
-            .map_err(gone("RoleBindings"))?;
-        self.pods.wait_until_ready().await.map_err(gone("Pods"))?;
-        self.nodes.wait_until_ready().await.map_err(gone("Nodes"))?;
-        Ok(())
+    /// Whether every store has been filled by its first list. It does not wait: a reconcile
+    /// that waited would hold one of the controller's slots, and with every slot held the
+    /// controller stops polling the very watches that fill the stores.
+    pub fn ready(&self) -> Result<bool, StoreGone> {
+        fn filled<K: kube::Resource + Clone>(
+            store: &Store<K>,
+            kind: &'static str,
+        ) -> Result<bool, StoreGone>
+        where
+            K::DynamicType: std::hash::Hash + Eq + Clone,
+        {
+            match store.wait_until_ready().now_or_never() {
+                None => Ok(false),
+                Some(Ok(())) => Ok(true),
+                Some(Err(_)) => Err(StoreGone { kind }),
+            }
+        }
+        Ok(filled(&self.deployments, "Deployments")?
+            && filled(&self.config_maps, "ConfigMaps")?
+            && filled(&self.service_accounts, "ServiceAccounts")?
+            && filled(&self.roles, "Roles")?
+            && filled(&self.role_bindings, "RoleBindings")?
+            && filled(&self.pods, "Pods")?
+            && filled(&self.nodes, "Nodes")?)
     }
 
     /// The child `K` named `name` in `namespace`, as last seen.

@@ -59,7 +59,23 @@ struct Harness {
 
 impl Harness {
     async fn start(clock: ManualClock) -> Self {
+        Self::start_with(clock, controller::DEFAULT_CONCURRENCY, &[]).await
+    }
+
+    /// An operator that reconciles `concurrency` hubs at once and finds the hubs `existing`
+    /// (with [`evening_spec`]) when it starts.
+    async fn start_with(clock: ManualClock, concurrency: u16, existing: &[&str]) -> Self {
         let fake = FakeApiServer::start().await;
+        for name in existing {
+            fake.insert(
+                "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
+                json!({
+                    "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+                    "metadata": {"name": name, "namespace": "default"},
+                    "spec": evening_spec(),
+                }),
+            );
+        }
         fake.insert(
             NODES,
             json!({
@@ -73,8 +89,7 @@ impl Harness {
             }),
         );
         let client = fake.client();
-        let (controller, stores) =
-            controller::controller(&client, &Arc::default(), controller::DEFAULT_CONCURRENCY);
+        let (controller, stores) = controller::controller(&client, &Arc::default(), concurrency);
         let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
         let context = Arc::new(Context::new(
             client.clone(),
@@ -459,6 +474,22 @@ async fn manual_wake_and_suspend_beat_the_schedule() {
         .object(&format!("{DEPLOYMENTS}/midihub-jam"))
         .unwrap();
     assert_eq!(replicas(&deployment), 0);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn more_hubs_than_reconcile_slots_at_start_up_all_converge() {
+    // Reconciles put off until the caches are filled must not hold the slots that the caches'
+    // watches need to make progress.
+    let harness = Harness::start_with(
+        ManualClock::at(TUESDAY_EVENING),
+        1,
+        &["one", "two", "three"],
+    )
+    .await;
+    for name in ["one", "two", "three"] {
+        harness.until_replicas(name, 1).await;
+    }
     harness.stop().await;
 }
 
