@@ -52,8 +52,7 @@ impl Harness {
         )
         .unwrap();
         let health = Arc::new(WatchHealth::new(grace));
-        let (controller, stores) =
-            controller::controller(&client, &health, controller::DEFAULT_CONCURRENCY);
+        let controller = controller::controller(&client, &health);
         let context = Arc::new(Context::new(
             client,
             Arc::new(SystemClock),
@@ -65,7 +64,6 @@ impl Harness {
             Arc::new(Metrics::default()),
             Some("operator-test".into()),
             Backoff::default(),
-            stores,
         ));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(controller, context, async move {
