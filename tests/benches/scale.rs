@@ -33,7 +33,7 @@ use kube::{Api, Client, ResourceExt};
 use midihub_api::contract::{self, HUB_LABEL, SIDECAR_FIELD_MANAGER, WIRING_CONDITION};
 use midihub_api::{Latency, MidiHub, MidiHubStatus, Participant, Phase};
 use midihub_tests::cluster::ensure_namespace;
-use midihub_tests::control_plane::{OPERATOR_USER, Plane};
+use midihub_tests::control_plane::{OPERATOR_USER, Plane, is_write};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -129,9 +129,10 @@ impl Requests {
     }
 
     fn writes(&self) -> u64 {
-        ["create", "update", "patch", "delete"]
+        self.0
             .iter()
-            .filter_map(|verb| self.0.get(*verb))
+            .filter(|(verb, _)| is_write(verb))
+            .map(|(_, count)| count)
             .sum()
     }
 

@@ -288,6 +288,14 @@ impl Plane {
     }
 }
 
+/// Whether an audit event's verb changes what the API server holds.
+pub fn is_write(verb: &str) -> bool {
+    matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    )
+}
+
 /// Writes by `user` in `namespace` in audit log lines (JSON, one event per line), by resource
 /// and subresource; each request once (its `ResponseComplete` stage).
 pub fn count_writes(audit_lines: &str, user: &str, namespace: &str) -> BTreeMap<String, u64> {
@@ -296,10 +304,7 @@ pub fn count_writes(audit_lines: &str, user: &str, namespace: &str) -> BTreeMap<
         let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        let is_write = matches!(
-            event["verb"].as_str(),
-            Some("create" | "update" | "patch" | "delete" | "deletecollection")
-        );
+        let is_write = event["verb"].as_str().is_some_and(is_write);
         let object = &event["objectRef"];
         if !is_write
             || event["stage"] != "ResponseComplete"
