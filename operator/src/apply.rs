@@ -1,8 +1,16 @@
 //! Server-side apply of a hub's children, skipped when the cluster already holds what would be
 //! applied: reconciling an unchanged hub sends no write. Also the one write the operator makes
 //! in the sidecar's name: clearing what a sidecar that is gone left in the status.
+//!
+//! "What the cluster holds" is the operator's cache ([`crate::stores`]), which sees the
+//! operator's own writes a moment after they are made. [`RecentWrites`] keeps a reconcile that
+//! runs in that moment from writing the same thing again.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -36,6 +44,74 @@ pub fn is_subset(desired: &Value, observed: &Value) -> bool {
     }
 }
 
+/// How long a write is remembered: far longer than a watch takes to deliver it, so that after
+/// this the cache holds the write or something newer.
+const CATCH_UP: Duration = Duration::from_secs(30);
+
+/// What the operator wrote lately and over which version of the object in its cache: while the
+/// cache still shows that version, the same write is not sent again.
+///
+/// Resource versions are compared for equality only, as Kubernetes asks.
+#[derive(Debug, Default)]
+pub struct RecentWrites {
+    writes: Mutex<HashMap<WriteKey, Recent>>,
+}
+
+/// An object, or a part of one (`kind` "MidiHub/status"), by kind, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WriteKey {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Debug)]
+struct Recent {
+    digest: u64,
+    /// The cached object's resource version when the write was sent.
+    over: Option<String>,
+    at: Instant,
+}
+
+impl RecentWrites {
+    /// Whether `value` was written over the version `cached` of the object less than
+    /// [`CATCH_UP`] ago: then the cache has not yet seen that write, and sending it again would
+    /// change nothing.
+    pub fn awaiting_cache(&self, key: &WriteKey, value: &Value, cached: Option<&str>) -> bool {
+        let mut writes = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(recent) = writes.get(key) else {
+            return false;
+        };
+        if recent.over.as_deref() == cached && recent.at.elapsed() < CATCH_UP {
+            return recent.digest == digest(value);
+        }
+        // The cache moved on (or the write is old): judge by the cache from now on.
+        writes.remove(key);
+        false
+    }
+
+    /// `value` was written over the version `cached` of the object.
+    pub fn wrote(&self, key: WriteKey, value: &Value, cached: Option<String>) {
+        self.writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                key,
+                Recent {
+                    digest: digest(value),
+                    over: cached,
+                    at: Instant::now(),
+                },
+            );
+    }
+}
+
+fn digest(value: &Value) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
 /// A child as the cluster holds it after [`apply_if_changed`].
 #[derive(Clone, Debug)]
 pub struct Applied<K> {
@@ -47,8 +123,14 @@ pub struct Applied<K> {
 }
 
 /// Applies `desired` with server-side apply under the operator's field manager unless the
-/// cluster already holds it.
-pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K) -> Result<Applied<K>, ReconcileError>
+/// cluster already holds it: `cached` (the operator's cache of the object) holds it, or the
+/// same apply was sent a moment ago and the cache has not caught up yet.
+pub async fn apply_if_changed<K>(
+    api: &Api<K>,
+    cached: Option<Arc<K>>,
+    desired: &K,
+    writes: &RecentWrites,
+) -> Result<Applied<K>, ReconcileError>
 where
     K: Resource + k8s_openapi::Resource + Serialize + DeserializeOwned + Clone + Debug,
 {
@@ -56,15 +138,32 @@ where
     let kind = K::KIND;
     let desired_json = serde_json::to_value(desired)
         .map_err(|source| ReconcileError::Serialize { kind, source })?;
-    if let Some(observed) = api.get_opt(&name).await? {
-        let observed_json = serde_json::to_value(&observed)
+    let key = WriteKey {
+        kind,
+        namespace: desired.namespace().unwrap_or_default(),
+        name: name.clone(),
+    };
+    let version = cached.as_ref().and_then(|cached| cached.resource_version());
+    if let Some(observed) = &cached {
+        let observed_json = serde_json::to_value(observed.as_ref())
             .map_err(|source| ReconcileError::Serialize { kind, source })?;
         if is_subset(&desired_json, &observed_json) {
             return Ok(Applied {
                 written: false,
-                object: observed,
+                object: observed.as_ref().clone(),
             });
         }
+    }
+    if writes.awaiting_cache(&key, &desired_json, version.as_deref()) {
+        tracing::debug!(
+            kind,
+            name,
+            "applied a moment ago; the cache has not seen it yet"
+        );
+        return Ok(Applied {
+            written: false,
+            object: cached.map_or_else(|| desired.clone(), |cached| cached.as_ref().clone()),
+        });
     }
     tracing::debug!(kind, name, "applying");
     let object = api
@@ -74,6 +173,7 @@ where
             &Patch::Apply(&desired_json),
         )
         .await?;
+    writes.wrote(key, &desired_json, version);
     Ok(Applied {
         written: true,
         object,
@@ -115,7 +215,7 @@ pub async fn clear_sidecar_status(api: &Api<MidiHub>, name: &str) -> Result<(), 
 mod tests {
     use serde_json::json;
 
-    use super::is_subset;
+    use super::*;
 
     #[test]
     fn fields_the_server_adds_do_not_count_as_a_change() {
@@ -145,5 +245,41 @@ mod tests {
         assert!(!is_subset(&desired, &json!({"ports": [5004, 5006, 5008]})));
         assert!(!is_subset(&desired, &json!({"ports": [5006, 5004]})));
         assert!(is_subset(&desired, &json!({"ports": [5004, 5006]})));
+    }
+
+    fn key() -> WriteKey {
+        WriteKey {
+            kind: "ConfigMap",
+            namespace: "hubs".to_owned(),
+            name: "midihub-berlin".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_write_the_cache_has_not_seen_is_not_sent_again() {
+        let writes = RecentWrites::default();
+        let value = json!({"data": {"a": "1"}});
+        writes.wrote(key(), &value, Some("7".to_owned()));
+        assert!(writes.awaiting_cache(&key(), &value, Some("7")));
+        assert!(
+            !writes.awaiting_cache(&key(), &json!({"data": {"a": "2"}}), Some("7")),
+            "another value is another write"
+        );
+    }
+
+    #[test]
+    fn once_the_cache_moves_on_it_is_the_judge_again() {
+        let writes = RecentWrites::default();
+        let value = json!({"data": {"a": "1"}});
+        writes.wrote(key(), &value, None);
+        assert!(
+            writes.awaiting_cache(&key(), &value, None),
+            "created, not yet seen"
+        );
+        assert!(!writes.awaiting_cache(&key(), &value, Some("8")));
+        assert!(
+            !writes.awaiting_cache(&key(), &value, None),
+            "seen, then deleted: write it again"
+        );
     }
 }

@@ -5,33 +5,38 @@
 //! changes what it should do; it never polls.
 
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, ListParams, PatchParams};
-use kube::runtime::controller::Action;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, PatchParams};
+use kube::runtime::controller::{self, Action};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use midihub_api::{MidiHub, MidiHubStatus, Phase, contract};
 use midihub_runtime::Chain;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::announcement;
-use crate::apply::{apply_if_changed, clear_sidecar_status};
-use crate::children::{Children, ChildrenConfig, REGION_LABEL, SOUND_READY_LABEL, children};
+use crate::apply::{Applied, RecentWrites, WriteKey, apply_if_changed, clear_sidecar_status};
+use crate::children::{Children, ChildrenConfig, children};
 use crate::clock::Clock;
 use crate::error::ReconcileError;
 use crate::health::WatchHealth;
 use crate::metrics::Metrics;
+use crate::metrics::ReconcileResult;
 use crate::schedule;
 use crate::status::{self, Intent, Observed};
+use crate::stores::{Cached, Stores, keep, trim_node, trim_pod};
 use crate::watches;
+use crate::{address, announcement};
 
 /// How long a failing hub waits before its next try: doubling from `first` up to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -67,10 +72,15 @@ pub struct Context {
     backoff: Backoff,
     /// Consecutive failures per hub, for the back-off; forgotten on success.
     failures: Mutex<HashMap<ObjectRef<MidiHub>, u32>>,
+    /// The caches of children, pods and nodes that reconciles read.
+    stores: Stores,
+    /// What was written lately that the caches may not show yet.
+    writes: RecentWrites,
 }
 
 impl Context {
-    /// A context for reconciling hubs with `client`, reading time from `clock`.
+    /// A context for reconciling hubs with `client`, reading time from `clock` and the cluster
+    /// from `stores` (those of [`controller`]).
     pub fn new(
         client: Client,
         clock: Arc<dyn Clock>,
@@ -78,6 +88,7 @@ impl Context {
         metrics: Arc<Metrics>,
         instance: Option<String>,
         backoff: Backoff,
+        stores: Stores,
     ) -> Self {
         let reporter = Reporter {
             controller: contract::OPERATOR_FIELD_MANAGER.to_string(),
@@ -91,6 +102,8 @@ impl Context {
             metrics,
             backoff,
             failures: Mutex::default(),
+            stores,
+            writes: RecentWrites::default(),
         }
     }
 
@@ -112,11 +125,27 @@ impl Context {
     }
 }
 
-/// The controller for MidiHubs in all namespaces, watching the hubs, their children and their
-/// pods, each watch recovering on its own from API errors and reporting to `health` (see
-/// [`watches`]). Exposed so the caller can read its cache of hubs (for metrics) before running
-/// it.
-pub fn controller(client: &Client, health: &Arc<WatchHealth>) -> Controller<MidiHub> {
+/// How soon a hub is tried again when it came up before the caches were filled.
+const CACHES_FILLING_RETRY: Duration = Duration::from_millis(200);
+
+/// How many hubs are reconciled at once unless the operator is told otherwise: enough to keep
+/// the API server busy while hundreds of hubs are created at once, few enough that a burst of
+/// reconciles does not make every one of them wait on the API server's limits.
+pub const DEFAULT_CONCURRENCY: u16 = 16;
+
+/// The controller for MidiHubs in all namespaces, and the caches it fills (see [`Stores`]): it
+/// watches the hubs, their children, their pods and the nodes, each watch recovering on its own
+/// from API errors and reporting to `health` (see [`watches`]), and reconciles at most
+/// `concurrency` hubs at once. Exposed so the caller can read its cache of hubs (for metrics)
+/// before running it.
+///
+/// A hub is reconciled when something the operator decides from changes: not when only its
+/// sidecar's status fields (participants, latency) do ([`operator_inputs`]).
+pub fn controller(
+    client: &Client,
+    health: &Arc<WatchHealth>,
+    concurrency: u16,
+) -> (Controller<MidiHub>, Stores) {
     // Every child carries the managed-by label: the operator watches only its own objects.
     let managed = contract::managed_by_selector();
     let owned = || watcher::Config::default().labels(&managed);
@@ -127,19 +156,83 @@ pub fn controller(client: &Client, health: &Arc<WatchHealth>) -> Controller<Midi
         watcher::Config::default(),
         health.clone(),
     )
+    .modify(|hub| hub.managed_fields_mut().clear())
     .reflect(writer)
-    .applied_objects();
-    Controller::for_stream(hub_changes, hubs)
-        .owns_stream(watches::metadata::<Deployment>(client, owned(), health))
-        .owns_stream(watches::metadata::<ConfigMap>(client, owned(), health))
-        .owns_stream(watches::metadata::<ServiceAccount>(client, owned(), health))
-        .owns_stream(watches::metadata::<Role>(client, owned(), health))
-        .owns_stream(watches::metadata::<RoleBinding>(client, owned(), health))
-        .watches_stream(watches::metadata::<Pod>(client, owned(), health), |pod| {
+    .applied_objects()
+    .predicate_filter(operator_inputs, PredicateConfig::default());
+    let (deployments, deployment_changes) = watches::cached(client, owned(), health, keep);
+    let (config_maps, config_map_changes) = watches::cached(client, owned(), health, keep);
+    let (service_accounts, service_account_changes) =
+        watches::cached(client, owned(), health, keep);
+    let (roles, role_changes) = watches::cached(client, owned(), health, keep);
+    let (role_bindings, role_binding_changes) = watches::cached(client, owned(), health, keep);
+    let (pods, pod_changes) = watches::cached(client, owned(), health, trim_pod);
+    let (nodes, node_changes) =
+        watches::cached(client, watcher::Config::default(), health, trim_node);
+    let stores = Stores {
+        deployments,
+        config_maps,
+        service_accounts,
+        roles,
+        role_bindings,
+        pods,
+        nodes,
+    };
+    let on_node = stores.clone();
+    let controller = Controller::for_stream(hub_changes, hubs)
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .owns_stream(deployment_changes)
+        .owns_stream(config_map_changes)
+        .owns_stream(service_account_changes)
+        .owns_stream(role_changes)
+        .owns_stream(role_binding_changes)
+        .watches_stream(pod_changes, |pod| {
             let hub = pod.labels().get(contract::HUB_LABEL)?.clone();
             Some(ObjectRef::new(&hub).within(&pod.namespace()?))
         })
-        .trigger_backoff(watches::NoSharedBackoff)
+        // A node's address reaches the status of the hubs on it; its heartbeats do not matter.
+        .watches_stream(
+            node_changes.predicate_filter(address_inputs, PredicateConfig::default()),
+            move |node| on_node.hubs_on(&node.name_any()),
+        )
+        .trigger_backoff(watches::NoSharedBackoff);
+    (controller, stores)
+}
+
+/// What of a hub the operator decides from: its spec (by generation), its labels and
+/// annotations (a touch by hand asks for a reconcile), whether it is being deleted, and its
+/// status apart from what the sidecar writes there, except whether the sidecar
+/// wrote anything at all (stale participants of a hub without a pod are cleared). A change of
+/// participants or latency alone does not wake a reconcile.
+pub fn operator_inputs(hub: &MidiHub) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    hub.metadata.generation.hash(&mut hasher);
+    hub.labels().hash(&mut hasher);
+    hub.annotations().hash(&mut hasher);
+    hub.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    if let Some(status) = &hub.status {
+        serde_json::to_string(&status::operator_view(status))
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        contract::has_sidecar_fields(status).hash(&mut hasher);
+    }
+    Some(hasher.finish())
+}
+
+/// What of a node a hub's status is made from: its labels (region, sound-ready), the address
+/// annotation and its addresses.
+fn address_inputs(node: &Node) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    node.labels().hash(&mut hasher);
+    node.annotations()
+        .get(address::PUBLIC_ADDRESS_ANNOTATION)
+        .hash(&mut hasher);
+    if let Some(addresses) = node.status.as_ref().and_then(|s| s.addresses.as_ref()) {
+        for address in addresses {
+            (&address.type_, &address.address).hash(&mut hasher);
+        }
+    }
+    Some(hasher.finish())
 }
 
 /// Runs `controller` until `shutdown` completes, then lets in-flight reconciles finish.
@@ -161,12 +254,22 @@ pub async fn run(
 }
 
 async fn reconcile(hub: Arc<MidiHub>, context: Arc<Context>) -> Result<Action, ReconcileError> {
-    let _timer = context.metrics.reconcile_started();
+    // Until every cache has been filled once, nothing can be judged by it: try again shortly
+    // (only while the operator starts; not counted as a reconcile).
+    if !context.stores.ready()? {
+        return Ok(Action::requeue(CACHES_FILLING_RETRY));
+    }
+    let timer = context.metrics.reconcile_started();
     let result = reconcile_hub(&hub, &context).await;
-    if result.is_ok() {
+    if let Ok((_, wrote)) = &result {
+        timer.finished(if *wrote {
+            ReconcileResult::Changed
+        } else {
+            ReconcileResult::Unchanged
+        });
         context.forget_failures(&ObjectRef::from(hub.as_ref()));
     }
-    result
+    result.map(|(action, _)| action)
 }
 
 fn error_policy(hub: Arc<MidiHub>, error: &ReconcileError, context: Arc<Context>) -> Action {
@@ -177,7 +280,8 @@ fn error_policy(hub: Arc<MidiHub>, error: &ReconcileError, context: Arc<Context>
     Action::requeue(delay)
 }
 
-async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action, ReconcileError> {
+/// Reconciles one hub; with the action, whether it wrote anything.
+async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<(Action, bool), ReconcileError> {
     let namespace = hub.namespace().ok_or(ReconcileError::MissingField {
         kind: "MidiHub",
         field: "metadata.namespace",
@@ -188,7 +292,7 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action, Recon
     // would only race the garbage collector (and, in a namespace being deleted, be refused).
     if hub.metadata.deletion_timestamp.is_some() {
         tracing::debug!(hub = %ObjectRef::from(hub), "being deleted; nothing to do");
-        return Ok(Action::await_change());
+        return Ok((Action::await_change(), false));
     }
 
     // Decide: awake or asleep, and when that changes.
@@ -207,10 +311,12 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action, Recon
     };
 
     // Build and apply the children; a hub that cannot have them is the user's to fix.
+    let mut wrote = false;
     let (intent, deployment) = match children(hub, &context.children, intent.awake()) {
         Ok(children) => {
-            let deployment =
+            let (deployment, written) =
                 apply_children(hub, &namespace, children, intent.awake(), context).await?;
+            wrote |= written > 0;
             (intent, Some(deployment))
         }
         Err(error) => (
@@ -223,25 +329,45 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action, Recon
     };
 
     // Observe the pod and its node, and report.
-    let observed = observe(hub, &namespace, &intent, deployment, context).await?;
+    let observed = observe(hub, &namespace, &intent, deployment, &context.stores);
     let desired = status::operator_status(hub, &intent, &observed, now);
     if status::status_changed(hub.status.as_ref(), &desired) {
-        let api = Api::<MidiHub>::namespaced(context.client.clone(), &namespace);
-        api.patch_status(
-            &name,
-            &PatchParams::apply(contract::OPERATOR_FIELD_MANAGER).force(),
-            &contract::status_patch(&desired),
-        )
-        .await?;
-        announce(hub, hub.status.as_ref(), &desired, context).await;
+        let key = WriteKey {
+            kind: "MidiHub/status",
+            namespace: namespace.clone(),
+            name: name.clone(),
+        };
+        let view = serde_json::to_value(status::operator_view(&desired)).map_err(|source| {
+            ReconcileError::Serialize {
+                kind: "MidiHub",
+                source,
+            }
+        })?;
+        let version = hub.resource_version();
+        if !context
+            .writes
+            .awaiting_cache(&key, &view, version.as_deref())
+        {
+            let api = Api::<MidiHub>::namespaced(context.client.clone(), &namespace);
+            api.patch_status(
+                &name,
+                &PatchParams::apply(contract::OPERATOR_FIELD_MANAGER).force(),
+                &contract::status_patch(&desired),
+            )
+            .await?;
+            context.writes.wrote(key, &view, version);
+            wrote = true;
+            announce(hub, hub.status.as_ref(), &desired, context).await;
+        }
     }
     if status::sidecar_status_is_stale(hub, &observed) {
         let api = Api::<MidiHub>::namespaced(context.client.clone(), &namespace);
         clear_sidecar_status(&api, &name).await?;
+        wrote = true;
         tracing::info!(hub = %ObjectRef::from(hub), "no hub pod runs: cleared the participants its sidecar had published");
     }
 
-    Ok(match recheck_at {
+    let action = match recheck_at {
         Some(at) => {
             let wait = at.duration_since(now);
             Action::requeue(
@@ -251,19 +377,20 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<Action, Recon
             )
         }
         None => Action::await_change(),
-    })
+    };
+    Ok((action, wrote))
 }
 
-/// Applies the hub's children; returns its Deployment as the cluster holds it (with the
-/// status Kubernetes reports, such as a pod it failed to create).
+/// Applies the hub's children that the cache shows differently; returns its Deployment as the
+/// cluster holds it (with the status Kubernetes reports, such as a pod it failed to create) and
+/// how many children were written.
 async fn apply_children(
     hub: &MidiHub,
     namespace: &str,
     children: Children,
     awake: bool,
     context: &Context,
-) -> Result<Deployment, ReconcileError> {
-    let client = &context.client;
+) -> Result<(Deployment, usize), ReconcileError> {
     let Children {
         service_account,
         role,
@@ -273,67 +400,63 @@ async fn apply_children(
     } = children;
     // In this order: the pod needs its ServiceAccount and ConfigMap when it is created.
     let written = [
-        apply_if_changed(
-            &Api::namespaced(client.clone(), namespace),
-            &service_account,
-        )
-        .await?
-        .written,
-        apply_if_changed(&Api::namespaced(client.clone(), namespace), &role)
+        apply_child(namespace, &service_account, context)
             .await?
             .written,
-        apply_if_changed(&Api::namespaced(client.clone(), namespace), &role_binding)
+        apply_child(namespace, &role, context).await?.written,
+        apply_child(namespace, &role_binding, context)
             .await?
             .written,
-        apply_if_changed(&Api::namespaced(client.clone(), namespace), &config_map)
-            .await?
-            .written,
+        apply_child(namespace, &config_map, context).await?.written,
     ]
     .into_iter()
     .filter(|&written| written)
     .count();
-    let deployment =
-        apply_if_changed(&Api::namespaced(client.clone(), namespace), &deployment).await?;
+    let deployment = apply_child(namespace, &deployment, context).await?;
     let written = written + usize::from(deployment.written);
     if written > 0 {
         tracing::info!(hub = %ObjectRef::from(hub), written, awake, "applied hub objects");
     }
-    Ok(deployment.object)
+    Ok((deployment.object, written))
 }
 
-async fn observe(
+async fn apply_child<K>(
+    namespace: &str,
+    desired: &K,
+    context: &Context,
+) -> Result<Applied<K>, ReconcileError>
+where
+    K: Cached + k8s_openapi::Resource + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let cached = context.stores.child::<K>(namespace, &desired.name_any());
+    apply_if_changed(
+        &Api::namespaced(context.client.clone(), namespace),
+        cached,
+        desired,
+        &context.writes,
+    )
+    .await
+}
+
+/// What the operator sees of the hub's pod and node, from its caches.
+fn observe(
     hub: &MidiHub,
     namespace: &str,
     intent: &Intent,
     deployment: Option<Deployment>,
-    context: &Context,
-) -> Result<Observed, ReconcileError> {
-    // A sleeping hub's pods matter only while its status may still list participants.
-    let sidecar_fields = hub
-        .status
-        .as_ref()
-        .is_some_and(contract::has_sidecar_fields);
-    if !intent.awake() && !sidecar_fields {
-        return Ok(Observed {
-            deployment,
-            ..Observed::default()
-        });
-    }
-    let client = &context.client;
-    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&contract::hub_selector(&hub.name_any())))
-        .await?;
-    let hub_pods = Some(pods.items.len());
+    stores: &Stores,
+) -> Observed {
+    let pods = stores.hub_pods(namespace, &hub.name_any());
+    let hub_pods = Some(pods.len());
     if !intent.awake() {
-        return Ok(Observed {
+        return Observed {
             deployment,
             hub_pods,
             ..Observed::default()
-        });
+        };
     }
     // With the Recreate strategy an old pod may still be terminating: the live one counts.
     let pod = pods
-        .items
         .into_iter()
         .filter(|pod| pod.metadata.deletion_timestamp.is_none())
         .max_by(|a, b| {
@@ -345,27 +468,23 @@ async fn observe(
         .as_ref()
         .and_then(|pod| pod.spec.as_ref())
         .and_then(|spec| spec.node_name.clone());
-    let nodes = Api::<Node>::all(client.clone());
     let (node, eligible_nodes) = match node_name {
-        Some(node_name) => (nodes.get_opt(&node_name).await?, None),
-        None => {
-            let mut selector = format!("{SOUND_READY_LABEL}=true");
-            if let Some(region) = &hub.spec.region {
-                selector.push_str(&format!(",{REGION_LABEL}={region}"));
-            }
-            let eligible = nodes
-                .list_metadata(&ListParams::default().labels(&selector))
-                .await?;
-            (None, Some(eligible.items.len()))
-        }
+        Some(node_name) => (
+            stores.node(&node_name).map(|node| node.as_ref().clone()),
+            None,
+        ),
+        None => (
+            None,
+            Some(stores.eligible_nodes(hub.spec.region.as_deref())),
+        ),
     };
-    Ok(Observed {
+    Observed {
         deployment,
-        pod,
+        pod: pod.map(|pod| pod.as_ref().clone()),
         hub_pods,
         node,
         eligible_nodes,
-    })
+    }
 }
 
 /// Publishes the Event that the change from `previous` to `current` deserves, if any (see

@@ -27,6 +27,10 @@ pub enum ReconcileError {
         kind: &'static str,
         source: serde_json::Error,
     },
+
+    /// A cache the reconcile reads is gone: the operator is stopping.
+    #[error(transparent)]
+    StoreGone(#[from] crate::stores::StoreGone),
 }
 
 impl ReconcileError {
@@ -36,6 +40,7 @@ impl ReconcileError {
             ReconcileError::Kube(_) => "kube",
             ReconcileError::MissingField { .. } => "missing_field",
             ReconcileError::Serialize { .. } => "serialize",
+            ReconcileError::StoreGone(_) => "store_gone",
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod leader;
 pub mod metrics;
 pub mod schedule;
 pub mod status;
+pub mod stores;
 pub mod watches;
 
 pub use error::{OperatorError, ReconcileError};

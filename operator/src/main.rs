@@ -85,6 +85,11 @@ struct Args {
     #[arg(long, env = "MIDIHUB_WATCH_GRACE_SECONDS", default_value_t = health::DEFAULT_GRACE.as_secs())]
     watch_grace_seconds: u64,
 
+    /// How many hubs are reconciled at once (at least 1). More helps a large installation
+    /// converge faster after many hubs change at once, within the API server's limits.
+    #[arg(long, env = "MIDIHUB_RECONCILE_CONCURRENCY", default_value_t = controller::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+
     /// Log format (text is coloured only on a terminal, and never with NO_COLOR set).
     #[arg(long, env = "MIDIHUB_LOG_FORMAT", value_enum, default_value = "json")]
     log_format: LogFormat,
@@ -104,7 +109,7 @@ async fn run(args: Args) -> Result<(), OperatorError> {
     let health = Arc::new(WatchHealth::new(Duration::from_secs(
         args.watch_grace_seconds,
     )));
-    let controller = controller::controller(&client, &health);
+    let (controller, stores) = controller::controller(&client, &health, args.concurrency);
     let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
     let listener = endpoint::bind(args.listen).await?;
     tracing::info!(address = %args.listen, "serving /healthz and /metrics");
@@ -133,6 +138,7 @@ async fn run(args: Args) -> Result<(), OperatorError> {
         metrics,
         args.identity.clone(),
         Backoff::default(),
+        stores,
     ));
 
     let result = if args.leader_election {

@@ -1,4 +1,5 @@
-//! Prometheus metrics of the operator: reconciles, their duration and errors, and hubs by phase.
+//! Prometheus metrics of the operator: reconciles by result, their duration and errors, and hubs
+//! by phase.
 
 use std::fmt;
 use std::time::Instant;
@@ -18,11 +19,43 @@ struct ErrorLabels {
     error: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// How a reconcile ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReconcileResult {
+    /// It wrote to the cluster (a child, the status, an Event's hub).
+    Changed,
+    /// The cluster already was as it should be: nothing written.
+    Unchanged,
+    /// It failed and will be retried.
+    Error,
+}
+
+impl ReconcileResult {
+    fn label(self) -> &'static str {
+        match self {
+            ReconcileResult::Changed => "changed",
+            ReconcileResult::Unchanged => "unchanged",
+            ReconcileResult::Error => "error",
+        }
+    }
+}
+
+/// Upper bounds of the reconcile-duration buckets, in seconds: fine below 10 ms, where a
+/// reconcile that reads its caches and writes nothing ends, so that a p99 can be read off.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// The operator's metrics and the registry they are served from.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    reconciles: Counter,
+    reconciles: Family<ResultLabels, Counter>,
     failures: Family<ErrorLabels, Counter>,
     duration: Histogram,
 }
@@ -30,10 +63,14 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("midihub_operator");
-        let reconciles = Counter::default();
+        let reconciles = Family::<ResultLabels, Counter>::default();
         let failures = Family::<ErrorLabels, Counter>::default();
-        let duration = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]);
-        registry.register("reconciles", "Reconciles of MidiHubs", reconciles.clone());
+        let duration = Histogram::new(DURATION_BUCKETS);
+        registry.register(
+            "reconciles",
+            "Reconciles of MidiHubs, by result: changed (something was written), unchanged, error",
+            reconciles.clone(),
+        );
         registry.register(
             "reconcile_errors",
             "Failed reconciles of MidiHubs, by kind of error",
@@ -62,17 +99,25 @@ impl Metrics {
         self
     }
 
-    /// Counts a reconcile; the returned guard records its duration when dropped.
+    /// Starts timing a reconcile; the returned guard records its duration when dropped.
     pub fn reconcile_started(&self) -> ReconcileTimer<'_> {
-        self.reconciles.inc();
         ReconcileTimer {
-            histogram: &self.duration,
+            metrics: self,
             start: Instant::now(),
         }
     }
 
-    /// Counts a failed reconcile.
+    fn count(&self, result: ReconcileResult) {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.label(),
+            })
+            .inc();
+    }
+
+    /// Counts a failed reconcile, by kind of error.
     pub fn reconcile_failed(&self, error: &crate::ReconcileError) {
+        self.count(ReconcileResult::Error);
         self.failures
             .get_or_create(&ErrorLabels {
                 error: error.metric_label(),
@@ -88,13 +133,23 @@ impl Metrics {
 
 /// Records a reconcile's duration when dropped.
 pub struct ReconcileTimer<'a> {
-    histogram: &'a Histogram,
+    metrics: &'a Metrics,
     start: Instant,
+}
+
+impl ReconcileTimer<'_> {
+    /// The reconcile succeeded with `result` (a failure is counted by
+    /// [`Metrics::reconcile_failed`]).
+    pub fn finished(&self, result: ReconcileResult) {
+        self.metrics.count(result);
+    }
 }
 
 impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
-        self.histogram.observe(self.start.elapsed().as_secs_f64());
+        self.metrics
+            .duration
+            .observe(self.start.elapsed().as_secs_f64());
     }
 }
 

@@ -389,7 +389,7 @@ pub fn operator_status(
 
 /// The operator's fields of a status with the transition times blanked, for comparing two
 /// statuses by what they say rather than when they were written.
-fn operator_view(status: &MidiHubStatus) -> MidiHubStatus {
+pub fn operator_view(status: &MidiHubStatus) -> MidiHubStatus {
     let epoch = Time(jiff::Timestamp::UNIX_EPOCH);
     MidiHubStatus {
         phase: status.phase,

@@ -26,11 +26,11 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use kube::api::Api;
-use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::utils::Backoff as StreamBackoff;
 use kube::runtime::watcher::{self, Event, watcher};
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
@@ -71,23 +71,42 @@ where
     })
 }
 
-/// A metadata-only [`watch`] of the `K` objects in all namespaces that `config` selects, as
-/// the objects it touched: the input `Controller::owns_stream` and `watches_stream` expect.
-pub fn metadata<K>(
+/// A [`watch`] of the `K` objects in all namespaces that `config` selects, kept in a cache
+/// (their `managedFields` stripped, as nothing reads them, and then `trim` applied), and the
+/// objects it touched: the input `Controller::owns_stream` and `watches_stream` expect.
+pub fn cached<K>(
     client: &Client,
     config: watcher::Config,
     health: &Arc<WatchHealth>,
-) -> impl Stream<Item = watcher::Result<PartialObjectMeta<K>>> + Send + 'static
+    trim: fn(&mut K),
+) -> (
+    Store<K>,
+    impl Stream<Item = watcher::Result<K>> + Send + 'static,
+)
 where
-    K: k8s_openapi::Resource + Resource<DynamicType = ()> + Clone + Debug + Send + 'static,
+    K: k8s_openapi::Resource
+        + Resource<DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
 {
-    watch(
+    let (store, writer) = reflector::store();
+    let stream = watch(
         K::KIND,
-        Api::<PartialObjectMeta<K>>::all(client.clone()),
+        Api::<K>::all(client.clone()),
         config,
         health.clone(),
     )
-    .touched_objects()
+    .modify(move |object| {
+        object.managed_fields_mut().clear();
+        trim(object);
+    })
+    .reflect(writer)
+    .touched_objects();
+    (store, stream)
 }
 
 /// The controller's trigger back-off, turned off: it pauses every watch whenever one fails,

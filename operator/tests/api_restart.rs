@@ -52,7 +52,8 @@ impl Harness {
         )
         .unwrap();
         let health = Arc::new(WatchHealth::new(grace));
-        let controller = controller::controller(&client, &health);
+        let (controller, stores) =
+            controller::controller(&client, &health, controller::DEFAULT_CONCURRENCY);
         let context = Arc::new(Context::new(
             client,
             Arc::new(SystemClock),
@@ -64,6 +65,7 @@ impl Harness {
             Arc::new(Metrics::default()),
             Some("operator-test".into()),
             Backoff::default(),
+            stores,
         ));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(controller, context, async move {

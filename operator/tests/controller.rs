@@ -59,7 +59,23 @@ struct Harness {
 
 impl Harness {
     async fn start(clock: ManualClock) -> Self {
+        Self::start_with(clock, controller::DEFAULT_CONCURRENCY, &[]).await
+    }
+
+    /// An operator that reconciles `concurrency` hubs at once and finds the hubs `existing`
+    /// (with [`evening_spec`]) when it starts.
+    async fn start_with(clock: ManualClock, concurrency: u16, existing: &[&str]) -> Self {
         let fake = FakeApiServer::start().await;
+        for name in existing {
+            fake.insert(
+                "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
+                json!({
+                    "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+                    "metadata": {"name": name, "namespace": "default"},
+                    "spec": evening_spec(),
+                }),
+            );
+        }
         fake.insert(
             NODES,
             json!({
@@ -73,7 +89,7 @@ impl Harness {
             }),
         );
         let client = fake.client();
-        let controller = controller::controller(&client, &Arc::default());
+        let (controller, stores) = controller::controller(&client, &Arc::default(), concurrency);
         let metrics = Arc::new(Metrics::default().with_hubs(controller.store()));
         let context = Arc::new(Context::new(
             client.clone(),
@@ -89,6 +105,7 @@ impl Harness {
                 first: Duration::from_millis(100),
                 max: Duration::from_secs(1),
             },
+            stores,
         ));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(controller, context, async move {
@@ -461,6 +478,22 @@ async fn manual_wake_and_suspend_beat_the_schedule() {
 }
 
 #[tokio::test]
+async fn more_hubs_than_reconcile_slots_at_start_up_all_converge() {
+    // Reconciles put off until the caches are filled must not hold the slots that the caches'
+    // watches need to make progress.
+    let harness = Harness::start_with(
+        ManualClock::at(TUESDAY_EVENING),
+        1,
+        &["one", "two", "three"],
+    )
+    .await;
+    for name in ["one", "two", "three"] {
+        harness.until_replicas(name, 1).await;
+    }
+    harness.stop().await;
+}
+
+#[tokio::test]
 async fn reconciling_an_unchanged_hub_sends_no_write() {
     let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
     harness.create("jam", evening_spec()).await;
@@ -471,10 +504,16 @@ async fn reconciling_an_unchanged_hub_sends_no_write() {
     // Let the operator settle, then poke the hub without changing its spec.
     tokio::time::sleep(Duration::from_millis(500)).await;
     harness.assert_idle_reconcile_writes_nothing("jam").await;
-    assert!(
-        !harness.fake.requests().is_empty(),
-        "the reconcile did read the hub's children"
-    );
+    // Nor does it read: children, pods and nodes come from the operator's caches (watches
+    // apart, which may reconnect at any time).
+    let reads: Vec<_> = harness
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|request| !request.query.contains("watch=true"))
+        .map(|request| format!("{} {}?{}", request.method, request.path, request.query))
+        .collect();
+    assert!(reads.is_empty(), "an idle reconcile read: {reads:#?}");
     harness.stop().await;
 }
 
@@ -698,14 +737,19 @@ async fn a_namespace_that_refuses_hub_pods_blocks_the_hub_with_the_fix_and_a_war
 /// out here: on the fake it would replace the operator's conditions instead of joining them;
 /// that its entry alone is removed needs a real API server's list-map merge.
 async fn publish_as_sidecar(harness: &Harness, hub: &str) {
+    publish_latency_as_sidecar(harness, hub, 4.4).await;
+}
+
+/// [`publish_as_sidecar`] with a round trip of `ms`.
+async fn publish_latency_as_sidecar(harness: &Harness, hub: &str, ms: f64) {
     let status = json!({
         "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
         "status": {
             "participants": [{"port": 5004, "room": "jam-studio-a", "name": "Alice",
                               "remoteAddress": "203.0.113.10:5004",
-                              "latency": {"lastMs": 4.4, "averageMs": 4.4, "jitterMs": 0.1}}],
+                              "latency": {"lastMs": ms, "averageMs": ms, "jitterMs": 0.1}}],
             "participantCount": 1,
-            "latency": "avg 4.4ms max 4.4ms",
+            "latency": format!("avg {ms}ms max {ms}ms"),
         }
     });
     harness
@@ -717,6 +761,33 @@ async fn publish_as_sidecar(harness: &Harness, hub: &str) {
         )
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn the_sidecars_latency_updates_wake_no_reconcile() {
+    let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
+    harness.create("jam", evening_spec()).await;
+    harness.fake.insert(PODS, hub_pod("jam", true));
+    harness
+        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
+        .await;
+    // The first publication counts: whether a sidecar wrote at all is the operator's business
+    // (it clears what a vanished sidecar left).
+    publish_as_sidecar(&harness, "jam").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = harness.reconciles();
+    for ms in [5.1, 6.2, 4.9] {
+        publish_latency_as_sidecar(&harness, "jam", ms).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        harness.reconciles(),
+        before,
+        "latency updates woke a reconcile"
+    );
+    // A touch of the hub itself still does.
+    harness.assert_idle_reconcile_writes_nothing("jam").await;
+    harness.stop().await;
 }
 
 fn lists_participants(hub: &Value) -> bool {

@@ -14,7 +14,7 @@ use tower::ServiceExt;
 
 use super::router;
 use crate::health::WatchHealth;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReconcileResult};
 
 async fn get(router: Router, path: &str) -> (StatusCode, String) {
     let response = router
@@ -82,15 +82,31 @@ async fn metrics_count_reconciles_and_hubs_by_phase() {
         writer.apply_watcher_event(&watcher::Event::Apply(hub(name, phase)));
     }
     let metrics = Arc::new(Metrics::default().with_hubs(hubs));
-    drop(metrics.reconcile_started());
+    metrics
+        .reconcile_started()
+        .finished(ReconcileResult::Unchanged);
+    metrics
+        .reconcile_started()
+        .finished(ReconcileResult::Changed);
+    metrics
+        .reconcile_started()
+        .finished(ReconcileResult::Unchanged);
     let (status, body) = get(router(metrics, Arc::default()), "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        body.contains("midihub_operator_reconciles_total 1"),
+        body.contains(r#"midihub_operator_reconciles_total{result="unchanged"} 2"#),
         "{body}"
     );
     assert!(
-        body.contains("midihub_operator_reconcile_duration_seconds_count 1"),
+        body.contains(r#"midihub_operator_reconciles_total{result="changed"} 1"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"midihub_operator_reconcile_duration_seconds_bucket{le="0.0005"}"#),
+        "fine buckets: {body}"
+    );
+    assert!(
+        body.contains("midihub_operator_reconcile_duration_seconds_count 3"),
         "{body}"
     );
     assert!(
