@@ -73,9 +73,11 @@ pub struct StoreGone {
 }
 
 impl Stores {
-    /// Whether every store has been filled by its first list. It does not wait: a reconcile
-    /// that waited would hold one of the controller's slots, and with every slot held the
-    /// controller stops polling the very watches that fill the stores.
+    /// Whether every store has been filled by its first list. It does not wait, and nothing in
+    /// the operator may wait on these stores: kube's `Store::wait_until_ready` keeps the waker
+    /// of only the last future that polled it, so of several reconciles waiting for a store all
+    /// but one were never woken (their hubs stayed as they were, and the operator could not
+    /// stop, as a stopping controller lets reconciles in flight finish).
     pub fn ready(&self) -> Result<bool, StoreGone> {
         fn filled<K: kube::Resource + Clone>(
             store: &Store<K>,

@@ -59,13 +59,23 @@ struct Harness {
 
 impl Harness {
     async fn start(clock: ManualClock) -> Self {
-        Self::start_with(clock, controller::DEFAULT_CONCURRENCY, &[]).await
+        Self::start_with(clock, controller::DEFAULT_CONCURRENCY, &[], Vec::new()).await
     }
 
     /// An operator that reconciles `concurrency` hubs at once and finds the hubs `existing`
     /// (with [`evening_spec`]) when it starts.
-    async fn start_with(clock: ManualClock, concurrency: u16, existing: &[&str]) -> Self {
+    /// A harness whose API server already holds the hubs `existing` and answers with `failures`
+    /// from the start, and whose operator reconciles at most `concurrency` hubs at once.
+    async fn start_with(
+        clock: ManualClock,
+        concurrency: u16,
+        existing: &[&str],
+        failures: Vec<FailureRule>,
+    ) -> Self {
         let fake = FakeApiServer::start().await;
+        for rule in failures {
+            fake.fail_requests(rule);
+        }
         for name in existing {
             fake.insert(
                 "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
@@ -479,15 +489,41 @@ async fn manual_wake_and_suspend_beat_the_schedule() {
 
 #[tokio::test]
 async fn more_hubs_than_reconcile_slots_at_start_up_all_converge() {
-    // Reconciles put off until the caches are filled must not hold the slots that the caches'
-    // watches need to make progress.
+    // With one reconcile at a time, hubs found at start-up (and put off while the caches
+    // fill) take turns, and each gets its children.
     let harness = Harness::start_with(
         ManualClock::at(TUESDAY_EVENING),
         1,
         &["one", "two", "three"],
+        Vec::new(),
     )
     .await;
     for name in ["one", "two", "three"] {
+        harness.until_replicas(name, 1).await;
+    }
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn hubs_reconciled_while_a_cache_is_still_filling_all_converge() {
+    // The hubs' cache is filled, the nodes' is not (its first lists fail): several reconciles
+    // come before it is. Each must be tried again once it is filled. (kube's Store keeps one
+    // waker for `wait_until_ready`: reconciles that all waited on it were never woken but the
+    // last, and their hubs stayed Starting.)
+    let hubs = ["one", "two", "three", "four"];
+    let harness = Harness::start_with(
+        ManualClock::at(TUESDAY_EVENING),
+        controller::DEFAULT_CONCURRENCY,
+        &hubs,
+        vec![FailureRule {
+            method: Some("GET".into()),
+            path_contains: "/api/v1/nodes".into(),
+            status: 500,
+            times: 2,
+        }],
+    )
+    .await;
+    for name in hubs {
         harness.until_replicas(name, 1).await;
     }
     harness.stop().await;
