@@ -112,27 +112,29 @@ fn digest(value: &Value) -> u64 {
     hasher.finish()
 }
 
-/// A child as the cluster holds it after [`apply_if_changed`].
+/// A child as the cluster holds it after [`apply_if_changed`], in the form its cache keeps.
 #[derive(Clone, Debug)]
-pub struct Applied<K> {
+pub struct Applied<S> {
     /// Whether a write was sent.
     pub written: bool,
-    /// The object as read, or as the apply returned it; its status is the cluster's, so the
+    /// The object as cached, or as the apply returned it; its status is the cluster's, so the
     /// caller can report on it without reading it again.
-    pub object: K,
+    pub object: S,
 }
 
 /// Applies `desired` with server-side apply under the operator's field manager unless the
-/// cluster already holds it: `cached` (the operator's cache of the object) holds it, or the
-/// same apply was sent a moment ago and the cache has not caught up yet.
-pub async fn apply_if_changed<K>(
-    api: &Api<K>,
-    cached: Option<Arc<K>>,
+/// cluster already holds it: `cached` (the operator's cache of the object, in the form `S` the
+/// cache keeps and `api` reads) holds it, or the same apply was sent a moment ago and the
+/// cache has not caught up yet.
+pub async fn apply_if_changed<K, S>(
+    api: &Api<S>,
+    cached: Option<Arc<S>>,
     desired: &K,
     writes: &RecentWrites,
-) -> Result<Applied<K>, ReconcileError>
+) -> Result<Applied<S>, ReconcileError>
 where
-    K: Resource + k8s_openapi::Resource + Serialize + DeserializeOwned + Clone + Debug,
+    K: Resource + k8s_openapi::Resource + Serialize,
+    S: Resource + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = desired.name_any();
     let kind = K::KIND;
@@ -160,9 +162,14 @@ where
             name,
             "applied a moment ago; the cache has not seen it yet"
         );
+        let object = match cached {
+            Some(cached) => cached.as_ref().clone(),
+            None => serde_json::from_value(desired_json)
+                .map_err(|source| ReconcileError::Serialize { kind, source })?,
+        };
         return Ok(Applied {
             written: false,
-            object: cached.map_or_else(|| desired.clone(), |cached| cached.as_ref().clone()),
+            object,
         });
     }
     tracing::debug!(kind, name, "applying");

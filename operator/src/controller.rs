@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PatchParams};
 use kube::runtime::controller::{self, Action};
@@ -317,7 +317,7 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<(Action, bool
             let (deployment, written) =
                 apply_children(hub, &namespace, children, intent.awake(), context).await?;
             wrote |= written > 0;
-            (intent, Some(deployment))
+            (intent, deployment)
         }
         Err(error) => (
             Intent::Invalid {
@@ -381,16 +381,16 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<(Action, bool
     Ok((action, wrote))
 }
 
-/// Applies the hub's children that the cache shows differently; returns its Deployment as the
-/// cluster holds it (with the status Kubernetes reports, such as a pod it failed to create) and
-/// how many children were written.
+/// Applies the hub's children that the cache shows differently; returns the status of its
+/// Deployment as the cluster holds it (Kubernetes reports there, for instance, a pod it failed
+/// to create) and how many children were written.
 async fn apply_children(
     hub: &MidiHub,
     namespace: &str,
     children: Children,
     awake: bool,
     context: &Context,
-) -> Result<(Deployment, usize), ReconcileError> {
+) -> Result<(Option<DeploymentStatus>, usize), ReconcileError> {
     let Children {
         service_account,
         role,
@@ -417,16 +417,17 @@ async fn apply_children(
     if written > 0 {
         tracing::info!(hub = %ObjectRef::from(hub), written, awake, "applied hub objects");
     }
-    Ok((deployment.object, written))
+    Ok((deployment.object.status, written))
 }
 
 async fn apply_child<K>(
     namespace: &str,
     desired: &K,
     context: &Context,
-) -> Result<Applied<K>, ReconcileError>
+) -> Result<Applied<K::Stored>, ReconcileError>
 where
-    K: Cached + k8s_openapi::Resource + Serialize + DeserializeOwned + Clone + Debug,
+    K: Cached + k8s_openapi::Resource + Serialize,
+    K::Stored: Serialize + DeserializeOwned + Debug,
 {
     let cached = context.stores.child::<K>(namespace, &desired.name_any());
     apply_if_changed(
@@ -443,14 +444,14 @@ fn observe(
     hub: &MidiHub,
     namespace: &str,
     intent: &Intent,
-    deployment: Option<Deployment>,
+    deployment_status: Option<DeploymentStatus>,
     stores: &Stores,
 ) -> Observed {
     let pods = stores.hub_pods(namespace, &hub.name_any());
     let hub_pods = Some(pods.len());
     if !intent.awake() {
         return Observed {
-            deployment,
+            deployment_status,
             hub_pods,
             ..Observed::default()
         };
@@ -479,7 +480,7 @@ fn observe(
         ),
     };
     Observed {
-        deployment,
+        deployment_status,
         pod: pod.map(|pod| pod.as_ref().clone()),
         hub_pods,
         node,

@@ -2,7 +2,7 @@
 //! transition, derived from the schedule decision and the observed pod and node. Pure: the
 //! observations are passed in, and nothing here talks to the API.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use midihub_api::contract::{
@@ -39,8 +39,8 @@ impl Intent {
 /// What the operator saw of the hub's Deployment, pod and node.
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
-    /// The hub's Deployment as the cluster holds it, status included.
-    pub deployment: Option<Deployment>,
+    /// The status of the hub's Deployment as the cluster holds it.
+    pub deployment_status: Option<DeploymentStatus>,
     /// The hub's pod, if one exists and is not being deleted.
     pub pod: Option<Pod>,
     /// How many pods of the hub exist, those being deleted included; `None` when they were not
@@ -142,10 +142,8 @@ fn pod_state(pod: Option<&Pod>) -> PodState {
 /// a refused pod creation (Pod Security, a quota, …) as a `FailedCreate` Event and as the
 /// `ReplicaFailure` condition, which the Deployment carries on. Nothing else shows it: no pod
 /// exists to look at.
-fn pod_creation_failure(deployment: Option<&Deployment>) -> Option<&str> {
+fn pod_creation_failure(deployment: Option<&DeploymentStatus>) -> Option<&str> {
     deployment?
-        .status
-        .as_ref()?
         .conditions
         .as_deref()?
         .iter()
@@ -161,11 +159,9 @@ fn pod_creation_failure(deployment: Option<&Deployment>) -> Option<&str> {
 /// A hub whose pod Kubernetes refuses to create. Pod Security is singled out because the fix
 /// is always the same: hub pods use the host network and host ports (and, without a device
 /// plugin, privileged containers), which only the `privileged` level allows.
-fn blocked(hub: &MidiHub, deployment: Option<&Deployment>, failure: &str) -> Readiness {
+fn blocked(hub: &MidiHub, failure: &str) -> Readiness {
     let namespace = hub.metadata.namespace.as_deref().unwrap_or("<namespace>");
-    let deployment = deployment
-        .and_then(|deployment| deployment.metadata.name.clone())
-        .unwrap_or_else(|| crate::children::child_name(hub));
+    let deployment = crate::children::child_name(hub);
     let retry = format!(
         "Kubernetes retries with a growing back-off; `kubectl -n {namespace} rollout restart deployment {deployment}` retries at once"
     );
@@ -227,9 +223,9 @@ fn readiness(hub: &MidiHub, intent: &Intent, observed: &Observed) -> Readiness {
         Intent::Decided(_) => {
             let pod = pod_state(observed.pod.as_ref());
             if pod == PodState::Absent
-                && let Some(failure) = pod_creation_failure(observed.deployment.as_ref())
+                && let Some(failure) = pod_creation_failure(observed.deployment_status.as_ref())
             {
-                return blocked(hub, observed.deployment.as_ref(), failure);
+                return blocked(hub, failure);
             }
             readiness_of_pod(pod, observed, region)
         }

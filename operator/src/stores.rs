@@ -6,7 +6,8 @@
 //! The watches strip `managedFields` before an object is stored: the operator never reads
 //! them, and they are often the larger part of an object. Pods and nodes keep only what the
 //! operator reads of them ([`trim_pod`], [`trim_node`]); children are kept whole, as they are
-//! compared with what the operator would apply.
+//! compared with what the operator would apply, but a Deployment's spec is kept as the JSON
+//! text it came as ([`CachedDeployment`]).
 //!
 //! A reconcile is put off until every store has been filled once ([`Stores::ready`]): an empty
 //! store at start-up would look like missing children and pods, and the operator would apply
@@ -16,12 +17,15 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use midihub_api::contract;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 
 use k8s_openapi::api::core::v1::{NodeStatus, PodSpec};
 
@@ -31,7 +35,7 @@ use crate::children::{REGION_LABEL, SOUND_READY_LABEL};
 /// The controller's caches, besides that of the hubs.
 #[derive(Clone)]
 pub struct Stores {
-    pub deployments: Store<Deployment>,
+    pub deployments: Store<CachedDeployment>,
     pub config_maps: Store<ConfigMap>,
     pub service_accounts: Store<ServiceAccount>,
     pub roles: Store<Role>,
@@ -44,12 +48,19 @@ pub struct Stores {
 pub trait Cached:
     kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + 'static
 {
-    fn store(stores: &Stores) -> &Store<Self>;
+    /// What the cache keeps of a child of this kind; it reads and writes as the kind does.
+    type Stored: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + 'static;
+
+    fn store(stores: &Stores) -> &Store<Self::Stored>;
 }
 
 macro_rules! cached {
     ($($kind:ty => $field:ident),* $(,)?) => {$(
         impl Cached for $kind {
+            type Stored = $kind;
+
             fn store(stores: &Stores) -> &Store<Self> {
                 &stores.$field
             }
@@ -58,11 +69,76 @@ macro_rules! cached {
 }
 
 cached! {
-    Deployment => deployments,
     ConfigMap => config_maps,
     ServiceAccount => service_accounts,
     Role => roles,
     RoleBinding => role_bindings,
+}
+
+impl Cached for Deployment {
+    type Stored = CachedDeployment;
+
+    fn store(stores: &Stores) -> &Store<CachedDeployment> {
+        &stores.deployments
+    }
+}
+
+/// A hub's Deployment as the operator's cache keeps it: its metadata and status as they are,
+/// its spec as compact JSON text. The spec is only ever compared with what the operator would
+/// apply, and as text it takes a fifth of the memory of `k8s_openapi`'s structs, in which
+/// every field of every container and volume takes room whether set or not (about 14 KiB per
+/// hub, most of the operator's memory at a thousand hubs). It is read, watched and applied
+/// as a Deployment: the API server sees no difference.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct CachedDeployment {
+    pub metadata: ObjectMeta,
+    #[serde(
+        default,
+        deserialize_with = "spec_as_text",
+        serialize_with = "spec_as_json"
+    )]
+    pub spec: Box<str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DeploymentStatus>,
+}
+
+impl k8s_openapi::Resource for CachedDeployment {
+    const API_VERSION: &'static str = <Deployment as k8s_openapi::Resource>::API_VERSION;
+    const GROUP: &'static str = <Deployment as k8s_openapi::Resource>::GROUP;
+    const KIND: &'static str = <Deployment as k8s_openapi::Resource>::KIND;
+    const VERSION: &'static str = <Deployment as k8s_openapi::Resource>::VERSION;
+    const URL_PATH_SEGMENT: &'static str = <Deployment as k8s_openapi::Resource>::URL_PATH_SEGMENT;
+    type Scope = k8s_openapi::NamespaceResourceScope;
+}
+
+impl k8s_openapi::Metadata for CachedDeployment {
+    type Ty = ObjectMeta;
+
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// Reads any JSON value (through a [`Value`], so that it works wherever the object is
+/// buffered first, as in a watch event) and keeps it as compact text.
+fn spec_as_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Box<str>, D::Error> {
+    Ok(Value::deserialize(deserializer)?
+        .to_string()
+        .into_boxed_str())
+}
+
+/// Writes the text kept by [`spec_as_text`] as the JSON it is (an absent spec as `null`).
+fn spec_as_json<S: Serializer>(spec: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    if spec.is_empty() {
+        return serializer.serialize_none();
+    }
+    serde_json::from_str::<Value>(spec)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(serializer)
 }
 
 /// A store's writer was dropped: its watch is gone and the operator is stopping.
@@ -102,7 +178,7 @@ impl Stores {
     }
 
     /// The child `K` named `name` in `namespace`, as last seen.
-    pub fn child<K: Cached>(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+    pub fn child<K: Cached>(&self, namespace: &str, name: &str) -> Option<Arc<K::Stored>> {
         K::store(self).get(&ObjectRef::new(name).within(namespace))
     }
 
@@ -203,6 +279,35 @@ mod tests {
         assert_eq!(spec.node_name.as_deref(), Some("eu-1"));
         assert!(spec.containers.is_empty());
         assert_eq!(pod.status, status);
+    }
+
+    #[test]
+    fn a_deployment_keeps_its_spec_as_text_and_writes_it_back_as_it_came() {
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "midihub-jam", "namespace": "hubs", "resourceVersion": "7"},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [
+                {"name": "rtpmidid", "image": "example.test/rtpmidid:26.01"}]}}},
+            "status": {"conditions": [{"type": "Available", "status": "True"}]},
+        });
+        let cached: CachedDeployment = serde_json::from_value(deployment.clone()).unwrap();
+        assert_eq!(
+            &*cached.spec,
+            r#"{"replicas":1,"template":{"spec":{"containers":[{"image":"example.test/rtpmidid:26.01","name":"rtpmidid"}]}}}"#
+        );
+        assert_eq!(cached.resource_version().as_deref(), Some("7"));
+        let written = serde_json::to_value(&cached).unwrap();
+        assert_eq!(written["spec"], deployment["spec"]);
+        assert_eq!(written["status"], deployment["status"]);
+        // As a watch event whose object comes before its type, which serde buffers first.
+        let event: kube::core::WatchEvent<CachedDeployment> = serde_json::from_value(json!({
+            "object": deployment, "type": "MODIFIED",
+        }))
+        .unwrap();
+        let kube::core::WatchEvent::Modified(watched) = event else {
+            panic!("not a MODIFIED event: {event:?}");
+        };
+        assert_eq!(watched.spec, cached.spec);
     }
 
     #[test]
