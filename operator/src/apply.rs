@@ -26,21 +26,44 @@ use crate::error::ReconcileError;
 /// server or others set (defaults, managed fields, status) are ignored; lists must have the
 /// same length, element by element. This is what server-side apply would leave unchanged.
 pub fn is_subset(desired: &Value, observed: &Value) -> bool {
+    first_difference(desired, observed).is_none()
+}
+
+/// Where `observed` first fails to hold what `desired` sets (see [`is_subset`]), as a path
+/// such as `.spec.template.spec.containers[1].image`; `None` when it holds all of it.
+pub fn first_difference(desired: &Value, observed: &Value) -> Option<String> {
     match (desired, observed) {
-        (Value::Object(desired), Value::Object(observed)) => desired.iter().all(|(key, value)| {
-            observed
-                .get(key)
-                .is_some_and(|observed| is_subset(value, observed))
-        }),
-        (Value::Array(desired), Value::Array(observed)) => {
-            desired.len() == observed.len()
-                && desired
-                    .iter()
-                    .zip(observed)
-                    .all(|(desired, observed)| is_subset(desired, observed))
+        (Value::Object(desired), Value::Object(observed)) => {
+            desired.iter().find_map(|(key, value)| {
+                let Some(observed) = observed.get(key) else {
+                    return Some(format!(".{key} (absent)"));
+                };
+                first_difference(value, observed).map(|path| format!(".{key}{path}"))
+            })
         }
-        (Value::Number(desired), Value::Number(observed)) => desired.as_f64() == observed.as_f64(),
-        _ => desired == observed,
+        (Value::Array(desired), Value::Array(observed)) => {
+            if desired.len() != observed.len() {
+                return Some(format!(
+                    " ({} items, not {})",
+                    observed.len(),
+                    desired.len()
+                ));
+            }
+            desired
+                .iter()
+                .zip(observed)
+                .enumerate()
+                .find_map(|(index, (desired, observed))| {
+                    first_difference(desired, observed).map(|path| format!("[{index}]{path}"))
+                })
+        }
+        (Value::Number(desired), Value::Number(observed))
+            if desired.as_f64() == observed.as_f64() =>
+        {
+            None
+        }
+        _ if desired == observed => None,
+        _ => Some(format!(" ({observed}, not {desired})")),
     }
 }
 
@@ -149,11 +172,14 @@ where
     if let Some(observed) = &cached {
         let observed_json = serde_json::to_value(observed.as_ref())
             .map_err(|source| ReconcileError::Serialize { kind, source })?;
-        if is_subset(&desired_json, &observed_json) {
-            return Ok(Applied {
-                written: false,
-                object: observed.as_ref().clone(),
-            });
+        match first_difference(&desired_json, &observed_json) {
+            None => {
+                return Ok(Applied {
+                    written: false,
+                    object: observed.as_ref().clone(),
+                });
+            }
+            Some(difference) => tracing::debug!(kind, name, difference, "the cache differs"),
         }
     }
     if writes.awaiting_cache(&key, &desired_json, version.as_deref()) {
@@ -252,6 +278,26 @@ mod tests {
         assert!(!is_subset(&desired, &json!({"ports": [5004, 5006, 5008]})));
         assert!(!is_subset(&desired, &json!({"ports": [5006, 5004]})));
         assert!(is_subset(&desired, &json!({"ports": [5004, 5006]})));
+    }
+
+    #[test]
+    fn the_first_difference_names_its_path() {
+        let desired =
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "b", "image": "x:2"}]}});
+        let observed =
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "b", "image": "x:1"}]}});
+        assert_eq!(
+            first_difference(&desired, &observed).as_deref(),
+            Some(r#".spec.containers[1].image ("x:1", not "x:2")"#)
+        );
+        assert_eq!(
+            first_difference(&json!({"kind": "Deployment"}), &json!({})).as_deref(),
+            Some(".kind (absent)")
+        );
+        assert_eq!(
+            first_difference(&json!({"ports": [1, 2]}), &json!({"ports": [1]})).as_deref(),
+            Some(".ports (1 items, not 2)")
+        );
     }
 
     fn key() -> WriteKey {

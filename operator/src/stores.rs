@@ -89,17 +89,32 @@ impl Cached for Deployment {
 /// every field of every container and volume takes room whether set or not (about 14 KiB per
 /// hub, most of the operator's memory at a thousand hubs). It is read, watched and applied
 /// as a Deployment: the API server sees no difference.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct CachedDeployment {
     pub metadata: ObjectMeta,
-    #[serde(
-        default,
-        deserialize_with = "spec_as_text",
-        serialize_with = "spec_as_json"
-    )]
+    #[serde(default, deserialize_with = "spec_as_text")]
     pub spec: Box<str>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub status: Option<DeploymentStatus>,
+}
+
+/// Written as the Deployment it is: with its `apiVersion` and `kind`, the spec as JSON.
+impl Serialize for CachedDeployment {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeStruct};
+        let mut deployment = serializer.serialize_struct("Deployment", 5)?;
+        deployment.serialize_field("apiVersion", <Self as k8s_openapi::Resource>::API_VERSION)?;
+        deployment.serialize_field("kind", <Self as k8s_openapi::Resource>::KIND)?;
+        deployment.serialize_field("metadata", &self.metadata)?;
+        if !self.spec.is_empty() {
+            let spec = serde_json::from_str::<Value>(&self.spec).map_err(S::Error::custom)?;
+            deployment.serialize_field("spec", &spec)?;
+        }
+        if let Some(status) = &self.status {
+            deployment.serialize_field("status", status)?;
+        }
+        deployment.end()
+    }
 }
 
 impl k8s_openapi::Resource for CachedDeployment {
@@ -129,16 +144,6 @@ fn spec_as_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Box<str>, 
     Ok(Value::deserialize(deserializer)?
         .to_string()
         .into_boxed_str())
-}
-
-/// Writes the text kept by [`spec_as_text`] as the JSON it is (an absent spec as `null`).
-fn spec_as_json<S: Serializer>(spec: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    if spec.is_empty() {
-        return serializer.serialize_none();
-    }
-    serde_json::from_str::<Value>(spec)
-        .map_err(serde::ser::Error::custom)?
-        .serialize(serializer)
 }
 
 /// A store's writer was dropped: its watch is gone and the operator is stopping.
@@ -296,9 +301,7 @@ mod tests {
             r#"{"replicas":1,"template":{"spec":{"containers":[{"image":"example.test/rtpmidid:26.01","name":"rtpmidid"}]}}}"#
         );
         assert_eq!(cached.resource_version().as_deref(), Some("7"));
-        let written = serde_json::to_value(&cached).unwrap();
-        assert_eq!(written["spec"], deployment["spec"]);
-        assert_eq!(written["status"], deployment["status"]);
+        assert_eq!(serde_json::to_value(&cached).unwrap(), deployment);
         // As a watch event whose object comes before its type, which serde buffers first.
         let event: kube::core::WatchEvent<CachedDeployment> = serde_json::from_value(json!({
             "object": deployment, "type": "MODIFIED",
@@ -308,6 +311,27 @@ mod tests {
             panic!("not a MODIFIED event: {event:?}");
         };
         assert_eq!(watched.spec, cached.spec);
+    }
+
+    #[test]
+    fn a_cached_deployment_holds_the_deployment_the_operator_applied() {
+        // As the API server returns it: what was applied, with a resource version and status.
+        for awake in [true, false] {
+            let desired = crate::children::children(
+                &crate::children::examples::hub(),
+                &crate::children::examples::privileged_config(),
+                awake,
+            )
+            .unwrap()
+            .deployment;
+            let mut returned = serde_json::to_value(&desired).unwrap();
+            returned["metadata"]["resourceVersion"] = json!("42");
+            returned["status"] = json!({"replicas": 1});
+            let cached: CachedDeployment = serde_json::from_value(returned).unwrap();
+            let desired = serde_json::to_value(&desired).unwrap();
+            let cached = serde_json::to_value(&cached).unwrap();
+            assert_eq!(crate::apply::first_difference(&desired, &cached), None);
+        }
     }
 
     #[test]
