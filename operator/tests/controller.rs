@@ -241,6 +241,13 @@ impl Harness {
         )
     }
 
+    /// The kubelet reports hub `name`'s pod ready on node-a; returns the hub once it is Ready.
+    async fn pod_ready(&self, name: &str) -> Value {
+        self.fake.insert(PODS, hub_pod(name, true));
+        self.until_hub(name, "phase Ready", |hub| phase(hub) == "Ready")
+            .await
+    }
+
     async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -388,10 +395,7 @@ async fn a_new_hub_gets_all_its_children_and_reports_its_address_once_running() 
     );
 
     // The kubelet reports the pod ready on node-a: the hub is Ready at the node's address.
-    harness.fake.insert(PODS, hub_pod("jam", true));
-    let hub = harness
-        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
-        .await;
+    let hub = harness.pod_ready("jam").await;
     assert_eq!(hub["status"]["address"], "203.0.113.7");
     assert_eq!(
         json_condition(&hub, "PublicAddress")["reason"],
@@ -533,10 +537,7 @@ async fn hubs_reconciled_while_a_cache_is_still_filling_all_converge() {
 async fn reconciling_an_unchanged_hub_sends_no_write() {
     let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
     harness.create("jam", evening_spec()).await;
-    harness.fake.insert(PODS, hub_pod("jam", true));
-    harness
-        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
-        .await;
+    harness.pod_ready("jam").await;
     // Let the operator settle, then poke the hub without changing its spec.
     tokio::time::sleep(Duration::from_millis(500)).await;
     harness.assert_idle_reconcile_writes_nothing("jam").await;
@@ -755,10 +756,7 @@ async fn a_namespace_that_refuses_hub_pods_blocks_the_hub_with_the_fix_and_a_war
             deployment["status"] = json!({"conditions": []});
         })
         .unwrap();
-    harness.fake.insert(PODS, hub_pod("jam", true));
-    harness
-        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
-        .await;
+    harness.pod_ready("jam").await;
     assert_eq!(harness.until_event("Ready").await.len(), 1);
     assert_eq!(
         harness.events_with_reason("Waking").len(),
@@ -803,10 +801,7 @@ async fn publish_latency_as_sidecar(harness: &Harness, hub: &str, ms: f64) {
 async fn the_sidecars_latency_updates_wake_no_reconcile() {
     let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
     harness.create("jam", evening_spec()).await;
-    harness.fake.insert(PODS, hub_pod("jam", true));
-    harness
-        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
-        .await;
+    harness.pod_ready("jam").await;
     // The first publication counts: whether a sidecar wrote at all is the operator's business
     // (it clears what a vanished sidecar left).
     publish_as_sidecar(&harness, "jam").await;
@@ -837,10 +832,7 @@ async fn participants_of_a_hard_killed_hub_pod_are_cleared_once_no_pod_remains()
     let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
     harness.create("jam", evening_spec()).await;
     let pod = format!("{PODS}/midihub-jam-abc");
-    harness.fake.insert(PODS, hub_pod("jam", true));
-    harness
-        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
-        .await;
+    harness.pod_ready("jam").await;
     publish_as_sidecar(&harness, "jam").await;
 
     // The hub is suspended; its pod is still there (terminating): the sidecar may yet publish
@@ -891,10 +883,7 @@ async fn participants_of_a_hard_killed_hub_pod_are_cleared_once_no_pod_remains()
 async fn participants_are_cleared_when_an_awake_hubs_pod_is_lost() {
     let harness = Harness::start(ManualClock::at(TUESDAY_EVENING)).await;
     harness.create("jam", evening_spec()).await;
-    harness.fake.insert(PODS, hub_pod("jam", true));
-    harness
-        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
-        .await;
+    harness.pod_ready("jam").await;
     publish_as_sidecar(&harness, "jam").await;
 
     harness.fake.remove(&format!("{PODS}/midihub-jam-abc"));
@@ -922,10 +911,7 @@ async fn an_address_named_on_the_node_is_the_hubs_address() {
         })
         .unwrap();
     harness.create("jam", evening_spec()).await;
-    harness.fake.insert(PODS, hub_pod("jam", true));
-    let hub = harness
-        .until_hub("jam", "phase Ready", |hub| phase(hub) == "Ready")
-        .await;
+    let hub = harness.pod_ready("jam").await;
     assert_eq!(hub["status"]["address"], "hub.example.org");
     let public = json_condition(&hub, "PublicAddress");
     assert_eq!(public["status"], "True");
