@@ -22,15 +22,11 @@ use serde_json::Value;
 
 use crate::error::ReconcileError;
 
-/// Whether every field set in `desired` holds the same value in `observed`. Fields only the
-/// server or others set (defaults, managed fields, status) are ignored; lists must have the
-/// same length, element by element. This is what server-side apply would leave unchanged.
-pub fn is_subset(desired: &Value, observed: &Value) -> bool {
-    first_difference(desired, observed).is_none()
-}
-
-/// Where `observed` first fails to hold what `desired` sets (see [`is_subset`]), as a path
-/// such as `.spec.template.spec.containers[1].image`; `None` when it holds all of it.
+/// Where `observed` first fails to hold what `desired` sets, as a path such as
+/// `.spec.template.spec.containers[1].image`; `None` when every field set in `desired` holds
+/// the same value in `observed`. Fields only the server or others set (defaults, managed
+/// fields, status) are ignored; lists must have the same length, element by element. `None`
+/// is what server-side apply would leave unchanged.
 pub fn first_difference(desired: &Value, observed: &Value) -> Option<String> {
     match (desired, observed) {
         (Value::Object(desired), Value::Object(observed)) => {
@@ -260,24 +256,24 @@ mod tests {
                      "template": {"spec": {"containers": [{"name": "a", "imagePullPolicy": "IfNotPresent"}]}}},
             "status": {"replicas": 1}
         });
-        assert!(is_subset(&desired, &observed));
+        assert!(first_difference(&desired, &observed).is_none());
     }
 
     #[test]
     fn a_different_or_missing_field_is_a_change() {
         let desired = json!({"spec": {"replicas": 1}});
-        assert!(!is_subset(&desired, &json!({"spec": {"replicas": 0}})));
-        assert!(!is_subset(&desired, &json!({"spec": {}})));
-        assert!(!is_subset(&desired, &json!({})));
+        assert!(first_difference(&desired, &json!({"spec": {"replicas": 0}})).is_some());
+        assert!(first_difference(&desired, &json!({"spec": {}})).is_some());
+        assert!(first_difference(&desired, &json!({})).is_some());
     }
 
     #[test]
     fn lists_must_match_in_length_and_order() {
         let desired = json!({"ports": [5004, 5006]});
-        assert!(!is_subset(&desired, &json!({"ports": [5004]})));
-        assert!(!is_subset(&desired, &json!({"ports": [5004, 5006, 5008]})));
-        assert!(!is_subset(&desired, &json!({"ports": [5006, 5004]})));
-        assert!(is_subset(&desired, &json!({"ports": [5004, 5006]})));
+        assert!(first_difference(&desired, &json!({"ports": [5004]})).is_some());
+        assert!(first_difference(&desired, &json!({"ports": [5004, 5006, 5008]})).is_some());
+        assert!(first_difference(&desired, &json!({"ports": [5006, 5004]})).is_some());
+        assert!(first_difference(&desired, &json!({"ports": [5004, 5006]})).is_none());
     }
 
     #[test]
