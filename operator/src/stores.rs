@@ -16,9 +16,8 @@
 use std::sync::Arc;
 
 use futures::FutureExt;
-
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, NodeStatus, Pod, PodSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
@@ -26,8 +25,6 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use midihub_api::contract;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
-
-use k8s_openapi::api::core::v1::{NodeStatus, PodSpec};
 
 use crate::address::PUBLIC_ADDRESS_ANNOTATION;
 use crate::children::{REGION_LABEL, SOUND_READY_LABEL};

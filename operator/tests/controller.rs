@@ -62,10 +62,9 @@ impl Harness {
         Self::start_with(clock, controller::DEFAULT_CONCURRENCY, &[], Vec::new()).await
     }
 
-    /// An operator that reconciles `concurrency` hubs at once and finds the hubs `existing`
-    /// (with [`evening_spec`]) when it starts.
-    /// A harness whose API server already holds the hubs `existing` and answers with `failures`
-    /// from the start, and whose operator reconciles at most `concurrency` hubs at once.
+    /// A harness whose API server already holds the hubs `existing` (with [`evening_spec`]) and
+    /// answers with `failures` from the start, and whose operator reconciles at most
+    /// `concurrency` hubs at once.
     async fn start_with(
         clock: ManualClock,
         concurrency: u16,

@@ -188,8 +188,9 @@ fn a_crash_looping_container_degrades_the_hub() {
     assert!(ready.message.contains("rtpmidid"));
 }
 
-/// The hub's Deployment as the deployment controller reports a refused pod creation.
-fn deployment_with_replica_failure(message: &str) -> Option<DeploymentStatus> {
+/// The status of the hub's Deployment as the deployment controller reports a refused pod
+/// creation.
+fn status_with_replica_failure(message: &str) -> Option<DeploymentStatus> {
     Some(
         serde_json::from_value(json!({"conditions": [
             {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
@@ -204,7 +205,7 @@ const POD_SECURITY_REFUSAL: &str = r#"pods "midihub-jam-6d4cf56db6-x7k2p" is for
 #[test]
 fn a_namespace_that_enforces_baseline_blocks_the_hub_and_names_the_label_that_fixes_it() {
     let observed = Observed {
-        deployment_status: deployment_with_replica_failure(POD_SECURITY_REFUSAL),
+        deployment_status: status_with_replica_failure(POD_SECURITY_REFUSAL),
         ..Observed::default()
     };
     let status = operator_status(&hub(None), &awake(), &observed, now());
@@ -239,7 +240,7 @@ fn any_other_refused_pod_creation_blocks_the_hub_in_kubernetes_words() {
         r#"pods "midihub-jam-6d4cf56db6-x7k2p" is forbidden: no PriorityClass with name midi-realtime was found"#,
     ] {
         let observed = Observed {
-            deployment_status: deployment_with_replica_failure(refusal),
+            deployment_status: status_with_replica_failure(refusal),
             ..Observed::default()
         };
         let status = operator_status(&hub(None), &awake(), &observed, now());
@@ -257,7 +258,7 @@ fn any_other_refused_pod_creation_blocks_the_hub_in_kubernetes_words() {
 #[test]
 fn a_pod_that_exists_tells_more_than_an_earlier_replica_failure() {
     let observed = Observed {
-        deployment_status: deployment_with_replica_failure(POD_SECURITY_REFUSAL),
+        deployment_status: status_with_replica_failure(POD_SECURITY_REFUSAL),
         pod: pod(json!({"spec": {"containers": []}, "status": {"phase": "Pending"}})),
         ..Observed::default()
     };
@@ -267,14 +268,14 @@ fn a_pod_that_exists_tells_more_than_an_earlier_replica_failure() {
 
 #[test]
 fn a_pod_the_replica_set_cannot_delete_does_not_block_the_hub() {
-    let mut deployment = deployment_with_replica_failure("pods \"old\" is forbidden").unwrap();
-    if let Some(conditions) = deployment.conditions.as_mut() {
+    let mut deployment_status = status_with_replica_failure("pods \"old\" is forbidden").unwrap();
+    if let Some(conditions) = deployment_status.conditions.as_mut() {
         for condition in conditions {
             condition.reason = Some("FailedDelete".to_owned());
         }
     }
     let observed = Observed {
-        deployment_status: Some(deployment),
+        deployment_status: Some(deployment_status),
         ..Observed::default()
     };
     let status = operator_status(&hub(None), &awake(), &observed, now());
@@ -290,7 +291,7 @@ fn a_sleeping_hub_is_not_blocked() {
         recheck_at: None,
     });
     let observed = Observed {
-        deployment_status: deployment_with_replica_failure(POD_SECURITY_REFUSAL),
+        deployment_status: status_with_replica_failure(POD_SECURITY_REFUSAL),
         ..Observed::default()
     };
     let status = operator_status(&hub(None), &asleep, &observed, now());
