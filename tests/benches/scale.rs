@@ -579,27 +579,10 @@ impl Seen {
 struct AuditedRequests(Vec<(jiff::Timestamp, String)>);
 
 /// The operator's requests from the audit log: each request once (a watch is logged when it
-/// starts and when it ends), Leases apart. Rotated files are read too, though the plane asks
-/// for none.
+/// starts and when it ends), Leases apart. The plane writes one file and never rotates it.
 fn operator_requests(path: &std::path::Path) -> AuditedRequests {
-    let dir = path.parent().expect("the audit log's folder");
-    let mut rotated: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| Some(entry.ok()?.path()))
-        .filter(|file| {
-            file.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("audit-") && name.ends_with(".log"))
-        })
-        .collect();
-    rotated.sort();
-    let mut text = String::new();
-    for file in rotated.iter().chain(std::iter::once(&path.to_path_buf())) {
-        text.push_str(&std::fs::read_to_string(file).unwrap_or_else(|error| {
-            panic!("cannot read the audit log {}: {error}", file.display())
-        }));
-    }
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("cannot read the audit log {}: {error}", path.display()));
     let mut seen_ids = BTreeSet::new();
     let mut requests = Vec::new();
     for line in text.lines().filter(|line| line.contains(OPERATOR_USER)) {
