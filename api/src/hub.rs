@@ -88,9 +88,46 @@ pub struct MidiHubSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_until: Option<Time>,
 
+    /// How long the hub stays awake after its window ends (or `wakeUntil` passes) while
+    /// participants are still playing. Unset: until the rooms have been empty for 10 minutes,
+    /// at most 2 hours after the window's end. `suspend` always sleeps at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overtime: Option<Overtime>,
+
+    /// Show this hub on the operator's public page and JSON API: its phase, the address, port
+    /// and session name of every room, and for each participant their session name, since when
+    /// they are connected and their latency. Participants' names are personal data: list a hub
+    /// only with its participants' consent. Participants' IP addresses never appear.
+    #[serde(default)]
+    pub listed: bool,
+
     /// Settings of the hub's pod: images, resources and placement.
     #[serde(default)]
     pub pod: HubPodSettings,
+}
+
+/// The occupied-room rule: a hub whose window ends while a room is playing stays awake until
+/// its rooms have been empty for `grace`, but no longer than `limit` after the window's end.
+/// Durations are written like `90s`, `10m`, `1h30m`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Overtime {
+    /// How long every room must have been empty before the hub sleeps. Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 2, max = 16),
+        regex(pattern = r"^([0-9]{1,3}h)?([0-9]{1,4}m)?([0-9]{1,6}s)?$")
+    )]
+    pub grace: Option<String>,
+
+    /// The longest the hub stays awake after its window's end, however busy. Default `2h`;
+    /// `0s` turns the rule off (the hub sleeps when its window ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 2, max = 16),
+        regex(pattern = r"^([0-9]{1,3}h)?([0-9]{1,4}m)?([0-9]{1,6}s)?$")
+    )]
+    pub limit: Option<String>,
 }
 
 /// One room: an RTP-MIDI session on a control port and the data port after it.
@@ -264,6 +301,18 @@ pub struct MidiHubStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_transition_time: Option<Time>,
 
+    /// Set while the hub is awake past its window because a room was occupied when the window
+    /// ended (see `spec.overtime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overtime: Option<OvertimeStatus>,
+
+    /// The node the hub last ran on, which its pod prefers so that its address stays the same
+    /// from one session to the next. It changes only while the hub sleeps (a change restarts
+    /// the pod): a hub placed elsewhere because this node was full or gone prefers its new node
+    /// from its next sleep on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_node: Option<String>,
+
     /// Participants connected now (written by the hub's sidecar).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participants: Option<Vec<Participant>>,
@@ -276,6 +325,17 @@ pub struct MidiHubStatus {
     /// (written by the hub's sidecar).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<String>,
+}
+
+/// A hub in overtime: awake past its window's end because a room was occupied.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OvertimeStatus {
+    /// When the window (or `wakeUntil`) ended; the limit counts from here.
+    pub window_ended: Time,
+    /// Since when every room is empty; unset while someone is connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_since: Option<Time>,
 }
 
 /// A hub's phase.

@@ -225,6 +225,8 @@ pub(crate) mod examples {
                 schedule: None,
                 suspend: false,
                 wake_until: None,
+                overtime: None,
+                listed: false,
                 pod: HubPodSettings {
                     rtpmidid_image: None,
                     sidecar_image: None,

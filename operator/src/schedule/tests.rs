@@ -23,6 +23,8 @@ fn hub(schedule: Option<Schedule>) -> MidiHubSpec {
         schedule,
         suspend: false,
         wake_until: None,
+        overtime: None,
+        listed: false,
         pod: Default::default(),
     }
 }
