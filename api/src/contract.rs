@@ -83,6 +83,8 @@ pub mod reasons {
         pub const SUSPENDED: &str = "Suspended";
         /// `spec.wakeUntil` is in the future.
         pub const MANUAL_WAKE: &str = "ManualWake";
+        /// Past the end of its window, kept awake because a room is occupied (`spec.overtime`).
+        pub const OVERTIME: &str = "Overtime";
         /// The schedule names a time zone that does not exist.
         pub const UNKNOWN_TIME_ZONE: &str = "UnknownTimeZone";
         /// A window's start or end is not a 24-hour HH:MM time.
@@ -91,6 +93,8 @@ pub mod reasons {
         pub const EMPTY_WINDOW: &str = "EmptyWindow";
         /// The schedule cannot be evaluated at this date.
         pub const TIME_OUT_OF_RANGE: &str = "TimeOutOfRange";
+        /// `spec.overtime` holds a duration that cannot be read.
+        pub const INVALID_OVERTIME: &str = "InvalidOvertime";
         /// The rooms make a configuration rtpmidid would refuse.
         pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
     }
@@ -181,6 +185,10 @@ pub mod reasons {
         pub const STARTING: &str = "Starting";
         /// The hub runs and accepts participants (operator).
         pub const READY: &str = "Ready";
+        /// A window ended while a room was occupied: the hub stays awake (operator).
+        pub const OVERTIME_STARTED: &str = "OvertimeStarted";
+        /// The hub's overtime is over (operator).
+        pub const OVERTIME_ENDED: &str = "OvertimeEnded";
     }
 }
 
@@ -219,6 +227,16 @@ pub fn condition(
         observed_generation,
         last_transition_time,
     }
+}
+
+/// Whether someone plays in one of the hub's rooms, as its sidecar last reported: a wired
+/// participant in any room.
+pub fn occupied(status: &MidiHubStatus) -> bool {
+    status.participant_count.unwrap_or_default() > 0
+        || status
+            .participants
+            .as_ref()
+            .is_some_and(|list| !list.is_empty())
 }
 
 /// Whether `status` holds any field the sidecar writes.

@@ -328,7 +328,7 @@ pub struct MidiHubStatus {
 }
 
 /// A hub in overtime: awake past its window's end because a room was occupied.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct OvertimeStatus {
     /// When the window (or `wakeUntil`) ended; the limit counts from here.

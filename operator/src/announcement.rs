@@ -1,5 +1,6 @@
-//! Which Event a change of a hub's status deserves ([`event_for`]). Pure: the controller
-//! publishes what it returns.
+//! Which Events a change of a hub's status deserves: one for its phase ([`event_for`]), one when
+//! its overtime starts or ends ([`overtime_event`]). Pure: the controller publishes what they
+//! return.
 //!
 //! An Event is published when the hub's phase, or the reason it is not ready, changed: once per
 //! change, not once per reconcile. kube's `Recorder` folds an Event into an earlier one with the
@@ -14,6 +15,7 @@
 use kube::runtime::events::{Event, EventType};
 use midihub_api::{MidiHubStatus, Phase};
 
+use midihub_api::contract::reasons::awake;
 use midihub_api::contract::reasons::event;
 use midihub_api::contract::{AWAKE_CONDITION, PUBLIC_ADDRESS_CONDITION, READY_CONDITION};
 
@@ -98,6 +100,57 @@ pub fn event_for(previous: Option<&MidiHubStatus>, current: &MidiHubStatus) -> O
         action: ACTION.to_string(),
         secondary: None,
     })
+}
+
+/// The Event announcing that the hub's overtime started or ended between `previous` and
+/// `current`, if it did: when it ends, why.
+pub fn overtime_event(previous: Option<&MidiHubStatus>, current: &MidiHubStatus) -> Option<Event> {
+    let awake = current
+        .conditions
+        .iter()
+        .find(|c| c.type_ == AWAKE_CONDITION);
+    let before = previous.and_then(|status| status.overtime.as_ref());
+    let (reason, note) = match (before, &current.overtime) {
+        (None, Some(_)) => (
+            event::OVERTIME_STARTED,
+            awake.map_or_else(String::new, |c| c.message.clone()),
+        ),
+        (Some(ended), None) => {
+            let note = match awake {
+                Some(c) if c.reason == awake::SUSPENDED => {
+                    "suspended by spec.suspend: the hub sleeps at once".to_owned()
+                }
+                Some(c) if c.status == "True" => format!("the hub stays awake: {}", c.message),
+                _ => match &ended.empty_since {
+                    Some(since) => format!(
+                        "the rooms have been empty since {}: the hub sleeps",
+                        utc(since)
+                    ),
+                    None => format!(
+                        "the limit after the window's end ({}) is reached with participants still connected: the hub sleeps",
+                        utc(&ended.window_ended)
+                    ),
+                },
+            };
+            (event::OVERTIME_ENDED, note)
+        }
+        _ => return None,
+    };
+    Some(Event {
+        type_: EventType::Normal,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: ACTION.to_string(),
+        secondary: None,
+    })
+}
+
+/// "23:05:10 UTC".
+fn utc(time: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> String {
+    jiff::tz::TimeZone::UTC
+        .to_datetime(time.0)
+        .strftime("%H:%M:%S UTC")
+        .to_string()
 }
 
 #[cfg(test)]

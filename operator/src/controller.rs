@@ -32,11 +32,11 @@ use crate::error::ReconcileError;
 use crate::health::WatchHealth;
 use crate::metrics::Metrics;
 use crate::metrics::ReconcileResult;
-use crate::schedule;
 use crate::status::{self, Intent, Observed};
 use crate::stores::{Cached, Stores, keep, trim_node, trim_pod};
 use crate::watches;
 use crate::{address, announcement};
+use crate::{overtime, schedule};
 
 /// How long a failing hub waits before its next try: doubling from `first` up to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -202,8 +202,9 @@ pub fn controller(
 /// What of a hub the operator decides from: its spec (by generation), its labels and
 /// annotations (a touch by hand asks for a reconcile), whether it is being deleted, and its
 /// status apart from what the sidecar writes there, except whether the sidecar
-/// wrote anything at all (stale participants of a hub without a pod are cleared). A change of
-/// participants or latency alone does not wake a reconcile.
+/// wrote anything at all (stale participants of a hub without a pod are cleared) and, while the
+/// hub is in overtime, whether anyone plays. Otherwise a change of participants or latency does
+/// not wake a reconcile.
 pub fn operator_inputs(hub: &MidiHub) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     hub.metadata.generation.hash(&mut hasher);
@@ -215,6 +216,10 @@ pub fn operator_inputs(hub: &MidiHub) -> Option<u64> {
             .unwrap_or_default()
             .hash(&mut hasher);
         contract::has_sidecar_fields(status).hash(&mut hasher);
+        // In overtime, whether anyone still plays decides when the hub sleeps.
+        if status.overtime.is_some() {
+            contract::occupied(status).hash(&mut hasher);
+        }
     }
     Some(hasher.finish())
 }
@@ -295,24 +300,31 @@ async fn reconcile_hub(hub: &MidiHub, context: &Context) -> Result<(Action, bool
         return Ok((Action::await_change(), false));
     }
 
-    // Decide: awake or asleep, and when that changes.
-    let (intent, recheck_at) = match schedule::decide(&hub.spec, now) {
+    // Decide: awake or asleep, and when that changes; the schedule first, then whether a room
+    // still playing keeps the hub awake past its window.
+    let decided = schedule::decide(&hub.spec, now)
+        .map_err(|error| (error.reason(), error.to_string()))
+        .and_then(|decision| {
+            overtime::apply(decision, &hub.spec, hub.status.as_ref(), now)
+                .map_err(|error| (error.reason(), error.to_string()))
+        });
+    let (intent, recheck_at) = match decided {
         Ok(decision) => {
             let recheck_at = decision.recheck_at;
             (Intent::Decided(decision), recheck_at)
         }
-        Err(error) => (
-            Intent::Invalid {
-                reason: error.reason(),
-                message: error.to_string(),
-            },
-            None,
-        ),
+        Err((reason, message)) => (Intent::Invalid { reason, message }, None),
     };
 
     // Build and apply the children; a hub that cannot have them is the user's to fix.
     let mut wrote = false;
-    let (intent, deployment) = match children(hub, &context.children, intent.awake()) {
+    let preferred_node = status::preferred_node(hub, intent.awake());
+    let (intent, deployment) = match children(
+        hub,
+        &context.children,
+        intent.awake(),
+        preferred_node.as_deref(),
+    ) {
         Ok(children) => {
             let (deployment, written) =
                 apply_children(hub, &namespace, children, intent.awake(), context).await?;
@@ -488,8 +500,8 @@ fn observe(
     }
 }
 
-/// Publishes the Event that the change from `previous` to `current` deserves, if any (see
-/// [`announcement::event_for`]). An Event that cannot be published is logged; it does not fail the
+/// Publishes the Events that the change from `previous` to `current` deserves, if any (see
+/// [`announcement`]). An Event that cannot be published is logged; it does not fail the
 /// reconcile.
 async fn announce(
     hub: &MidiHub,
@@ -497,16 +509,23 @@ async fn announce(
     current: &MidiHubStatus,
     context: &Context,
 ) {
-    let Some(event) = announcement::event_for(previous, current) else {
-        return;
-    };
-    tracing::info!(
-        hub = %ObjectRef::from(hub),
-        phase = current.phase.map_or("", Phase::as_str),
-        reason = %event.reason,
-        "hub phase changed"
-    );
-    if let Err(error) = context.recorder.publish(&event, &hub.object_ref(&())).await {
-        tracing::warn!(hub = %ObjectRef::from(hub), %error, "cannot publish event");
+    let phase = announcement::event_for(previous, current);
+    if let Some(event) = &phase {
+        tracing::info!(
+            hub = %ObjectRef::from(hub),
+            phase = current.phase.map_or("", Phase::as_str),
+            reason = %event.reason,
+            "hub phase changed"
+        );
+    }
+    let overtime = announcement::overtime_event(previous, current);
+    if let Some(event) = &overtime {
+        tracing::info!(hub = %ObjectRef::from(hub), reason = %event.reason, note = event.note.as_deref().unwrap_or_default(), "hub overtime");
+    }
+    // The overtime's end before the phase it leads to.
+    for event in overtime.iter().chain(&phase) {
+        if let Err(error) = context.recorder.publish(event, &hub.object_ref(&())).await {
+            tracing::warn!(hub = %ObjectRef::from(hub), %error, "cannot publish event");
+        }
     }
 }

@@ -24,7 +24,7 @@ use jiff::civil::{Date, Time, Weekday as CivilWeekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use midihub_api::contract::reasons::awake;
-use midihub_api::{MidiHubSpec, Schedule, Weekday};
+use midihub_api::{MidiHubSpec, OvertimeStatus, Schedule, Weekday};
 
 /// Whether a hub should run now, why, and when that changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub struct Decision {
     /// the controller requeues itself then. E.g. for ManualWake inside a schedule window it is
     /// `wake_until` even though `awake` does not flip there.
     pub recheck_at: Option<Timestamp>,
+    /// While the hub is in overtime (see [`crate::overtime`]), what its status keeps of it.
+    pub overtime: Option<OvertimeStatus>,
 }
 
 impl Decision {
@@ -64,6 +66,14 @@ impl Decision {
                 Some(next) => format!("inside the schedule; {}", next.summary),
                 None => "inside the schedule, whose windows cover the whole week".to_owned(),
             },
+            AwakeReason::Overtime => match &self.next {
+                Some(next) => format!(
+                    "awake past the end of its window while a room is occupied: {}; at the latest {}",
+                    next.summary,
+                    format_utc(next.at)
+                ),
+                None => "awake past the end of its window while a room is occupied".to_owned(),
+            },
             AwakeReason::OutsideWindows => match &self.next {
                 Some(next) => format!("outside the schedule; {}", next.summary),
                 None => "outside the schedule; no window ever starts".to_owned(),
@@ -85,6 +95,8 @@ pub enum AwakeReason {
     Suspended,
     /// `spec.wakeUntil` is in the future.
     ManualWake,
+    /// The window (or `spec.wakeUntil`) ended while a room was occupied.
+    Overtime,
 }
 
 impl AwakeReason {
@@ -96,6 +108,7 @@ impl AwakeReason {
             AwakeReason::OutsideWindows => awake::OUTSIDE_WINDOWS,
             AwakeReason::Suspended => awake::SUSPENDED,
             AwakeReason::ManualWake => awake::MANUAL_WAKE,
+            AwakeReason::Overtime => awake::OVERTIME,
         }
     }
 }
@@ -173,6 +186,7 @@ pub fn decide(spec: &MidiHubSpec, now: Timestamp) -> Result<Decision, ScheduleEr
             reason: AwakeReason::Suspended,
             next: None,
             recheck_at: None,
+            overtime: None,
         });
     }
 
@@ -199,6 +213,7 @@ pub fn decide(spec: &MidiHubSpec, now: Timestamp) -> Result<Decision, ScheduleEr
             reason: AwakeReason::ManualWake,
             next,
             recheck_at: Some(until),
+            overtime: None,
         });
     }
 
@@ -208,6 +223,7 @@ pub fn decide(spec: &MidiHubSpec, now: Timestamp) -> Result<Decision, ScheduleEr
             reason: AwakeReason::AlwaysOn,
             next: None,
             recheck_at: None,
+            overtime: None,
         });
     };
     let state = schedule.state_at(now)?;
@@ -222,6 +238,7 @@ pub fn decide(spec: &MidiHubSpec, now: Timestamp) -> Result<Decision, ScheduleEr
             AwakeReason::OutsideWindows
         },
         recheck_at: next.as_ref().map(|transition| transition.at),
+        overtime: None,
         next,
     })
 }
@@ -424,13 +441,31 @@ fn transition_summary(
     zone_name: &str,
 ) -> String {
     let verb = if wakes { "wake" } else { "sleep" };
-    let format = if now.duration_until(at) < WEEKDAY_SUMMARY_LIMIT {
+    format!("{verb} {}", wall_time(at, now, zone, zone_name))
+}
+
+/// "Fri 19:00 Europe/Berlin" within six days of `now` (before or after), else
+/// "2026-12-24 23:00 Europe/Berlin".
+fn wall_time(at: Timestamp, now: Timestamp, zone: &TimeZone, zone_name: &str) -> String {
+    let format = if now.duration_until(at).abs() < WEEKDAY_SUMMARY_LIMIT {
         "%a %H:%M"
     } else {
         "%Y-%m-%d %H:%M"
     };
-    let when = zone.to_datetime(at).strftime(format);
-    format!("{verb} {when} {zone_name}")
+    format!("{} {zone_name}", zone.to_datetime(at).strftime(format))
+}
+
+/// `at` as the hub's users read it: in the zone of its schedule (UTC without one, or with a
+/// zone that cannot be had), with a weekday when near `now`, e.g. "Wed 23:00 Europe/Berlin".
+pub fn hub_time(spec: &MidiHubSpec, at: Timestamp, now: Timestamp) -> String {
+    let zone = spec
+        .schedule
+        .as_ref()
+        .and_then(|schedule| Some((jiff::tz::db().get(&schedule.time_zone).ok()?, schedule)));
+    match zone {
+        Some((zone, schedule)) => wall_time(at, now, &zone, &schedule.time_zone),
+        None => wall_time(at, now, &TimeZone::UTC, "UTC"),
+    }
 }
 
 /// "2026-11-25 23:00 UTC", with seconds only when there are any.

@@ -379,7 +379,28 @@ pub fn operator_status(
         replicas: Some(i32::from(intent.awake())),
         next_transition: next.map(|transition| transition.summary.clone()),
         next_transition_time: next.map(|transition| Time(transition.at)),
+        overtime: match intent {
+            Intent::Decided(decision) => decision.overtime.clone(),
+            Intent::Invalid { .. } => None,
+        },
+        preferred_node: preferred_node(hub, intent.awake()),
         ..MidiHubStatus::default()
+    }
+}
+
+/// The node the hub's pod should prefer: the one it last ran on, so that its address stays
+/// the same from one session to the next. It is taken over when the hub goes to sleep and
+/// kept while it is awake: changing it changes the pod's template, which would restart a
+/// running hub (and drop everyone) for nothing but a preference.
+pub fn preferred_node(hub: &MidiHub, awake: bool) -> Option<String> {
+    let status = hub.status.as_ref()?;
+    if awake {
+        status.preferred_node.clone()
+    } else {
+        status
+            .node
+            .clone()
+            .or_else(|| status.preferred_node.clone())
     }
 }
 
@@ -410,6 +431,8 @@ pub fn operator_view(status: &MidiHubStatus) -> MidiHubStatus {
         replicas: status.replicas,
         next_transition: status.next_transition.clone(),
         next_transition_time: status.next_transition_time.clone(),
+        overtime: status.overtime.clone(),
+        preferred_node: status.preferred_node.clone(),
         ..MidiHubStatus::default()
     }
 }

@@ -318,6 +318,7 @@ mod tests {
                 &crate::children::examples::hub(),
                 &crate::children::examples::privileged_config(),
                 awake,
+                Some("eu-1"),
             )
             .unwrap()
             .deployment;

@@ -130,3 +130,76 @@ fn different_situations_are_never_folded_into_one_series() {
     let distinct: std::collections::HashSet<_> = keys.iter().collect();
     assert_eq!(distinct.len(), keys.len(), "{keys:?}");
 }
+
+fn in_overtime(empty_since: Option<&str>) -> MidiHubStatus {
+    let mut awake = condition(
+        AWAKE_CONDITION,
+        "Overtime",
+        "awake past the end of its window",
+    );
+    awake.status = "True".to_owned();
+    MidiHubStatus {
+        overtime: Some(midihub_api::OvertimeStatus {
+            window_ended: Time("2026-01-05T22:00:00Z".parse().unwrap()),
+            empty_since: empty_since.map(|at| Time(at.parse().unwrap())),
+        }),
+        conditions: vec![awake],
+        ..status(Phase::Ready, "HubRunning", "running")
+    }
+}
+
+fn asleep_because(reason: &str) -> MidiHubStatus {
+    MidiHubStatus {
+        conditions: vec![condition(AWAKE_CONDITION, reason, "outside the schedule")],
+        ..status(Phase::Sleeping, "Sleeping", "the hub sleeps")
+    }
+}
+
+#[test]
+fn overtime_is_announced_when_it_starts_with_the_awake_message() {
+    let ready = status(Phase::Ready, "HubRunning", "running");
+    let event = overtime_event(Some(&ready), &in_overtime(None)).unwrap();
+    assert_eq!(
+        (event.type_, event.reason.as_str(), event.note.as_deref()),
+        (
+            EventType::Normal,
+            "OvertimeStarted",
+            Some("awake past the end of its window")
+        )
+    );
+    assert!(overtime_event(Some(&in_overtime(None)), &in_overtime(None)).is_none());
+    assert!(overtime_event(Some(&ready), &ready).is_none());
+}
+
+#[test]
+fn the_end_of_overtime_says_why() {
+    let ended = |previous: &MidiHubStatus, current: &MidiHubStatus| {
+        let event = overtime_event(Some(previous), current).unwrap();
+        assert_eq!(event.reason, "OvertimeEnded");
+        event.note.unwrap()
+    };
+    assert_eq!(
+        ended(
+            &in_overtime(Some("2026-01-05T22:20:00Z")),
+            &asleep_because("OutsideWindows")
+        ),
+        "the rooms have been empty since 22:20:00 UTC: the hub sleeps"
+    );
+    assert_eq!(
+        ended(&in_overtime(None), &asleep_because("OutsideWindows")),
+        "the limit after the window's end (22:00:00 UTC) is reached with participants still connected: the hub sleeps"
+    );
+    assert_eq!(
+        ended(&in_overtime(None), &asleep_because("Suspended")),
+        "suspended by spec.suspend: the hub sleeps at once"
+    );
+    let mut in_window = status(Phase::Ready, "HubRunning", "running");
+    in_window.conditions[0] = Condition {
+        status: "True".to_owned(),
+        ..condition(AWAKE_CONDITION, "InWindow", "inside the schedule")
+    };
+    assert_eq!(
+        ended(&in_overtime(None), &in_window),
+        "the hub stays awake: inside the schedule"
+    );
+}

@@ -15,8 +15,9 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy}
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-    NodeSelectorTerm, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    NodeSelectorTerm, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
+    PreferredSchedulingTerm, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -63,6 +64,7 @@ pub(super) fn deployment(
     parent: &Parent,
     rooms: &[Room],
     replicas: i32,
+    preferred_node: Option<&str>,
     config: &ChildrenConfig,
     config_hash: &str,
 ) -> Deployment {
@@ -82,7 +84,7 @@ pub(super) fn deployment(
                 )])),
                 match_expressions: None,
             },
-            template: pod_template(parent, rooms, config, config_hash),
+            template: pod_template(parent, rooms, preferred_node, config, config_hash),
             ..DeploymentSpec::default()
         }),
         status: None,
@@ -93,6 +95,7 @@ pub(super) fn deployment(
 fn pod_template(
     parent: &Parent,
     rooms: &[Room],
+    preferred_node: Option<&str>,
     config: &ChildrenConfig,
     config_hash: &str,
 ) -> PodTemplateSpec {
@@ -129,14 +132,15 @@ fn pod_template(
             containers,
             volumes: Some(volumes(parent)),
             security_context: pod_security(access),
-            ..placement(parent)
+            ..placement(parent, preferred_node)
         }),
     }
 }
 
 /// Where and how the pod runs: on the host network of a sound-ready node of the hub's region,
-/// with the hub's own placement settings, as the hub's ServiceAccount.
-fn placement(parent: &Parent) -> PodSpec {
+/// preferably `preferred_node`, with the hub's own placement settings, as the hub's
+/// ServiceAccount.
+fn placement(parent: &Parent, preferred_node: Option<&str>) -> PodSpec {
     let spec = &parent.hub.spec;
     let mut node_selector = spec.pod.node_selector.clone();
     node_selector.insert(SOUND_READY_LABEL.to_owned(), "true".to_owned());
@@ -146,7 +150,7 @@ fn placement(parent: &Parent) -> PodSpec {
         dns_policy: Some("ClusterFirstWithHostNet".to_owned()),
         service_account_name: Some(parent.child_name()),
         node_selector: Some(node_selector),
-        affinity: spec.region.as_deref().map(region_affinity),
+        affinity: affinity(spec.region.as_deref(), preferred_node),
         tolerations: (!spec.pod.tolerations.is_empty()).then(|| spec.pod.tolerations.clone()),
         priority_class_name: spec.pod.priority_class_name.clone(),
         termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
@@ -321,23 +325,43 @@ fn field_env(name: &str, field_path: &str) -> EnvVar {
     }
 }
 
-fn region_affinity(region: &str) -> Affinity {
-    Affinity {
+/// Only nodes of `region`, where the hub has one; `preferred_node` first, where it can take the
+/// pod. A preference, never a requirement: a hub whose node is full or gone runs elsewhere.
+fn affinity(region: Option<&str>, preferred_node: Option<&str>) -> Option<Affinity> {
+    if region.is_none() && preferred_node.is_none() {
+        return None;
+    }
+    let required = region.map(|region| NodeSelector {
+        node_selector_terms: vec![NodeSelectorTerm {
+            match_expressions: Some(vec![NodeSelectorRequirement {
+                key: REGION_LABEL.to_owned(),
+                operator: "In".to_owned(),
+                values: Some(vec![region.to_owned()]),
+            }]),
+            match_fields: None,
+        }],
+    });
+    let preferred = preferred_node.map(|node| {
+        vec![PreferredSchedulingTerm {
+            weight: 100,
+            preference: NodeSelectorTerm {
+                match_expressions: None,
+                // A node's name is a field, not a label.
+                match_fields: Some(vec![NodeSelectorRequirement {
+                    key: "metadata.name".to_owned(),
+                    operator: "In".to_owned(),
+                    values: Some(vec![node.to_owned()]),
+                }]),
+            },
+        }]
+    });
+    Some(Affinity {
         node_affinity: Some(NodeAffinity {
-            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                node_selector_terms: vec![NodeSelectorTerm {
-                    match_expressions: Some(vec![NodeSelectorRequirement {
-                        key: REGION_LABEL.to_owned(),
-                        operator: "In".to_owned(),
-                        values: Some(vec![region.to_owned()]),
-                    }]),
-                    match_fields: None,
-                }],
-            }),
-            preferred_during_scheduling_ignored_during_execution: None,
+            required_during_scheduling_ignored_during_execution: required,
+            preferred_during_scheduling_ignored_during_execution: preferred,
         }),
         ..Affinity::default()
-    }
+    })
 }
 
 // Both containers open the ALSA sequencer (rtpmidid for its ports, the sidecar for the wiring).

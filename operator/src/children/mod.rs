@@ -99,11 +99,13 @@ pub struct Children {
     pub deployment: Deployment,
 }
 
-/// The children of `hub`, its Deployment with one pod if `awake` and none otherwise.
+/// The children of `hub`, its Deployment with one pod if `awake` and none otherwise, a pod that
+/// prefers `preferred_node` where it can run there.
 pub fn children(
     hub: &MidiHub,
     config: &ChildrenConfig,
     awake: bool,
+    preferred_node: Option<&str>,
 ) -> Result<Children, ChildrenError> {
     let parent = Parent::of(hub)?;
     let rtpmidid = RtpmididConfig::for_hub(&parent.name, &hub.spec.ports)?;
@@ -112,6 +114,7 @@ pub fn children(
         &parent,
         &rtpmidid.rooms,
         i32::from(awake),
+        preferred_node,
         config,
         &config_hash(&config_map),
     );

@@ -1,7 +1,7 @@
 use super::*;
 
 fn children_of(hub: &MidiHub) -> Result<Children, ChildrenError> {
-    children(hub, &examples::privileged_config(), true)
+    children(hub, &examples::privileged_config(), true, None)
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn every_child_carries_the_hubs_child_metadata() {
 fn an_awake_hub_has_one_pod_and_a_sleeping_one_none() {
     let config = examples::privileged_config();
     for (awake, replicas) in [(true, 1), (false, 0)] {
-        let children = children(&examples::hub(), &config, awake).unwrap();
+        let children = children(&examples::hub(), &config, awake, None).unwrap();
         assert_eq!(children.deployment.spec.unwrap().replicas, Some(replicas));
     }
 }

@@ -499,6 +499,7 @@ fn suspend_beats_the_schedule() {
             reason: AwakeReason::Suspended,
             next: None,
             recheck_at: None,
+            overtime: None,
         }
     );
 }
@@ -583,6 +584,7 @@ fn no_schedule_is_always_awake_with_nothing_to_recheck() {
             reason: AwakeReason::AlwaysOn,
             next: None,
             recheck_at: None,
+            overtime: None,
         }
     );
 }

@@ -19,6 +19,7 @@ fn awake() -> Intent {
         reason: AwakeReason::AlwaysOn,
         next: None,
         recheck_at: None,
+        overtime: None,
     })
 }
 
@@ -289,6 +290,7 @@ fn a_sleeping_hub_is_not_blocked() {
         reason: AwakeReason::Suspended,
         next: None,
         recheck_at: None,
+        overtime: None,
     });
     let observed = Observed {
         deployment_status: status_with_replica_failure(POD_SECURITY_REFUSAL),
@@ -382,6 +384,7 @@ fn a_new_phase_is_a_change_and_moves_the_transition_time_of_the_flipped_conditio
         reason: AwakeReason::Suspended,
         next: None,
         recheck_at: None,
+        overtime: None,
     });
     let first = operator_status(&hub(None), &awake(), &Observed::default(), now());
     let existing = hub(Some(serde_json::to_value(&first).unwrap()));
@@ -405,4 +408,25 @@ fn a_new_phase_is_a_change_and_moves_the_transition_time_of_the_flipped_conditio
         Time(now()),
         "Ready was False before too"
     );
+}
+
+#[test]
+fn the_preferred_node_becomes_the_last_node_when_the_hub_sleeps_and_stays_while_it_runs() {
+    // Running on node-b while it prefers node-a (node-a was full when it woke): kept, since a
+    // new preference would restart the pod.
+    let running = hub(Some(json!({"node": "node-b", "preferredNode": "node-a"})));
+    assert_eq!(preferred_node(&running, true).as_deref(), Some("node-a"));
+    // Going to sleep: the node it ran on is the one to come back to.
+    assert_eq!(preferred_node(&running, false).as_deref(), Some("node-b"));
+    // Asleep (no node any more): still preferred.
+    let asleep = hub(Some(json!({"preferredNode": "node-b"})));
+    assert_eq!(preferred_node(&asleep, false).as_deref(), Some("node-b"));
+    assert_eq!(preferred_node(&asleep, true).as_deref(), Some("node-b"));
+    // A new hub prefers nothing until its first sleep.
+    assert_eq!(preferred_node(&hub(None), true), None);
+    let first_session = hub(Some(json!({"node": "node-a"})));
+    assert_eq!(preferred_node(&first_session, true), None);
+
+    let written = operator_status(&running, &awake(), &Observed::default(), now());
+    assert_eq!(written.preferred_node.as_deref(), Some("node-a"));
 }

@@ -7,7 +7,7 @@ use crate::children::{ChildrenError, children};
 
 /// The ConfigMap among the hub's children.
 fn config_map(hub: &MidiHub) -> Result<ConfigMap, ChildrenError> {
-    Ok(children(hub, &examples::privileged_config(), true)?.config_map)
+    Ok(children(hub, &examples::privileged_config(), true, None)?.config_map)
 }
 
 #[test]

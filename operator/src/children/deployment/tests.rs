@@ -12,7 +12,7 @@ fn deployment(
     awake: bool,
     config: &ChildrenConfig,
 ) -> Result<Deployment, ChildrenError> {
-    Ok(children(hub, config, awake)?.deployment)
+    Ok(children(hub, config, awake, None)?.deployment)
 }
 
 fn pod_spec(deployment: &Deployment) -> &PodSpec {
@@ -42,7 +42,7 @@ fn to_json<T: serde::Serialize>(value: T) -> Value {
 fn deployment_of_the_example_hub_is_exactly_as_designed() {
     let hub = examples::hub();
 
-    let children = children(&hub, &examples::privileged_config(), true).unwrap();
+    let children = children(&hub, &examples::privileged_config(), true, None).unwrap();
     let (deployment, hash) = (children.deployment, config_hash(&children.config_map));
 
     // The whole object as JSON: any missing, changed or extra field fails the test.
@@ -262,6 +262,49 @@ fn without_a_region_there_is_no_affinity() {
     let deployment = deployment(&hub, true, &examples::privileged_config()).unwrap();
 
     assert_eq!(pod_spec(&deployment).affinity, None);
+}
+
+#[test]
+fn the_pod_prefers_the_node_it_last_ran_on_and_still_requires_its_region() {
+    let hub = examples::hub();
+    let config = examples::privileged_config();
+    let deployment = children(&hub, &config, true, Some("eu-1"))
+        .unwrap()
+        .deployment;
+    assert_eq!(
+        serde_json::to_value(&pod_spec(&deployment).affinity).unwrap(),
+        json!({"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [
+                    {"key": "topology.kubernetes.io/region", "operator": "In", "values": ["eu-central"]}
+                ]}
+            ]},
+            "preferredDuringSchedulingIgnoredDuringExecution": [{
+                "weight": 100,
+                "preference": {"matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": ["eu-1"]}
+                ]},
+            }],
+        }})
+    );
+
+    let mut anywhere = hub.clone();
+    anywhere.spec.region = None;
+    let deployment = children(&anywhere, &config, true, Some("eu-1"))
+        .unwrap()
+        .deployment;
+    let affinity = pod_spec(&deployment).affinity.clone().unwrap();
+    let node_affinity = affinity.node_affinity.unwrap();
+    assert_eq!(
+        node_affinity.required_during_scheduling_ignored_during_execution,
+        None
+    );
+    assert_eq!(
+        node_affinity
+            .preferred_during_scheduling_ignored_during_execution
+            .map(|terms| terms.len()),
+        Some(1)
+    );
 }
 
 #[test]

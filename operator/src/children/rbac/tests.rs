@@ -5,7 +5,7 @@ use super::super::{examples, labels};
 use crate::children::{Children, children};
 
 fn children_of(hub: &MidiHub) -> Children {
-    children(hub, &examples::privileged_config(), true).unwrap()
+    children(hub, &examples::privileged_config(), true, None).unwrap()
 }
 
 #[test]
