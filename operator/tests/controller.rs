@@ -490,6 +490,150 @@ async fn manual_wake_and_suspend_beat_the_schedule() {
     harness.stop().await;
 }
 
+/// The evening hub with an overtime of `grace` and `limit`.
+fn evening_spec_with_overtime(grace: &str, limit: &str) -> Value {
+    let mut spec = evening_spec();
+    spec["overtime"] = json!({"grace": grace, "limit": limit});
+    spec
+}
+
+/// Hub `name`, created two seconds before its Tuesday window ends, Ready with Alice playing.
+async fn playing_at_the_end_of_the_window(spec: Value) -> Harness {
+    let harness = Harness::start(ManualClock::at("2026-11-24T21:59:58Z")).await;
+    harness.create("jam", spec).await;
+    harness.pod_ready("jam").await;
+    publish_as_sidecar(&harness, "jam").await;
+    harness
+}
+
+/// The sidecar reports that everyone left.
+async fn publish_empty_rooms_as_sidecar(harness: &Harness, hub: &str) {
+    let status = json!({
+        "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+        "status": {"participants": [], "participantCount": 0},
+    });
+    harness
+        .hubs
+        .patch_status(
+            hub,
+            &PatchParams::apply(contract::SIDECAR_FIELD_MANAGER).force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+}
+
+fn in_overtime(hub: &Value) -> bool {
+    hub["status"]["overtime"].is_object()
+}
+
+#[tokio::test]
+async fn a_window_that_ends_while_someone_plays_keeps_the_hub_awake_until_its_rooms_are_empty_for_the_grace()
+ {
+    let harness = playing_at_the_end_of_the_window(evening_spec_with_overtime("3s", "1h")).await;
+
+    // The window ends (23:00 in Berlin) with Alice still playing: the hub stays awake.
+    harness.clock.set("2026-11-24T22:00:01Z");
+    let hub = harness.until_hub("jam", "overtime", in_overtime).await;
+    assert_eq!(
+        hub["status"]["overtime"],
+        json!({"windowEnded": "2026-11-24T22:00:00Z"})
+    );
+    assert_eq!(
+        hub["status"]["nextTransition"],
+        "sleeps when empty, window ended Tue 23:00 Europe/Berlin"
+    );
+    assert_eq!(hub["status"]["nextTransitionTime"], "2026-11-24T23:00:00Z");
+    assert_eq!(json_condition(&hub, "Awake")["reason"], "Overtime");
+    assert_eq!(phase(&hub), "Ready");
+    assert_eq!(
+        replicas(
+            &harness
+                .object(&format!("{DEPLOYMENTS}/midihub-jam"))
+                .unwrap()
+        ),
+        1
+    );
+    let started = harness.until_event("OvertimeStarted").await;
+    assert!(
+        started[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("sleeps when empty"),
+        "{started:#?}"
+    );
+
+    // Alice leaves: her leaving alone (a change of the sidecar's fields) wakes the reconcile
+    // that starts the grace period.
+    publish_empty_rooms_as_sidecar(&harness, "jam").await;
+    let hub = harness
+        .until_hub("jam", "the rooms' emptiness recorded", |hub| {
+            hub["status"]["overtime"]["emptySince"] == "2026-11-24T22:00:01Z"
+        })
+        .await;
+    assert_eq!(
+        hub["status"]["nextTransition"],
+        "sleep Tue 23:00 Europe/Berlin unless someone joins"
+    );
+    assert_eq!(hub["status"]["nextTransitionTime"], "2026-11-24T22:00:04Z");
+    assert_eq!(phase(&hub), "Ready");
+
+    // The grace period passes; the operator had requeued itself for its end.
+    harness.clock.set("2026-11-24T22:00:05Z");
+    harness.until_replicas("jam", 0).await;
+    let hub = harness
+        .until_hub("jam", "phase Sleeping", |hub| phase(hub) == "Sleeping")
+        .await;
+    assert!(!in_overtime(&hub), "{hub:#?}");
+    assert_eq!(
+        hub["status"]["nextTransition"],
+        "wake Fri 19:00 Europe/Berlin"
+    );
+    let ended = harness.until_event("OvertimeEnded").await;
+    assert_eq!(
+        ended[0]["note"],
+        "the rooms have been empty since 22:00:01 UTC: the hub sleeps"
+    );
+    assert_eq!(harness.until_event("Sleeping").await.len(), 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_hub_still_playing_at_the_overtime_limit_sleeps() {
+    let harness = playing_at_the_end_of_the_window(evening_spec_with_overtime("10m", "3s")).await;
+    harness.clock.set("2026-11-24T22:00:01Z");
+    let hub = harness.until_hub("jam", "overtime", in_overtime).await;
+    assert_eq!(hub["status"]["nextTransitionTime"], "2026-11-24T22:00:03Z");
+
+    // Alice plays on past the limit.
+    harness.clock.set("2026-11-24T22:00:04Z");
+    harness.until_replicas("jam", 0).await;
+    let ended = harness.until_event("OvertimeEnded").await;
+    assert_eq!(
+        ended[0]["note"],
+        "the limit after the window's end (22:00:00 UTC) is reached with participants still connected: the hub sleeps"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_window_that_ends_with_empty_rooms_sleeps_at_once() {
+    let harness = Harness::start(ManualClock::at("2026-11-24T21:59:58Z")).await;
+    harness
+        .create("jam", evening_spec_with_overtime("10m", "2h"))
+        .await;
+    harness.pod_ready("jam").await;
+    publish_empty_rooms_as_sidecar(&harness, "jam").await;
+    harness.clock.set("2026-11-24T22:00:01Z");
+    harness.until_replicas("jam", 0).await;
+    let hub = harness
+        .until_hub("jam", "phase Sleeping", |hub| phase(hub) == "Sleeping")
+        .await;
+    assert!(!in_overtime(&hub));
+    assert!(harness.events_with_reason("OvertimeStarted").is_empty());
+    harness.stop().await;
+}
+
 #[tokio::test]
 async fn more_hubs_than_reconcile_slots_at_start_up_all_converge() {
     // With one reconcile at a time, hubs found at start-up (and put off while the caches
