@@ -21,9 +21,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use midihub_api::{MidiHub, MidiHubStatus, Phase};
+use midihub_api::{MidiHub, MidiHubStatus, Participant, Phase, contract};
 use midihub_tests::cluster::{
     delete_namespace, describe, ensure_namespace, eventually, hub, hub_pods, set_suspend,
     wait_for_status,
@@ -94,6 +95,17 @@ async fn create(hubs: &Api<MidiHub>, hub: &MidiHub) {
 
 fn is_ready(status: &MidiHubStatus) -> bool {
     status.phase == Some(Phase::Ready) && status.address.is_some()
+}
+
+/// Waits until hub `name` of `namespace` has no pod left.
+async fn until_no_hub_pod(client: &Client, namespace: &str, name: &str) {
+    eventually("the hub's pod to go", READY_TIMEOUT, || async {
+        match hub_pods(client, namespace, name).await.len() {
+            0 => Ok(()),
+            pods => Err(format!("{pods} pods")),
+        }
+    })
+    .await;
 }
 
 /// A time of day `minutes` from now, in UTC, as a schedule window writes it.
@@ -339,15 +351,7 @@ async fn suspend_sleeps_the_hub_and_wake_until_wakes_it_again() {
         s.phase == Some(Phase::Sleeping)
     })
     .await;
-    eventually("the hub's pod to go", READY_TIMEOUT, || async {
-        let pods = hub_pods(&client, "cp-overrides", "later").await;
-        if pods.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{} pods", pods.len()))
-        }
-    })
-    .await;
+    until_no_hub_pod(&client, "cp-overrides", "later").await;
     delete_namespace(&client, "cp-overrides").await;
 }
 
@@ -868,6 +872,174 @@ impl Drop for TestNode {
             .plane
             .kubectl(&["delete", "node", self.name, "--wait=false"]);
     }
+}
+
+/// `participants` of hub `name`, published as its sidecar does (server-side apply of the
+/// status under the sidecar's field manager).
+async fn publish_participants(hubs: &Api<MidiHub>, name: &str, participants: Vec<Participant>) {
+    let status = json!({
+        "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
+        "status": { "participantCount": participants.len(), "participants": participants },
+    });
+    hubs.patch_status(
+        name,
+        &PatchParams::apply(contract::SIDECAR_FIELD_MANAGER).force(),
+        &Patch::Apply(&status),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("publish the participants of {name}: {error}"));
+}
+
+/// The hub's Awake condition's reason.
+fn awake_reason(status: &MidiHubStatus) -> &str {
+    condition(status, "Awake").map_or("", |c| c.reason.as_str())
+}
+
+/// How many reconciles the operator process has finished since it started.
+fn operator_reconciles(plane: &Plane) -> u64 {
+    let metrics = http_get(&format!("{}/metrics", plane.operator_endpoint()))
+        .map(|response| response.body)
+        .unwrap_or_default();
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("midihub_operator_reconciles_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn a_hub_whose_wake_until_passes_while_someone_plays_sleeps_once_its_rooms_are_empty() {
+    let Some((plane, client)) = plane("control_plane: overtime").await else {
+        return;
+    };
+    let name = "cp-overtime";
+    let hubs = namespace(&client, name).await;
+    // Asleep by its schedule (a window hours away), woken for half a minute, with a grace of
+    // seconds.
+    // Whole seconds: the API stores times to the second.
+    let until = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 30).unwrap();
+    let spec = json!({
+        "ports": [{ "port": 6204 }],
+        "region": "eu-central-1",
+        "schedule": { "timeZone": "UTC", "windows": [
+            { "days": EVERY_DAY, "start": utc_time_in(180), "end": utc_time_in(240) } ] },
+        "wakeUntil": until.to_string(),
+        "overtime": { "grace": "5s", "limit": "10m" },
+    });
+    create(&hubs, &hub(name, "encore", spec)).await;
+    let ready = wait_for_status(&hubs, "encore", "Ready", READY_TIMEOUT, is_ready).await;
+    let first_node = ready.node.clone().expect("a Ready hub has a node");
+    let alice = Participant {
+        port: 6204,
+        room: "encore-6204".into(),
+        name: "alice".into(),
+        remote_address: "198.51.100.7:5004".into(),
+        joined_at: Some(Time(jiff::Timestamp::now())),
+        latency: None,
+    };
+    publish_participants(&hubs, "encore", vec![alice]).await;
+
+    // wakeUntil passes while Alice plays: the hub stays awake.
+    let overtime = wait_for_status(
+        &hubs,
+        "encore",
+        "in overtime once wakeUntil passed",
+        Duration::from_secs(90),
+        |s| s.overtime.is_some(),
+    )
+    .await;
+    assert_eq!(
+        awake_reason(&overtime),
+        "Overtime",
+        "{}",
+        describe(&overtime)
+    );
+    assert_eq!(overtime.phase, Some(Phase::Ready));
+    assert!(
+        overtime
+            .next_transition
+            .as_deref()
+            .is_some_and(|next| next.starts_with("sleeps when empty, window ended")),
+        "{}",
+        describe(&overtime)
+    );
+    assert_eq!(
+        overtime.overtime.as_ref().unwrap().window_ended,
+        Time(until)
+    );
+    assert_eq!(hub_pods(&client, name, "encore").await.len(), 1);
+
+    // An operator restart in the middle changes nothing: the overtime lives in the status.
+    let before = hubs.get("encore").await.unwrap();
+    plane.kill_operator().expect("kill the operator");
+    plane.start_operator(&[]).expect("start the operator again");
+    eventually(
+        "the restarted operator to reconcile (after the old lease expires)",
+        Duration::from_secs(60),
+        || async {
+            match operator_reconciles(&plane) {
+                0 => Err("no reconcile yet".to_owned()),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = hubs.get("encore").await.unwrap();
+    assert_eq!(
+        after.resource_version(),
+        before.resource_version(),
+        "the restarted operator rewrote the hub: {}",
+        describe(after.status.as_ref().unwrap())
+    );
+
+    // Everyone leaves: after the grace the hub sleeps and its pod goes.
+    publish_participants(&hubs, "encore", vec![]).await;
+    let asleep = wait_for_status(
+        &hubs,
+        "encore",
+        "Sleeping after the grace",
+        READY_TIMEOUT,
+        |s| s.phase == Some(Phase::Sleeping),
+    )
+    .await;
+    assert!(asleep.overtime.is_none(), "{}", describe(&asleep));
+    let events = plane
+        .kubectl(&["get", "events", "-n", name, "-o", "json"])
+        .unwrap();
+    for reason in ["OvertimeStarted", "OvertimeEnded"] {
+        assert!(
+            events.contains(&format!("\"{reason}\"")),
+            "an Event {reason}"
+        );
+    }
+    until_no_hub_pod(&client, name, "encore").await;
+
+    // It comes back where it was, with the address participants saved: the pod prefers the
+    // node it last ran on (two nodes of the region could take it; three wakes in a row).
+    assert_eq!(asleep.preferred_node.as_deref(), Some(first_node.as_str()));
+    for _ in 0..3 {
+        let until = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(10);
+        hubs.patch(
+            "encore",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "suspend": false, "wakeUntil": until.to_string() } })),
+        )
+        .await
+        .unwrap();
+        let awake = wait_for_status(&hubs, "encore", "Ready again", READY_TIMEOUT, is_ready).await;
+        assert_eq!(awake.node.as_deref(), Some(first_node.as_str()));
+        assert_eq!(awake.address, ready.address);
+        hubs.patch(
+            "encore",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "wakeUntil": null, "suspend": true } })),
+        )
+        .await
+        .unwrap();
+        until_no_hub_pod(&client, name, "encore").await;
+    }
+    delete_namespace(&client, name).await;
 }
 
 #[tokio::test]
