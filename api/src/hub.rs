@@ -114,19 +114,19 @@ pub struct MidiHubSpec {
 pub struct Overtime {
     /// How long every room must have been empty before the hub sleeps. Default `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 2, max = 16),
-        regex(pattern = r"^([0-9]{1,3}h)?([0-9]{1,4}m)?([0-9]{1,6}s)?$")
-    )]
+    #[schemars(length(min = 2, max = 16))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,3}h)?([0-9]{1,4}m)?([0-9]{1,6}s)?$')").message(
+        "grace must be a duration in hours, minutes and seconds, such as 90s, 10m or 1h30m"
+    ))]
     pub grace: Option<String>,
 
     /// The longest the hub stays awake after its window's end, however busy. Default `2h`;
     /// `0s` turns the rule off (the hub sleeps when its window ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 2, max = 16),
-        regex(pattern = r"^([0-9]{1,3}h)?([0-9]{1,4}m)?([0-9]{1,6}s)?$")
-    )]
+    #[schemars(length(min = 2, max = 16))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,3}h)?([0-9]{1,4}m)?([0-9]{1,6}s)?$')").message(
+        "limit must be a duration in hours, minutes and seconds, such as 2h, 90m or 0s (off)"
+    ))]
     pub limit: Option<String>,
 }
 

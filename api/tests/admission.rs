@@ -460,6 +460,34 @@ fn wake_until_that_is_not_a_timestamp_is_refused() {
 }
 
 #[test]
+fn overtime_durations_in_hours_minutes_and_seconds_are_admitted() {
+    let admission = admission();
+    for (grace, limit) in [("10m", "2h"), ("90s", "1h30m"), ("0s", "0s"), ("5s", "12h")] {
+        let mut hub = example_hub();
+        hub["spec"]["overtime"] = json!({ "grace": grace, "limit": limit });
+        assert_admitted(&admission, &hub);
+    }
+}
+
+#[test]
+fn an_overtime_that_is_not_a_duration_is_refused_with_an_example() {
+    let admission = admission();
+    let mut hub = example_hub();
+    hub["spec"]["overtime"] = json!({ "grace": "ten minutes", "limit": "2 h" });
+    let rejections = admission.rejections(&hub);
+    assert_rejected(
+        &rejections,
+        "spec.overtime.grace",
+        &["grace must be a duration", "such as 90s, 10m or 1h30m"],
+    );
+    assert_rejected(
+        &rejections,
+        "spec.overtime.limit",
+        &["limit must be a duration", "0s (off)"],
+    );
+}
+
+#[test]
 fn a_misspelt_field_is_refused_by_strict_field_validation() {
     let admission = admission();
     let mut hub = example_hub();
