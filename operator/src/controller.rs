@@ -35,8 +35,7 @@ use crate::metrics::ReconcileResult;
 use crate::status::{self, Intent, Observed};
 use crate::stores::{Cached, Stores, keep, trim_node, trim_pod};
 use crate::watches;
-use crate::{address, announcement};
-use crate::{overtime, schedule};
+use crate::{address, announcement, overtime, schedule};
 
 /// How long a failing hub waits before its next try: doubling from `first` up to `max`.
 #[derive(Clone, Copy, Debug)]
