@@ -6,6 +6,9 @@
 //! what changed, [`status`] says what the hub is doing; [`controller`] strings them together.
 //! Its [`watches`] recover on their own from an API server restart and report to [`health`],
 //! which `/healthz` ([`http`]) reads; [`client`] makes sure no request waits forever.
+//!
+//! Every replica, leader or not, also serves the public [`page`] of the hubs whose owners list
+//! them (and the same as JSON), from a watch of its own.
 
 pub mod address;
 pub mod announcement;
@@ -19,6 +22,7 @@ pub mod health;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod page;
 pub mod schedule;
 pub mod status;
 pub mod stores;
