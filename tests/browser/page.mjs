@@ -4,8 +4,9 @@
 //   node page.mjs URL OUTDIR EXPECTATIONS-JSON
 //
 // EXPECTATIONS: {"hub": listed hub, "participant": a participant in it, "latency": their last
-// round trip as shown (e.g. "20.0 ms"), "unlisted": a hub that must not appear, "absent": texts
-// that must appear nowhere (participants' addresses, the unlisted hub's participants)}.
+// round trip as shown (e.g. "20.0 ms"), "zone": the hub's time zone, "unlisted": a hub that must
+// not appear, "absent": texts that must appear nowhere (participants' addresses, the unlisted
+// hub's participants)}.
 //
 // It checks the page as loaded, copies a room's address, takes a desktop screenshot, then
 // prints "ready" and waits on stdin for "joined NAME": from then on NAME must appear within
@@ -149,6 +150,8 @@ try {
   await checkNothingLeaks(still, 'JavaScript off');
   const firstTime = await still.locator('#hubs time').first().textContent();
   check(firstTime.endsWith(' UTC'), `with JavaScript off a time reads "${firstTime}", not UTC`);
+  const zoned = await still.locator('#hubs .next .hub-zone').first().textContent();
+  check(zoned.includes(expected.zone), `the next transition is not shown in the hub's zone: "${zoned}"`);
   await still.screenshot({ path: screenshots.noScript, fullPage: true });
   console.log(`ok screenshot ${screenshots.noScript}`);
   await noScript.close();

@@ -22,6 +22,8 @@ pub const SCRIPT_PATH: &str = "/assets/page.js";
 /// The size of a latency chart, in SVG user units (CSS pixels).
 const CHART_WIDTH: f64 = 160.0;
 const CHART_HEIGHT: f64 = 36.0;
+/// The room left free around a chart's line, for the dot at its end.
+const CHART_MARGIN: f64 = 3.0;
 
 /// The whole page at `now`.
 pub fn document(hubs: &[HubView], now: Timestamp) -> Markup {
@@ -94,14 +96,14 @@ fn hub_section(hub: &HubView, now: Timestamp) -> Markup {
             }
             div.rooms {
                 @for room in &hub.rooms {
-                    (room_card(room, &hub.time_zone, now))
+                    (room_card(room, now))
                 }
             }
         }
     }
 }
 
-fn room_card(room: &RoomView, time_zone: &str, now: Timestamp) -> Markup {
+fn room_card(room: &RoomView, now: Timestamp) -> Markup {
     html! {
         article.room {
             h3.session { (room.session) }
@@ -119,7 +121,7 @@ fn room_card(room: &RoomView, time_zone: &str, now: Timestamp) -> Markup {
             } @else {
                 ul.participants {
                     @for participant in &room.participants {
-                        (participant_item(participant, time_zone, now))
+                        (participant_item(participant, now))
                     }
                 }
             }
@@ -127,13 +129,13 @@ fn room_card(room: &RoomView, time_zone: &str, now: Timestamp) -> Markup {
     }
 }
 
-fn participant_item(participant: &ParticipantView, time_zone: &str, now: Timestamp) -> Markup {
+fn participant_item(participant: &ParticipantView, now: Timestamp) -> Markup {
     html! {
         li.participant {
             div.who {
                 span.name { (participant.name) }
                 @if let Some(joined) = participant.joined_at {
-                    span.joined { "since " (when_in_both(joined, time_zone)) }
+                    span.joined { "since " (when(joined, UTC_ZONE)) }
                 }
             }
             @if let Some(latency) = &participant.latency {
@@ -202,41 +204,53 @@ pub fn sparkline(samples: &[Sample], now: Timestamp) -> Markup {
         milliseconds(lowest),
         milliseconds(highest)
     );
+    let points = chart_points(samples, now, highest);
+    let mut line = String::new();
+    for (x, y) in &points {
+        let _ = write!(line, "{x:.1},{y:.1} ");
+    }
     html! {
         svg.chart role="img" aria-label=(label) viewBox={ "0 0 " (CHART_WIDTH) " " (CHART_HEIGHT) }
             width=(CHART_WIDTH) height=(CHART_HEIGHT) preserveAspectRatio="none" {
             title { (label) }
-            polyline points=(chart_points(samples, now, highest)) fill="none"
-                stroke="currentColor" stroke-width="2" stroke-linejoin="round"
-                vector-effect="non-scaling-stroke";
+            rect.chart-area width=(CHART_WIDTH) height=(CHART_HEIGHT) rx="3";
+            polyline points=(line.trim_end()) fill="none" stroke="currentColor" stroke-width="2"
+                stroke-linejoin="round" vector-effect="non-scaling-stroke";
+            // The round trip now, visible even before the line has grown.
+            @if let Some((x, y)) = points.last() {
+                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r=(CHART_MARGIN) fill="currentColor";
+            }
         }
     }
 }
 
 /// The chart's points: time runs left to right over the window before `now` (samples from
 /// before it start at the left edge), round trips bottom to top from 0 to a little above
-/// `highest`.
-pub fn chart_points(samples: &[Sample], now: Timestamp, highest: f64) -> String {
+/// `highest`. A margin of [`CHART_MARGIN`] all round leaves room for the dot of the last point.
+pub fn chart_points(samples: &[Sample], now: Timestamp, highest: f64) -> Vec<(f64, f64)> {
     let start = now - WINDOW;
     let window_ms = WINDOW.as_millis() as f64;
     let x = |at: Timestamp| {
         let since_start = at.duration_since(start).as_millis() as f64;
-        (since_start / window_ms).clamp(0.0, 1.0) * CHART_WIDTH
+        CHART_MARGIN
+            + (since_start / window_ms).clamp(0.0, 1.0) * (CHART_WIDTH - 2.0 * CHART_MARGIN)
     };
     let top = (highest * 1.2).max(1.0);
-    let y = |ms: f64| CHART_HEIGHT - 1.0 - (ms / top).clamp(0.0, 1.0) * (CHART_HEIGHT - 2.0);
-    let mut points = String::new();
-    let mut previous: Option<f64> = None;
+    let y = |ms: f64| {
+        CHART_HEIGHT
+            - CHART_MARGIN
+            - (ms / top).clamp(0.0, 1.0) * (CHART_HEIGHT - 2.0 * CHART_MARGIN)
+    };
+    let mut points = Vec::with_capacity(samples.len() * 2 + 1);
     for sample in samples {
         let (x, y) = (x(sample.at), y(sample.round_trip_ms));
-        if let Some(previous) = previous {
-            let _ = write!(points, "{x:.1},{previous:.1} ");
+        if let Some(&(_, previous)) = points.last() {
+            points.push((x, previous));
         }
-        let _ = write!(points, "{x:.1},{y:.1} ");
-        previous = Some(y);
+        points.push((x, y));
     }
-    if let Some(last) = previous {
-        let _ = write!(points, "{CHART_WIDTH:.1},{last:.1}");
+    if let Some(&(_, last)) = points.last() {
+        points.push((x(now), last));
     }
     points
 }

@@ -12,10 +12,12 @@
     for (const time of root.querySelectorAll('time[datetime]')) {
       const at = new Date(time.getAttribute('datetime'));
       if (Number.isNaN(at.getTime())) continue;
+      const today = at.toDateString() === new Date().toDateString();
+      const format = today
+        ? { hour: '2-digit', minute: '2-digit' }
+        : { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' };
       time.title = time.textContent;
-      time.textContent = at.toLocaleString([], {
-        weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit',
-      }) + ' your time';
+      time.textContent = `${at.toLocaleString([], format)} your time`;
     }
     for (const button of root.querySelectorAll('button.copy')) button.hidden = false;
   }
