@@ -27,11 +27,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use jiff::Timestamp;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
@@ -221,11 +221,16 @@ async fn index(State(page): State<Arc<Page>>) -> Response {
     render::document(&page.listed(now), now).into_response()
 }
 
+/// Asks a proxy in front of the page (nginx, as many Ingresses are) to pass the live stream on
+/// as it comes instead of buffering it.
+const NO_BUFFERING: (HeaderName, HeaderValue) = (
+    HeaderName::from_static("x-accel-buffering"),
+    HeaderValue::from_static("no"),
+);
+
 /// The hubs fragment whenever a listed hub changed (coalesced), and every [`REFRESH`]; the
 /// first at once, so that a page that reconnects catches up. It ends when the operator stops.
-async fn events(
-    State(page): State<Arc<Page>>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn events(State(page): State<Arc<Page>>) -> impl IntoResponse {
     let changes = page.changes.subscribe();
     let stop = page.stop.clone();
     let updates = futures::stream::unfold(
@@ -245,10 +250,13 @@ async fn events(
             let now = Timestamp::now();
             let fragment = render::hubs_fragment(&page.listed(now), now).into_string();
             let event = Event::default().event("hubs").data(fragment);
-            Some((Ok(event), (page, changes, stop, false)))
+            Some((Ok::<_, Infallible>(event), (page, changes, stop, false)))
         },
     );
-    Sse::new(updates).keep_alive(KeepAlive::default())
+    (
+        [NO_BUFFERING],
+        Sse::new(updates).keep_alive(KeepAlive::default()),
+    )
 }
 
 /// The list the JSON API answers.

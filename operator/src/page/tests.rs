@@ -68,6 +68,7 @@ async fn first_live_event(page: Arc<Page>) -> String {
         response.headers()[header::CONTENT_TYPE],
         "text/event-stream"
     );
+    assert_eq!(response.headers()["x-accel-buffering"], "no");
     let mut body = response.into_body();
     let frame = body.frame().await.unwrap().unwrap();
     String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap()
