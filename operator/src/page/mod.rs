@@ -89,7 +89,7 @@ pub struct Page {
 impl Page {
     /// A page of the hubs in `hubs` (filled by its writer), whose live streams end once `stop`
     /// is true.
-    pub fn new(hubs: Store<MidiHub>, stop: watch::Receiver<bool>) -> Self {
+    fn new(hubs: Store<MidiHub>, stop: watch::Receiver<bool>) -> Self {
         Self {
             hubs,
             history: Mutex::default(),
