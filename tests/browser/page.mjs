@@ -81,6 +81,9 @@ try {
     .catch(() => { throw new Failure('the page never said it is live (no server-sent events)'); });
   await checkHubShown(page, 'desktop');
   await checkNothingLeaks(page, 'desktop');
+  // The latency chart draws: its dot for the round trip now has a size on screen.
+  const dot = await page.locator('#hubs svg.chart circle').first().boundingBox();
+  check(dot !== null && dot.width > 0 && dot.height > 0, 'the latency chart draws nothing');
   check(
     (await page.locator('#hubs time').first().textContent()).includes('your time'),
     'times are not shown in the viewer\'s own zone',

@@ -211,14 +211,15 @@ pub fn sparkline(samples: &[Sample], now: Timestamp) -> Markup {
     }
     html! {
         svg.chart role="img" aria-label=(label) viewBox={ "0 0 " (CHART_WIDTH) " " (CHART_HEIGHT) }
-            width=(CHART_WIDTH) height=(CHART_HEIGHT) preserveAspectRatio="none" {
+            width=(CHART_WIDTH) height=(CHART_HEIGHT) {
             title { (label) }
-            rect.chart-area width=(CHART_WIDTH) height=(CHART_HEIGHT) rx="3";
+            // Closed with an end tag, not `;`: inside HTML no SVG element is void.
+            rect.chart-area width=(CHART_WIDTH) height=(CHART_HEIGHT) rx="3" {}
             polyline points=(line.trim_end()) fill="none" stroke="currentColor" stroke-width="2"
-                stroke-linejoin="round" vector-effect="non-scaling-stroke";
+                stroke-linejoin="round" vector-effect="non-scaling-stroke" {}
             // The round trip now, visible even before the line has grown.
             @if let Some((x, y)) = points.last() {
-                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r=(CHART_MARGIN) fill="currentColor";
+                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r=(CHART_MARGIN) fill="currentColor" {}
             }
         }
     }

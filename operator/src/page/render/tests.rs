@@ -108,3 +108,21 @@ fn a_sample_from_before_the_window_starts_at_its_left_edge() {
 fn a_participant_without_samples_has_no_chart() {
     assert_eq!(sparkline(&[], now()).into_string(), "");
 }
+
+#[test]
+fn every_shape_of_a_chart_is_closed_as_svg_inside_html_needs() {
+    // HTML has no void SVG elements: an unclosed <rect> would swallow the line and the dot.
+    let samples = [Sample {
+        at: now() - SignedDuration::from_mins(5),
+        round_trip_ms: 20.0,
+    }];
+    let svg = sparkline(&samples, now()).into_string();
+    for shape in ["rect", "polyline", "circle"] {
+        assert_eq!(
+            svg.matches(&format!("<{shape} ")).count(),
+            svg.matches(&format!("</{shape}>")).count(),
+            "{svg}"
+        );
+    }
+    assert!(svg.contains(r#"<circle cx="157.0" cy="8.0""#), "{svg}");
+}
