@@ -4,7 +4,8 @@
 //   node page.mjs URL OUTDIR EXPECTATIONS-JSON
 //
 // EXPECTATIONS: {"hub": listed hub, "participant": a participant in it, "latency": their last
-// round trip as shown (e.g. "20.0 ms"), "zone": the hub's time zone, "unlisted": a hub that must
+// round trip as shown (e.g. "20.0 ms"), "zone": the hub's time zone, "markup": a participant's
+// name that looks like markup and must show as text, "unlisted": a hub that must
 // not appear, "absent": texts that must appear nowhere (participants' addresses, the unlisted
 // hub's participants)}.
 //
@@ -48,10 +49,12 @@ async function checkNothingLeaks(page, where) {
 
 async function checkHubShown(page, where) {
   const hubs = page.locator('#hubs');
-  for (const text of [expected.hub, expected.participant, expected.latency]) {
+  for (const text of [expected.hub, expected.participant, expected.latency, expected.markup]) {
     await hubs.getByText(text, { exact: false }).first().waitFor({ timeout: 5000 })
       .catch(() => { throw new Failure(`${where}: "${text}" is not on the page`); });
   }
+  const title = await page.title();
+  check(title === 'MIDI hubs', `${where}: a participant's name ran as a script (title "${title}")`);
 }
 
 const browser = await chromium.launch({

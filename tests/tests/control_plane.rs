@@ -1238,6 +1238,9 @@ async fn publish_participants(
     .await;
 }
 
+/// A participant's name that would run a script if the page took it for markup.
+const MARKUP_NAME: &str = "<script>document.title='taken over'</script>";
+
 #[tokio::test]
 async fn the_page_shows_listed_hubs_live_in_a_browser_and_never_the_unlisted_or_addresses() {
     let Some((plane, client)) = plane("control_plane: the page in a browser").await else {
@@ -1280,7 +1283,15 @@ async fn the_page_shows_listed_hubs_live_in_a_browser_and_never_the_unlisted_or_
     .await;
     wait_for_status(&hubs, "backroom", "Ready", READY_TIMEOUT, is_ready).await;
     let alice = participant(8204, "alice", "198.51.100.7:5004", 20.0);
-    publish_participants(&plane, namespace, "stage", vec![alice.clone()]).await;
+    // A name is whatever a participant's session is called: text, never markup.
+    let prankster = participant(8204, MARKUP_NAME, "198.51.100.10:5004", 25.0);
+    publish_participants(
+        &plane,
+        namespace,
+        "stage",
+        vec![alice.clone(), prankster.clone()],
+    )
+    .await;
     publish_participants(
         &plane,
         namespace,
@@ -1312,6 +1323,7 @@ async fn the_page_shows_listed_hubs_live_in_a_browser_and_never_the_unlisted_or_
     let output = output_folder("page");
     let expectations = json!({
         "hub": "stage", "participant": "alice", "latency": "20.0 ms", "zone": "Europe/Berlin",
+        "markup": MARKUP_NAME,
         "unlisted": "backroom",
         "absent": ["198.51.100.", "mallory"],
     });
@@ -1333,7 +1345,7 @@ async fn the_page_shows_listed_hubs_live_in_a_browser_and_never_the_unlisted_or_
     }
     // Bob joins: the browser starts its two seconds once the status holds him.
     let bob = participant(8206, "bob", "198.51.100.8:5006", 35.0);
-    publish_participants(&plane, namespace, "stage", vec![alice, bob]).await;
+    publish_participants(&plane, namespace, "stage", vec![alice, prankster, bob]).await;
     run.say("joined bob").await.expect("tell the browser test");
     let (status, said) = run
         .finish(Duration::from_secs(90))
