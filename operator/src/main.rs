@@ -1,5 +1,5 @@
-//! The operator binary: configuration, logs, the health and metrics endpoint, leader election
-//! and the controller, with a graceful shutdown on SIGTERM or Ctrl-C.
+//! The operator binary: configuration, logs, the health and metrics endpoint, the public page,
+//! leader election and the controller, with a graceful shutdown on SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -14,7 +14,7 @@ use midihub_operator::error::OperatorError;
 use midihub_operator::health::{self, WatchHealth};
 use midihub_operator::leader::{self, LeaderElection};
 use midihub_operator::metrics::Metrics;
-use midihub_operator::{client, http};
+use midihub_operator::{client, http, page};
 use midihub_runtime::{LogFormat, LogOutput, endpoint, wait_for};
 
 /// How hub containers reach the host's ALSA sequencer.
@@ -62,6 +62,11 @@ struct Args {
     /// Address of the /healthz and /metrics endpoint.
     #[arg(long, env = "MIDIHUB_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+
+    /// Address of the public page of the listed hubs and its JSON API, or `off` for none.
+    /// Every replica serves it, from a watch of its own.
+    #[arg(long, env = "MIDIHUB_PAGE_LISTEN", default_value = "0.0.0.0:8081")]
+    page_listen: page::Listen,
 
     /// Elect a leader through a Lease, so that several replicas are safe.
     #[arg(long, env = "MIDIHUB_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
@@ -115,10 +120,34 @@ async fn run(args: Args) -> Result<(), OperatorError> {
     tracing::info!(address = %args.listen, "serving /healthz and /metrics");
     let server = tokio::spawn(endpoint::serve(
         listener,
-        http::router(metrics.clone(), health),
+        http::router(metrics.clone(), health.clone()),
         "health and metrics endpoint",
         wait_for(stop.clone(), true),
     ));
+
+    let page_server = match args.page_listen {
+        page::Listen::Off => {
+            tracing::info!("the public page is off");
+            None
+        }
+        page::Listen::On(address) => {
+            let listener = endpoint::bind(address).await?;
+            tracing::info!(%address, "serving the public page of the listed hubs");
+            let (page, writer) = page::page(stop.clone());
+            tokio::spawn(page::follow(
+                client.clone(),
+                health.clone(),
+                writer,
+                page.clone(),
+            ));
+            Some(tokio::spawn(endpoint::serve(
+                listener,
+                page::router(page),
+                "public page",
+                wait_for(stop.clone(), true),
+            )))
+        }
+    };
 
     let device_access = match args.device_access {
         DeviceAccessMode::Privileged => DeviceAccess::Privileged,
@@ -158,5 +187,8 @@ async fn run(args: Args) -> Result<(), OperatorError> {
         Ok(())
     };
     let _ = server.await;
+    if let Some(page_server) = page_server {
+        let _ = page_server.await;
+    }
     result
 }

@@ -1,10 +1,13 @@
 //! The operator binary as a process, against the FAKE API server (not Kubernetes): it finds
 //! the API through a kubeconfig, takes the leader-election lease, reconciles a hub, serves
-//! `/healthz` and `/metrics`, and on SIGTERM stops cleanly and hands the lease back; `/healthz`
+//! `/healthz`, `/metrics` and the public page, and on SIGTERM stops cleanly (a page's live
+//! stream still open) and hands the lease back; `/healthz`
 //! fails while the API has been gone for longer than `--watch-grace-seconds`; text logs carry
 //! no colour codes into a pipe.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -68,6 +71,7 @@ async fn the_operator_process_reconciles_serves_metrics_and_stops_cleanly_on_sig
     let fake = FakeApiServer::start().await;
     let (directory, kubeconfig) = kubeconfig("reconcile", &fake.url());
     let port = free_port();
+    let page_port = free_port();
     let mut operator = Running(
         Command::new(env!("CARGO_BIN_EXE_midihub-operator"))
             .env("KUBECONFIG", &kubeconfig)
@@ -77,6 +81,8 @@ async fn the_operator_process_reconciles_serves_metrics_and_stops_cleanly_on_sig
             .args([
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--page-listen",
+                &format!("127.0.0.1:{page_port}"),
                 "--log-format",
                 "text",
             ])
@@ -90,7 +96,7 @@ async fn the_operator_process_reconciles_serves_metrics_and_stops_cleanly_on_sig
         "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
         json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
                "metadata": {"name": "jam", "namespace": "default"},
-               "spec": {"ports": [{"port": 5004}]}}),
+               "spec": {"listed": true, "ports": [{"port": 5004}]}}),
     );
     let reconciled = fake
         .wait_for(WAIT, |fake| {
@@ -123,6 +129,23 @@ async fn the_operator_process_reconciles_serves_metrics_and_stops_cleanly_on_sig
         .await;
     let metrics = http_get(&endpoint(port, "/metrics")).unwrap().body;
     assert!(counted, "{metrics}");
+
+    // The page shows the listed hub; a viewer keeps its live stream open through the stop.
+    let page = http_get(&endpoint(page_port, "/api/hubs/default/jam")).unwrap();
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains(r#""phase":"Unschedulable""#), "{page:?}");
+    let mut viewer = TcpStream::connect(("127.0.0.1", page_port)).unwrap();
+    viewer.set_read_timeout(Some(WAIT)).unwrap();
+    viewer
+        .write_all(b"GET /events HTTP/1.1\r\nHost: page\r\n\r\n")
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0; 4096];
+    while !String::from_utf8_lossy(&seen).contains("event: hubs") {
+        let read = viewer.read(&mut buffer).unwrap();
+        assert!(read > 0, "the live stream ended at once: {seen:?}");
+        seen.extend_from_slice(&buffer[..read]);
+    }
 
     let terminated = Command::new("kill")
         .args(["-TERM", &operator.0.id().to_string()])
@@ -162,6 +185,8 @@ async fn healthz_fails_while_the_api_is_gone_for_longer_than_the_watch_grace_per
             .args([
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--page-listen",
+                "off",
                 "--leader-election",
                 "false",
                 "--watch-grace-seconds",
@@ -183,7 +208,7 @@ async fn healthz_fails_while_the_api_is_gone_for_longer_than_the_watch_grace_per
         "/apis/midihub.io/v1alpha1/namespaces/default/midihubs",
         json!({"apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
                "metadata": {"name": "jam", "namespace": "default"},
-               "spec": {"ports": [{"port": 5004}]}}),
+               "spec": {"listed": true, "ports": [{"port": 5004}]}}),
     );
     let working = fake
         .wait_for(WAIT, |fake| {
@@ -224,6 +249,7 @@ fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
         .env_remove("NO_COLOR")
         .env_remove("RUST_LOG")
         .args(["--log-format", "text", "--listen", "127.0.0.1:0"])
+        .args(["--page-listen", "off"])
         .output()
         .unwrap();
     assert!(!output.status.success(), "there is no API server to reach");

@@ -93,6 +93,11 @@ impl Plane {
         format!("http://127.0.0.1:{}", self.port + 6)
     }
 
+    /// The operator's public page of the listed hubs (see `scripts/control-plane`).
+    pub fn page_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port + 7)
+    }
+
     /// The admin's kubeconfig (system:masters).
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")

@@ -3,9 +3,11 @@
 //! [`outage`], a proxy in front of it that plays an API server restart; [`control_plane`] and
 //! [`cluster`] for tests on a real API server; [`applemidi`], an RTP-MIDI test participant;
 //! [`real_alsa`] and [`sidecar`] for tests on a real sequencer with the real rtpmidid and the
-//! hub-sidecar binary; [`conditions`] and [`http`], small helpers the tests share.
+//! hub-sidecar binary; [`browser`], the page in headless Chromium; [`conditions`] and [`http`],
+//! small helpers the tests share.
 
 pub mod applemidi;
+pub mod browser;
 pub mod cluster;
 pub mod conditions;
 pub mod control_plane;

@@ -24,7 +24,8 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use midihub_api::{MidiHub, MidiHubStatus, Participant, Phase, contract};
+use midihub_api::{Latency, MidiHub, MidiHubStatus, Participant, Phase, contract};
+use midihub_tests::browser::{Browser, output_folder};
 use midihub_tests::cluster::{
     delete_namespace, describe, ensure_namespace, eventually, hub, hub_pods, set_suspend,
     wait_for_status,
@@ -874,22 +875,6 @@ impl Drop for TestNode {
     }
 }
 
-/// `participants` of hub `name`, published as its sidecar does (server-side apply of the
-/// status under the sidecar's field manager).
-async fn publish_participants(hubs: &Api<MidiHub>, name: &str, participants: Vec<Participant>) {
-    let status = json!({
-        "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
-        "status": { "participantCount": participants.len(), "participants": participants },
-    });
-    hubs.patch_status(
-        name,
-        &PatchParams::apply(contract::SIDECAR_FIELD_MANAGER).force(),
-        &Patch::Apply(&status),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("publish the participants of {name}: {error}"));
-}
-
 /// The hub's Awake condition's reason.
 fn awake_reason(status: &MidiHubStatus) -> &str {
     condition(status, "Awake").map_or("", |c| c.reason.as_str())
@@ -937,7 +922,7 @@ async fn a_hub_whose_wake_until_passes_while_someone_plays_sleeps_once_its_rooms
         joined_at: Some(Time(jiff::Timestamp::now())),
         latency: None,
     };
-    publish_participants(&hubs, "encore", vec![alice]).await;
+    publish_participants(&plane, name, "encore", vec![alice]).await;
 
     // wakeUntil passes while Alice plays: the hub stays awake.
     let overtime = wait_for_status(
@@ -994,7 +979,7 @@ async fn a_hub_whose_wake_until_passes_while_someone_plays_sleeps_once_its_rooms
     );
 
     // Everyone leaves: after the grace the hub sleeps and its pod goes.
-    publish_participants(&hubs, "encore", vec![]).await;
+    publish_participants(&plane, name, "encore", vec![]).await;
     let asleep = wait_for_status(
         &hubs,
         "encore",
@@ -1347,6 +1332,186 @@ async fn an_operator_whose_watches_stay_dead_past_the_grace_reports_unhealthy_un
         .start_operator(&[])
         .expect("the operator with its defaults");
     refresh_scheduling(&plane);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The public page, in a real browser
+
+/// A participant of room `port`, as a hub's sidecar publishes it.
+fn participant(port: i32, name: &str, remote_address: &str, last_ms: f64) -> Participant {
+    Participant {
+        port,
+        room: format!("room-{port}"),
+        name: name.to_owned(),
+        remote_address: remote_address.to_owned(),
+        joined_at: Some(Time(jiff::Timestamp::now())),
+        latency: Some(Latency {
+            last_ms,
+            average_ms: last_ms + 1.5,
+            jitter_ms: 0.8,
+        }),
+    }
+}
+
+/// Publishes `participants` to hub `name`'s status as its sidecar does: with the hub's own
+/// ServiceAccount, under the sidecar's field manager, the typed status.
+async fn publish_participants(
+    plane: &Plane,
+    namespace: &str,
+    name: &str,
+    participants: Vec<Participant>,
+) {
+    let token = eventually(
+        "a token of the hub's ServiceAccount",
+        READY_TIMEOUT,
+        || async {
+            plane
+                .service_account_token(namespace, &format!("midihub-{name}"))
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    let as_sidecar: Api<MidiHub> =
+        Api::namespaced(plane.client_with_token(&token).await.unwrap(), namespace);
+    let status = MidiHubStatus {
+        participant_count: Some(participants.len() as i32),
+        participants: Some(participants),
+        ..MidiHubStatus::default()
+    };
+    eventually("the sidecar's apply", READY_TIMEOUT, || async {
+        as_sidecar
+            .patch_status(
+                name,
+                &PatchParams::apply(contract::SIDECAR_FIELD_MANAGER).force(),
+                &contract::status_patch(&status),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+}
+
+/// A participant's name that would run a script if the page took it for markup.
+const MARKUP_NAME: &str = "<script>document.title='taken over'</script>";
+
+#[tokio::test]
+async fn the_page_shows_listed_hubs_live_in_a_browser_and_never_the_unlisted_or_addresses() {
+    let Some((plane, client)) = plane("control_plane: the page in a browser").await else {
+        return;
+    };
+    let browser = match Browser::find() {
+        Ok(browser) => browser,
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("the browser test must run in CI: {why}")
+        }
+        Err(why) => {
+            println!("SKIP control_plane: the page in a browser: {why}");
+            return;
+        }
+    };
+    let namespace = "cp-page";
+    let (hubs, _) = ready_hub(
+        &client,
+        namespace,
+        "stage",
+        json!({
+            "listed": true,
+            "ports": [{ "port": 8204, "name": "Main stage" }, { "port": 8206 }],
+            // Awake for two hours, whatever the schedule says: a next transition to show in
+            // the hub's own zone.
+            "schedule": { "timeZone": "Europe/Berlin",
+                          "windows": [{ "days": EVERY_DAY, "start": "19:00", "end": "23:00" }] },
+            "wakeUntil": (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string(),
+        }),
+    )
+    .await;
+    create(
+        &hubs,
+        &hub(
+            namespace,
+            "backroom",
+            json!({ "ports": [{ "port": 8304 }] }),
+        ),
+    )
+    .await;
+    wait_for_status(&hubs, "backroom", "Ready", READY_TIMEOUT, is_ready).await;
+    let alice = participant(8204, "alice", "198.51.100.7:5004", 20.0);
+    // A name is whatever a participant's session is called: text, never markup.
+    let prankster = participant(8204, MARKUP_NAME, "198.51.100.10:5004", 25.0);
+    publish_participants(
+        &plane,
+        namespace,
+        "stage",
+        vec![alice.clone(), prankster.clone()],
+    )
+    .await;
+    publish_participants(
+        &plane,
+        namespace,
+        "backroom",
+        vec![participant(8304, "mallory", "198.51.100.9:5004", 50.0)],
+    )
+    .await;
+    let api = format!("{}/api/hubs/{namespace}/stage", plane.page_endpoint());
+    eventually("alice on the page's API", READY_TIMEOUT, || async {
+        let answer = http_get(&api).map_err(|e| e.to_string())?;
+        if answer.status == 200 && answer.body.contains("alice") {
+            Ok(())
+        } else {
+            Err(format!("{} {}", answer.status, answer.body))
+        }
+    })
+    .await;
+    let unlisted = http_get(&format!(
+        "{}/api/hubs/{namespace}/backroom",
+        plane.page_endpoint()
+    ))
+    .expect("the page answers");
+    assert_eq!(
+        unlisted.status, 404,
+        "an unlisted hub is not found: {}",
+        unlisted.body
+    );
+
+    let output = output_folder("page");
+    let expectations = json!({
+        "hub": "stage", "participant": "alice", "latency": "20.0 ms", "zone": "Europe/Berlin",
+        "markup": MARKUP_NAME,
+        "unlisted": "backroom",
+        "absent": ["198.51.100.", "mallory"],
+    });
+    let mut run = browser
+        .start(
+            "page.mjs",
+            &[
+                &format!("{}/", plane.page_endpoint()),
+                output.to_str().unwrap(),
+                &expectations.to_string(),
+            ],
+        )
+        .expect("start node tests/browser/page.mjs");
+    if let Err(why) = run.wait_for("ready", Duration::from_secs(90)).await {
+        let outcome = run.finish(Duration::from_secs(10)).await;
+        panic!(
+            "the browser test failed before the join (its FAIL line is above): {why}; {outcome:?}"
+        );
+    }
+    // Bob joins: the browser starts its two seconds once the status holds him.
+    let bob = participant(8206, "bob", "198.51.100.8:5006", 35.0);
+    publish_participants(&plane, namespace, "stage", vec![alice, prankster, bob]).await;
+    run.say("joined bob").await.expect("tell the browser test");
+    let (status, said) = run
+        .finish(Duration::from_secs(90))
+        .await
+        .expect("the browser test ends");
+    assert!(
+        status.success() && said.iter().any(|line| line == "ok done"),
+        "the browser test failed ({status}; its FAIL line is above): {said:?}"
+    );
+    println!("screenshots in {}", output.display());
+    delete_namespace(&client, namespace).await;
 }
 
 // ---------------------------------------------------------------------------------------------
