@@ -508,19 +508,12 @@ async fn playing_at_the_end_of_the_window(spec: Value) -> Harness {
 
 /// The sidecar reports that everyone left.
 async fn publish_empty_rooms_as_sidecar(harness: &Harness, hub: &str) {
-    let status = json!({
-        "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
-        "status": {"participants": [], "participantCount": 0},
-    });
-    harness
-        .hubs
-        .patch_status(
-            hub,
-            &PatchParams::apply(contract::SIDECAR_FIELD_MANAGER).force(),
-            &Patch::Apply(&status),
-        )
-        .await
-        .unwrap();
+    apply_as_sidecar(
+        harness,
+        hub,
+        json!({"participants": [], "participantCount": 0}),
+    )
+    .await;
 }
 
 fn in_overtime(hub: &Value) -> bool {
@@ -920,21 +913,27 @@ async fn publish_as_sidecar(harness: &Harness, hub: &str) {
 /// [`publish_as_sidecar`] with a round trip of `ms`.
 async fn publish_latency_as_sidecar(harness: &Harness, hub: &str, ms: f64) {
     let status = json!({
-        "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
-        "status": {
-            "participants": [{"port": 5004, "room": "jam-studio-a", "name": "Alice",
-                              "remoteAddress": "203.0.113.10:5004",
-                              "latency": {"lastMs": ms, "averageMs": ms, "jitterMs": 0.1}}],
-            "participantCount": 1,
-            "latency": format!("avg {ms}ms max {ms}ms"),
-        }
+        "participants": [{"port": 5004, "room": "jam-studio-a", "name": "Alice",
+                          "remoteAddress": "203.0.113.10:5004",
+                          "latency": {"lastMs": ms, "averageMs": ms, "jitterMs": 0.1}}],
+        "participantCount": 1,
+        "latency": format!("avg {ms}ms max {ms}ms"),
+    });
+    apply_as_sidecar(harness, hub, status).await;
+}
+
+/// Applies `status` to hub `hub` as its sidecar does: server-side apply under its own field
+/// manager.
+async fn apply_as_sidecar(harness: &Harness, hub: &str, status: Value) {
+    let patch = json!({
+        "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub", "status": status,
     });
     harness
         .hubs
         .patch_status(
             hub,
             &PatchParams::apply(contract::SIDECAR_FIELD_MANAGER).force(),
-            &Patch::Apply(&status),
+            &Patch::Apply(&patch),
         )
         .await
         .unwrap();
