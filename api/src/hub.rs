@@ -44,7 +44,9 @@ pub const GROUP: &str = "midihub.io";
     ),
     printcolumn(name = "Latency", type_ = "string", json_path = ".status.latency"),
     printcolumn(name = "Next", type_ = "string", json_path = ".status.nextTransition"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    // `kubectl get mh --field-selector spec.listed=true`; the public page watches only these.
+    selectable = ".spec.listed"
 )]
 #[x_kube(validation = Rule::new("!(self.suspend && has(self.wakeUntil))").message(
     "suspend and wakeUntil cannot be set at once: remove wakeUntil to sleep, or set suspend to false to wake"

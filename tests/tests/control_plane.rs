@@ -1511,6 +1511,27 @@ async fn the_page_shows_listed_hubs_live_in_a_browser_and_never_the_unlisted_or_
         "the browser test failed ({status}; its FAIL line is above): {said:?}"
     );
     println!("screenshots in {}", output.display());
+
+    // Its owner unlists it: it leaves the page (the page watches only listed hubs).
+    hubs.patch(
+        "stage",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "listed": false } })),
+    )
+    .await
+    .unwrap();
+    eventually(
+        "the unlisted hub to leave the page",
+        READY_TIMEOUT,
+        || async {
+            let answer = http_get(&api).map_err(|e| e.to_string())?;
+            match answer.status {
+                404 => Ok(()),
+                status => Err(format!("{status} {}", answer.body)),
+            }
+        },
+    )
+    .await;
     delete_namespace(&client, namespace).await;
 }
 

@@ -10,8 +10,9 @@
 //! Only the leader runs the controller, so every replica keeps its own watch of the hubs for the
 //! page ([`follow`]): any replica behind a Service answers, and a new leader's page is no
 //! emptier than the old one's. The watch is [`watches::watch`], which rides out an API outage
-//! and reports to [`WatchHealth`] like the controller's. Unlisted hubs are kept without their
-//! status, so their participants never even reach the page's memory.
+//! and reports to [`WatchHealth`] like the controller's. It selects the listed hubs only, and
+//! should an unlisted one come by all the same, it is kept without its status: their
+//! participants never reach the page's memory.
 
 #[cfg(test)]
 mod examples;
@@ -53,6 +54,11 @@ pub const REFRESH: Duration = Duration::from_secs(15);
 /// How long a change waits for others before the page is sent: a burst of status updates
 /// makes one update of the page, well within the two seconds the page may lag.
 const COALESCE: Duration = Duration::from_millis(100);
+
+/// The hubs the page watches: only the listed ones (a selectable field of the CRD), so that the
+/// status updates of the others, most hubs of a large installation, never reach it. A hub that
+/// is unlisted leaves the selection, which the watch reports as its deletion.
+const LISTED: &str = "spec.listed=true";
 
 /// The name of the page's watch in logs and `/healthz`.
 const WATCH_NAME: &str = "MidiHub (page)";
@@ -155,7 +161,7 @@ pub async fn follow(
     let events = watches::watch(
         WATCH_NAME,
         Api::<MidiHub>::all(client),
-        watcher::Config::default(),
+        watcher::Config::default().fields(LISTED),
         health,
     )
     .modify(trim)
