@@ -29,8 +29,8 @@
 //! - Deletion is immediate: finalizers and `deletionTimestamp` are not modelled.
 //! - Lists return everything in one page; no admission, validation, defaulting or RBAC.
 //! - Not modelled at all, and refused with a `Status` that says so rather than half-served:
-//!   replace (PUT), JSON patches, delete-collection, field selectors, label selector terms other
-//!   than `key=value`, streaming lists (`sendInitialEvents`) and `generateName`.
+//!   replace (PUT), JSON patches, delete-collection, label and field selector terms other than
+//!   `key=value`, streaming lists (`sendInitialEvents`) and `generateName`.
 //!
 //! Besides HTTP, tests can read and write the store directly (to seed Nodes or to play the
 //! kubelet by setting a Pod's status), see every request that was made, make requests fail,

@@ -62,7 +62,7 @@ fn api_error_code(error: kube::Error) -> (u16, String) {
 }
 
 #[tokio::test]
-async fn create_get_and_list_with_a_label_selector() {
+async fn create_get_and_list_with_label_and_field_selectors() {
     let fake = FakeApiServer::start().await;
     let config_maps: Api<ConfigMap> = Api::default_namespaced(fake.client());
 
@@ -115,6 +115,11 @@ async fn create_get_and_list_with_a_label_selector() {
         .await
         .unwrap();
     assert_eq!(names(in_us), ["hub-b"]);
+    let by_name = config_maps
+        .list(&ListParams::default().fields("metadata.name=hub-b"))
+        .await
+        .unwrap();
+    assert_eq!(names(by_name), ["hub-b"]);
     // One page holds everything: no continue token, which is a valid answer to a limit.
     let one_page = config_maps
         .list(&ListParams::default().labels("app=midihub").limit(1))
@@ -764,7 +769,7 @@ async fn what_the_fake_does_not_model_is_refused_not_half_served() {
         .unwrap();
 
     let by_field = config_maps
-        .list(&ListParams::default().fields("metadata.name=rooms"))
+        .list(&ListParams::default().fields("metadata.name!=rooms"))
         .await
         .unwrap_err();
     let by_set = config_maps
@@ -799,7 +804,7 @@ async fn what_the_fake_does_not_model_is_refused_not_half_served() {
         .unwrap_err();
 
     for (what, error, code) in [
-        ("a field selector", by_field, 400),
+        ("a field selector other than key=value", by_field, 400),
         ("a set-based label selector", by_set, 400),
         ("a streaming list", streaming, 400),
         ("a replace", replace, 405),

@@ -138,10 +138,10 @@ impl ApiRequest {
     }
 
     fn selectors(&self) -> Result<Selectors, FakeApiServerError> {
-        if self.query.contains_key("fieldSelector") {
-            return Err(FakeApiServerError::NotModelled("field selectors"));
-        }
-        Selectors::parse(self.query.get("labelSelector").map(String::as_str))
+        Selectors::parse(
+            self.query.get("labelSelector").map(String::as_str),
+            self.query.get("fieldSelector").map(String::as_str),
+        )
     }
 }
 
