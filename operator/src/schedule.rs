@@ -455,17 +455,23 @@ fn wall_time(at: Timestamp, now: Timestamp, zone: &TimeZone, zone_name: &str) ->
     format!("{} {zone_name}", zone.to_datetime(at).strftime(format))
 }
 
-/// `at` as the hub's users read it: in the zone of its schedule (UTC without one, or with a
-/// zone that cannot be had), with a weekday when near `now`, e.g. "Wed 23:00 Europe/Berlin".
-pub fn hub_time(spec: &MidiHubSpec, at: Timestamp, now: Timestamp) -> String {
-    let zone = spec
-        .schedule
+/// The zone a hub's times are written in, with its name: its schedule's, UTC without a
+/// schedule or with a zone that cannot be had.
+pub fn hub_zone(spec: &MidiHubSpec) -> (TimeZone, &str) {
+    spec.schedule
         .as_ref()
-        .and_then(|schedule| Some((jiff::tz::db().get(&schedule.time_zone).ok()?, schedule)));
-    match zone {
-        Some((zone, schedule)) => wall_time(at, now, &zone, &schedule.time_zone),
-        None => wall_time(at, now, &TimeZone::UTC, "UTC"),
-    }
+        .and_then(|schedule| {
+            let zone = jiff::tz::db().get(&schedule.time_zone).ok()?;
+            Some((zone, schedule.time_zone.as_str()))
+        })
+        .unwrap_or((TimeZone::UTC, "UTC"))
+}
+
+/// `at` as the hub's users read it: in the hub's zone ([`hub_zone`]), with a weekday when near
+/// `now`, e.g. "Wed 23:00 Europe/Berlin".
+pub fn hub_time(spec: &MidiHubSpec, at: Timestamp, now: Timestamp) -> String {
+    let (zone, name) = hub_zone(spec);
+    wall_time(at, now, &zone, name)
 }
 
 /// "2026-11-25 23:00 UTC", with seconds only when there are any.

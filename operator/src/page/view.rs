@@ -8,15 +8,12 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use midihub_api::rtpmidid_config::rooms;
 use midihub_api::{Latency, MidiHub, Participant};
 use serde::Serialize;
 
 use super::history::{History, HubKey, Sample, hub_key};
-
-/// The time zone of a hub without a schedule, or whose schedule's zone is unknown.
-pub const DEFAULT_TIME_ZONE: &str = "UTC";
+use crate::schedule;
 
 /// A listed hub, as the public sees it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -121,7 +118,7 @@ pub fn hub_view(hub: &MidiHub, history: &History, now: Timestamp) -> Option<HubV
         phase: status
             .and_then(|status| status.phase)
             .map(|phase| phase.as_str()),
-        time_zone: time_zone(hub),
+        time_zone: schedule::hub_zone(&hub.spec).1.to_owned(),
         next_transition,
         rooms,
     })
@@ -139,17 +136,6 @@ fn participant_view(
         latency: participant.latency.clone(),
         history: history.samples(hub, participant, now),
     }
-}
-
-/// The zone the hub's schedule is written in, if it exists; else [`DEFAULT_TIME_ZONE`].
-fn time_zone(hub: &MidiHub) -> String {
-    hub.spec
-        .schedule
-        .as_ref()
-        .map(|schedule| schedule.time_zone.as_str())
-        .filter(|zone| TimeZone::get(zone).is_ok())
-        .unwrap_or(DEFAULT_TIME_ZONE)
-        .to_owned()
 }
 
 /// What a participant dials: `address:port`, an IPv6 address in brackets.
