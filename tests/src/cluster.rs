@@ -92,13 +92,19 @@ pub fn hub(namespace: &str, name: &str, spec: Value) -> MidiHub {
 
 /// Sets `spec.suspend` with a merge patch, as `kubectl patch mh ... --type=merge` does.
 pub async fn set_suspend(hubs: &Api<MidiHub>, name: &str, suspend: bool) {
+    patch_spec(hubs, name, json!({ "suspend": suspend })).await;
+}
+
+/// Merges `spec` into the spec of hub `name` (a `null` removes a field), as `kubectl patch
+/// --type=merge` does.
+pub async fn patch_spec(hubs: &Api<MidiHub>, name: &str, spec: Value) {
     hubs.patch(
         name,
         &PatchParams::default(),
-        &Patch::Merge(json!({ "spec": { "suspend": suspend } })),
+        &Patch::Merge(json!({ "spec": spec })),
     )
     .await
-    .unwrap_or_else(|error| panic!("set suspend of {name} to {suspend}: {error}"));
+    .unwrap_or_else(|error| panic!("patch the spec of {name} with {spec}: {error}"));
 }
 
 /// The hub's status (empty when it has none yet).

@@ -27,8 +27,8 @@ use kube::{Api, Client, ResourceExt};
 use midihub_api::{Latency, MidiHub, MidiHubStatus, Participant, Phase, contract};
 use midihub_tests::browser::{Browser, output_folder};
 use midihub_tests::cluster::{
-    delete_namespace, describe, ensure_namespace, eventually, hub, hub_pods, set_suspend,
-    wait_for_status,
+    delete_namespace, describe, ensure_namespace, eventually, hub, hub_pods, patch_spec,
+    set_suspend, wait_for_status,
 };
 use midihub_tests::conditions::{condition, has_condition};
 use midihub_tests::control_plane::{OPERATOR_USER, Plane};
@@ -320,13 +320,7 @@ async fn suspend_sleeps_the_hub_and_wake_until_wakes_it_again() {
     );
 
     let until = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(30)).to_string();
-    hubs.patch(
-        "later",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "spec": { "wakeUntil": until } })),
-    )
-    .await
-    .unwrap();
+    patch_spec(&hubs, "later", json!({ "wakeUntil": until })).await;
     wait_for_status(
         &hubs,
         "later",
@@ -341,13 +335,12 @@ async fn suspend_sleeps_the_hub_and_wake_until_wakes_it_again() {
     );
     assert_eq!(hub_pods(&client, "cp-overrides", "later").await.len(), 1);
 
-    hubs.patch(
+    patch_spec(
+        &hubs,
         "later",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "spec": { "wakeUntil": null, "suspend": true } })),
+        json!({ "wakeUntil": null, "suspend": true }),
     )
-    .await
-    .unwrap();
+    .await;
     wait_for_status(&hubs, "later", "Sleeping on suspend", READY_TIMEOUT, |s| {
         s.phase == Some(Phase::Sleeping)
     })
@@ -1005,23 +998,21 @@ async fn a_hub_whose_wake_until_passes_while_someone_plays_sleeps_once_its_rooms
     assert_eq!(asleep.preferred_node.as_deref(), Some(first_node.as_str()));
     for _ in 0..3 {
         let until = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(10);
-        hubs.patch(
+        patch_spec(
+            &hubs,
             "encore",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "suspend": false, "wakeUntil": until.to_string() } })),
+            json!({ "suspend": false, "wakeUntil": until.to_string() }),
         )
-        .await
-        .unwrap();
+        .await;
         let awake = wait_for_status(&hubs, "encore", "Ready again", READY_TIMEOUT, is_ready).await;
         assert_eq!(awake.node.as_deref(), Some(first_node.as_str()));
         assert_eq!(awake.address, ready.address);
-        hubs.patch(
+        patch_spec(
+            &hubs,
             "encore",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "wakeUntil": null, "suspend": true } })),
+            json!({ "wakeUntil": null, "suspend": true }),
         )
-        .await
-        .unwrap();
+        .await;
         until_no_hub_pod(&client, name, "encore").await;
     }
     delete_namespace(&client, name).await;
@@ -1513,13 +1504,7 @@ async fn the_page_shows_listed_hubs_live_in_a_browser_and_never_the_unlisted_or_
     println!("screenshots in {}", output.display());
 
     // Its owner unlists it: it leaves the page (the page watches only listed hubs).
-    hubs.patch(
-        "stage",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "spec": { "listed": false } })),
-    )
-    .await
-    .unwrap();
+    patch_spec(&hubs, "stage", json!({ "listed": false })).await;
     eventually(
         "the unlisted hub to leave the page",
         READY_TIMEOUT,
