@@ -21,7 +21,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use midihub_api::{Latency, MidiHub, MidiHubStatus, Participant, Phase, contract};
@@ -741,19 +741,6 @@ async fn participants_of_a_hub_whose_pod_died_without_a_farewell_are_cleared() {
     .await;
     // A sidecar's last publication, as the sidecar writes it; then the pod goes without the
     // sidecar's farewell (a simulated pod runs no sidecar to say goodbye).
-    let token = eventually(
-        "a token of the hub's ServiceAccount",
-        READY_TIMEOUT,
-        || async {
-            plane
-                .service_account_token(name, "midihub-abandoned")
-                .await
-                .map_err(|e| e.to_string())
-        },
-    )
-    .await;
-    let as_sidecar: Api<MidiHub> =
-        Api::namespaced(plane.client_with_token(&token).await.unwrap(), name);
     let participant = midihub_api::Participant {
         port: 7504,
         room: "abandoned-7504".into(),
@@ -766,27 +753,21 @@ async fn participants_of_a_hub_whose_pod_died_without_a_farewell_are_cleared() {
             jitter_ms: 1.0,
         }),
     };
-    let sidecar_status = json!({
-        "apiVersion": "midihub.io/v1alpha1", "kind": "MidiHub",
-        "status": {
-            "participants": [participant], "participantCount": 1, "latency": "avg 21.0ms",
-            "conditions": [{ "type": "Wiring", "status": "True", "reason": "Wired",
-                             "message": "1 participant wired",
-                             "lastTransitionTime": jiff::Timestamp::now().to_string() }],
-        },
-    });
-    eventually("the sidecar's apply", READY_TIMEOUT, || async {
-        as_sidecar
-            .patch_status(
-                "abandoned",
-                &PatchParams::apply("midihub-sidecar").force(),
-                &Patch::Apply(&sidecar_status),
-            )
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    })
-    .await;
+    let sidecar_status = MidiHubStatus {
+        participants: Some(vec![participant]),
+        participant_count: Some(1),
+        latency: Some("avg 21.0ms".into()),
+        conditions: vec![Condition {
+            type_: "Wiring".into(),
+            status: "True".into(),
+            reason: "Wired".into(),
+            message: "1 participant wired".into(),
+            observed_generation: None,
+            last_transition_time: Time(jiff::Timestamp::now()),
+        }],
+        ..MidiHubStatus::default()
+    };
+    publish_as_sidecar(&plane, name, "abandoned", &sidecar_status).await;
     set_suspend(&hubs, "abandoned", true).await;
     let status = wait_for_status(
         &hubs,
@@ -1344,14 +1325,24 @@ fn participant(port: i32, name: &str, remote_address: &str, last_ms: f64) -> Par
     }
 }
 
-/// Publishes `participants` to hub `name`'s status as its sidecar does: with the hub's own
-/// ServiceAccount, under the sidecar's field manager, the typed status.
+/// Publishes `participants` to hub `name`'s status as its sidecar does.
 async fn publish_participants(
     plane: &Plane,
     namespace: &str,
     name: &str,
     participants: Vec<Participant>,
 ) {
+    let status = MidiHubStatus {
+        participant_count: Some(participants.len() as i32),
+        participants: Some(participants),
+        ..MidiHubStatus::default()
+    };
+    publish_as_sidecar(plane, namespace, name, &status).await;
+}
+
+/// Applies `status` to hub `name` as its sidecar does: with the hub's own ServiceAccount, under
+/// the sidecar's field manager, the typed status.
+async fn publish_as_sidecar(plane: &Plane, namespace: &str, name: &str, status: &MidiHubStatus) {
     let token = eventually(
         "a token of the hub's ServiceAccount",
         READY_TIMEOUT,
@@ -1365,17 +1356,12 @@ async fn publish_participants(
     .await;
     let as_sidecar: Api<MidiHub> =
         Api::namespaced(plane.client_with_token(&token).await.unwrap(), namespace);
-    let status = MidiHubStatus {
-        participant_count: Some(participants.len() as i32),
-        participants: Some(participants),
-        ..MidiHubStatus::default()
-    };
     eventually("the sidecar's apply", READY_TIMEOUT, || async {
         as_sidecar
             .patch_status(
                 name,
                 &PatchParams::apply(contract::SIDECAR_FIELD_MANAGER).force(),
-                &contract::status_patch(&status),
+                &contract::status_patch(status),
             )
             .await
             .map(drop)
