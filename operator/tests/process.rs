@@ -130,10 +130,16 @@ async fn the_operator_process_reconciles_serves_metrics_and_stops_cleanly_on_sig
     let metrics = http_get(&endpoint(port, "/metrics")).unwrap().body;
     assert!(counted, "{metrics}");
 
-    // The page shows the listed hub; a viewer keeps its live stream open through the stop.
+    // The page shows the listed hub (from a watch of its own, which sees the status a moment
+    // after the API does); a viewer keeps its live stream open through the stop.
+    let shown = fake
+        .wait_for(WAIT, |_| {
+            let page = http_get(&endpoint(page_port, "/api/hubs/default/jam")).unwrap();
+            page.status == 200 && page.body.contains(r#""phase":"Unschedulable""#)
+        })
+        .await;
     let page = http_get(&endpoint(page_port, "/api/hubs/default/jam")).unwrap();
-    assert_eq!(page.status, 200, "{page:?}");
-    assert!(page.body.contains(r#""phase":"Unschedulable""#), "{page:?}");
+    assert!(shown, "the page shows the hub Unschedulable: {page:?}");
     let mut viewer = TcpStream::connect(("127.0.0.1", page_port)).unwrap();
     viewer.set_read_timeout(Some(WAIT)).unwrap();
     viewer
