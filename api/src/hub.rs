@@ -156,6 +156,18 @@ pub struct HubPort {
         "session name may not start or end with whitespace"
     ))]
     pub name: Option<String>,
+
+    /// Who may play in this room: CIDRs such as `203.0.113.0/24` or `2001:db8::/32` (one
+    /// address is `203.0.113.7/32`). A participant from any other address is never wired: they
+    /// hear nobody and nobody hears them, and the status lists them as refused. Empty: anyone.
+    /// Addresses are judged as the hub sees them, which is the participant's own only where
+    /// nothing translates addresses on the way (the hub runs on the host network).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(max = 64)))]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message(
+        "each entry of allow must be a CIDR such as 203.0.113.0/24 or 2001:db8::/32 (one address: 203.0.113.7/32)"
+    ))]
+    pub allow: Vec<String>,
 }
 
 /// When a hub is awake: weekly windows in one time zone.

@@ -355,6 +355,7 @@ mod tests {
         HubPort {
             port,
             name: name.map(str::to_owned),
+            allow: Vec::new(),
         }
     }
 

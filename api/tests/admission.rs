@@ -488,6 +488,30 @@ fn an_overtime_that_is_not_a_duration_is_refused_with_an_example() {
 }
 
 #[test]
+fn room_allow_lists_of_ipv4_and_ipv6_cidrs_are_admitted() {
+    let admission = admission();
+    let mut hub = example_hub();
+    hub["spec"]["ports"][0]["allow"] =
+        json!(["203.0.113.0/24", "198.51.100.7/32", "2001:db8::/32"]);
+    assert_admitted(&admission, &hub);
+}
+
+#[test]
+fn an_allow_entry_that_is_not_a_cidr_is_refused_with_an_example() {
+    let admission = admission();
+    for entry in ["203.0.113.7", "203.0.113.0/33", "example.com/24", "any"] {
+        let mut hub = example_hub();
+        hub["spec"]["ports"][0]["allow"] = json!(["10.0.0.0/8", entry]);
+        let rejections = admission.rejections(&hub);
+        assert_rejected(
+            &rejections,
+            "spec.ports[0].allow",
+            &["each entry of allow must be a CIDR", "203.0.113.7/32"],
+        );
+    }
+}
+
+#[test]
 fn a_misspelt_field_is_refused_by_strict_field_validation() {
     let admission = admission();
     let mut hub = example_hub();

@@ -45,7 +45,11 @@ pub fn parse_room(argument: &str) -> Result<midihub_api::HubPort, LocalError> {
         .trim()
         .parse()
         .map_err(|_| LocalError::Room(argument.to_string()))?;
-    Ok(midihub_api::HubPort { port, name })
+    Ok(midihub_api::HubPort {
+        port,
+        name,
+        allow: Vec::new(),
+    })
 }
 
 /// Writes rtpmidid's configuration for `rooms` into `directory` (which also gets the control

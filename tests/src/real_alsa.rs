@@ -45,6 +45,7 @@ pub fn room(port: u16, name: &str) -> HubPort {
     HubPort {
         port: i32::from(port),
         name: Some(name.to_string()),
+        allow: Vec::new(),
     }
 }
 

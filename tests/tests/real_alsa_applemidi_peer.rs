@@ -84,10 +84,12 @@ async fn participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_a
         HubPort {
             port: i32::from(ROOM_A_PORT),
             name: Some("room-a".into()),
+            allow: Vec::new(),
         },
         HubPort {
             port: i32::from(ROOM_B_PORT),
             name: Some("room-b".into()),
+            allow: Vec::new(),
         },
     ];
     let daemon = Rtpmidid::start(&binary, &dir, "hub", &rooms).await;

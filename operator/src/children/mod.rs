@@ -218,10 +218,12 @@ pub(crate) mod examples {
                     HubPort {
                         port: 5004,
                         name: Some("Main room".to_owned()),
+                        allow: Vec::new(),
                     },
                     HubPort {
                         port: 5006,
                         name: None,
+                        allow: Vec::new(),
                     },
                 ],
                 region: Some("eu-central".to_owned()),

@@ -20,6 +20,7 @@ fn evening() -> MidiHubSpec {
         ports: vec![HubPort {
             port: 5004,
             name: None,
+            allow: Vec::new(),
         }],
         region: None,
         schedule: Some(Schedule {

@@ -18,6 +18,7 @@ fn hub(schedule: Option<Schedule>) -> MidiHubSpec {
         ports: vec![HubPort {
             port: 5004,
             name: None,
+            allow: Vec::new(),
         }],
         region: None,
         schedule,

@@ -112,6 +112,7 @@ fn config_hash_changes_when_a_port_or_a_name_changes() {
     added.spec.ports.push(HubPort {
         port: 5010,
         name: None,
+        allow: Vec::new(),
     });
     let mut defaulted = hub.clone();
     defaulted.spec.ports[0].name = None;
