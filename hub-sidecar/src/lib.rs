@@ -5,13 +5,14 @@
 //!
 //! [`sidecar`] is the loop and [`step`] what each pass decides; [`wiring`] plans subscriptions,
 //! [`sequencer`] applies them, [`rtpmidid`] reads the daemon, [`roster`] and [`report`] decide
-//! what to publish and when, [`publish`] writes it. [`health`] is what the loop tells the HTTP
+//! what to publish and when, [`allow`] who may play in a room, [`publish`] writes it. [`health`] is what the loop tells the HTTP
 //! endpoint ([`http`]) about itself.
 //!
 //! An error's message tells the whole story, its cause's words included, because logs and the
 //! Wiring condition show the message alone; so no error also returns its cause as `source()`,
 //! which would print it twice wherever a chain of causes is shown.
 
+pub mod allow;
 pub mod health;
 pub mod http;
 pub mod local;

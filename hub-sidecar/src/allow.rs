@@ -1,0 +1,135 @@
+//! Room allow-lists: who may play in a room, by address (`spec.ports[].allow`, or `--allow` in
+//! local mode). A participant from outside its room's list is never wired. Pure: parsing and
+//! matching.
+//!
+//! rtpmidid reports an IPv4 participant as an IPv4-mapped IPv6 address (`::ffff:203.0.113.10`);
+//! it is judged as the IPv4 address it is, so lists are written in plain IPv4 (Kubernetes
+//! refuses IPv4-mapped CIDRs at admission anyway).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// The CIDRs a room admits; empty admits everyone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowList(Vec<IpNet>);
+
+/// An allow-list entry that is not a CIDR.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "{entry:?} is not a CIDR: write it like 203.0.113.0/24 or 2001:db8::/32 (one address: 203.0.113.7/32)"
+)]
+pub struct AllowError {
+    entry: String,
+}
+
+impl AllowList {
+    /// The list of `entries`, each a CIDR such as `203.0.113.0/24` or `2001:db8::/32`.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, AllowError> {
+        entries
+            .iter()
+            .map(|entry| {
+                let entry = entry.as_ref().trim();
+                entry.parse::<IpNet>().map_err(|_| AllowError {
+                    entry: entry.to_owned(),
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Whether a participant at `address` may play: always with an empty list; otherwise only
+    /// from inside one of its CIDRs. An address that could not be read (`None`) is refused by
+    /// a list: who cannot be judged does not play.
+    pub fn admits(&self, address: Option<IpAddr>) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let Some(address) = address.map(unmapped) else {
+            return false;
+        };
+        self.0.iter().any(|net| net.contains(&address))
+    }
+}
+
+/// `::ffff:a.b.c.d` as the IPv4 address `a.b.c.d`; any other address as it is.
+fn unmapped(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        IpAddr::V4(_) => address,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(entries: &[&str]) -> AllowList {
+        AllowList::parse(entries).unwrap()
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn an_empty_list_admits_everyone_even_an_unreadable_address() {
+        let open = list(&[]);
+        assert!(open.admits(ip("203.0.113.10")));
+        assert!(open.admits(ip("2001:db8::1")));
+        assert!(open.admits(None));
+    }
+
+    #[test]
+    fn ipv4_cidrs_admit_their_addresses_only() {
+        let band = list(&["203.0.113.0/24", "198.51.100.7/32"]);
+        assert!(band.admits(ip("203.0.113.0")));
+        assert!(band.admits(ip("203.0.113.255")));
+        assert!(band.admits(ip("198.51.100.7")));
+        assert!(!band.admits(ip("198.51.100.8")));
+        assert!(!band.admits(ip("203.0.114.1")));
+        assert!(!band.admits(None), "an unreadable address is refused");
+    }
+
+    #[test]
+    fn an_ipv4_participant_reported_as_a_mapped_ipv6_address_is_judged_as_ipv4() {
+        let band = list(&["203.0.113.0/24"]);
+        assert!(band.admits(ip("::ffff:203.0.113.10")));
+        assert!(!band.admits(ip("::ffff:198.51.100.7")));
+    }
+
+    #[test]
+    fn ipv6_cidrs_admit_their_addresses_and_no_ipv4_address() {
+        let band = list(&["2001:db8::/32"]);
+        assert!(band.admits(ip("2001:db8::1")));
+        assert!(band.admits(ip("2001:db8:ffff::7")));
+        assert!(!band.admits(ip("2001:db9::1")));
+        assert!(!band.admits(ip("203.0.113.10")));
+        assert!(!band.admits(ip("::ffff:203.0.113.10")));
+    }
+
+    #[test]
+    fn loopback_participants_of_a_test_are_told_apart() {
+        let band = list(&["127.0.0.2/32"]);
+        assert!(band.admits(ip("::ffff:127.0.0.2")));
+        assert!(!band.admits(ip("::ffff:127.0.0.3")));
+    }
+
+    #[test]
+    fn a_cidr_with_host_bits_set_means_its_network() {
+        assert!(list(&["203.0.113.7/24"]).admits(ip("203.0.113.200")));
+    }
+
+    #[test]
+    fn an_entry_that_is_not_a_cidr_is_refused_with_an_example() {
+        for entry in ["203.0.113.7", "203.0.113.0/33", "example.com/24", ""] {
+            let error = AllowList::parse(&["10.0.0.0/8", entry]).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "{entry:?} is not a CIDR: write it like 203.0.113.0/24 or 2001:db8::/32 (one address: 203.0.113.7/32)"
+                )
+            );
+        }
+    }
+}
