@@ -7,6 +7,7 @@ fn status(name: &str, room_port: u16, ssrc: u32, remote_port: u16) -> Participan
         room_name: format!("room-{room_port}"),
         name: name.to_string(),
         remote_address: "203.0.113.10".to_string(),
+        address: "::ffff:203.0.113.10".parse().ok(),
         remote_port,
         ssrc,
         alsa_port: Some(1),

@@ -54,6 +54,10 @@ pub struct ParticipantStatus {
     /// Host as a user reads it: `203.0.113.10` for `::ffff:203.0.113.10`, `[2001:db8::1]` for
     /// a real IPv6 address.
     pub remote_address: String,
+    /// The host as an address, exactly as rtpmidid reports it (an IPv4 participant is usually
+    /// `::ffff:a.b.c.d`; [`crate::allow`] judges that as IPv4); `None` when the host is not an
+    /// address (a name, or a scoped link-local address such as `fe80::1%eth0`).
+    pub address: Option<IpAddr>,
     /// The participant's control port.
     pub remote_port: u16,
     /// The participant's (remote) SSRC.
@@ -437,6 +441,7 @@ fn read_participant(
         room_name: room.name.clone(),
         name,
         remote_address: readable_host(hostname),
+        address: hostname.parse().ok(),
         remote_port,
         ssrc,
         alsa_port,

@@ -29,6 +29,7 @@ fn participant(name: &str, ssrc: u32, alsa_port: i32, room: u16) -> ParticipantS
         room_name: format!("room-{room}"),
         name: name.to_owned(),
         remote_address: "203.0.113.10".to_owned(),
+        address: "::ffff:203.0.113.10".parse().ok(),
         remote_port: 7000,
         ssrc,
         alsa_port: Some(alsa_port),

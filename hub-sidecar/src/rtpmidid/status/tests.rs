@@ -15,6 +15,10 @@ const NEWER_DAEMON_STATUS: &str =
     include_str!("../../../tests/fixtures/rtpmidid-status-newer-daemon.json");
 
 const CAPTURED_ID: u64 = 7;
+/// Every participant of the capture joined from this host, which rtpmidid reports IPv4-mapped.
+const LOOPBACK_AS_REPORTED: IpAddr = IpAddr::V6(std::net::Ipv6Addr::new(
+    0, 0, 0, 0, 0, 0xffff, 0x7f00, 0x0001,
+));
 // Router ids in the capture.
 const ALICE_NETWORK: u64 = 4;
 const ALICE_ALSA: u64 = 3;
@@ -34,6 +38,7 @@ fn captured_participants() -> Vec<ParticipantStatus> {
             room_name: "jam-studio-a".into(),
             name: "Alice MacBook".into(),
             remote_address: "127.0.0.1".into(),
+            address: Some(LOOPBACK_AS_REPORTED),
             remote_port: 7000,
             ssrc: 3_435_137_940,
             alsa_port: Some(1),
@@ -49,6 +54,7 @@ fn captured_participants() -> Vec<ParticipantStatus> {
             room_name: "jam-studio-a".into(),
             name: "bob-linux".into(),
             remote_address: "127.0.0.1".into(),
+            address: Some(LOOPBACK_AS_REPORTED),
             remote_port: 7002,
             ssrc: 4_271_493_077,
             alsa_port: Some(2),
@@ -60,6 +66,7 @@ fn captured_participants() -> Vec<ParticipantStatus> {
             room_name: "jam-studio-b".into(),
             name: "Carol iPad".into(),
             remote_address: "127.0.0.1".into(),
+            address: Some(LOOPBACK_AS_REPORTED),
             remote_port: 7004,
             ssrc: 3_280_022_554,
             alsa_port: Some(3),
@@ -432,10 +439,31 @@ fn ipv6_remote_is_bracketed_and_mapped_ipv4_is_plain() {
     let alice = named(&status, "Alice MacBook")[0];
     assert_eq!(alice.remote_address, "[2001:db8::1]");
     assert_eq!(alice.remote_endpoint(), "[2001:db8::1]:7000");
+    assert_eq!(alice.address, "2001:db8::1".parse().ok());
+    let bob = named(&status, "bob-linux")[0];
+    assert_eq!(bob.remote_address, "203.0.113.10");
     assert_eq!(
-        named(&status, "bob-linux")[0].remote_address,
-        "203.0.113.10"
+        bob.address,
+        "::ffff:203.0.113.10".parse().ok(),
+        "kept as reported: the allow-list unmaps it"
     );
+}
+
+#[test]
+fn a_host_that_is_no_address_has_none_and_is_still_a_participant() {
+    let status = parse_captured_with(|reply| {
+        change_peer_status(reply, 3_435_137_940, |peer| {
+            peer["remote"]["hostname"] = "fe80::1%eth0".into()
+        });
+        change_peer_status(reply, 4_271_493_077, |peer| {
+            peer["remote"]["hostname"] = "laptop.local".into()
+        });
+    });
+
+    assert_eq!(named(&status, "Alice MacBook")[0].address, None);
+    assert_eq!(named(&status, "bob-linux")[0].address, None);
+    assert_eq!(names(&status), ["Alice MacBook", "bob-linux", "Carol iPad"]);
+    assert!(status.warnings.is_empty(), "{:?}", status.warnings);
 }
 
 #[test]
