@@ -6,6 +6,7 @@
 //! it is judged as the IPv4 address it is, so lists are written in plain IPv4 (Kubernetes
 //! refuses IPv4-mapped CIDRs at admission anyway).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -49,6 +50,24 @@ impl AllowList {
             return false;
         };
         self.0.iter().any(|net| net.contains(&address))
+    }
+}
+
+/// Every room's allow-list, by the room's control port; a room without one admits everyone.
+/// The loop passes the lists in on every pass, so a change of a list takes effect at the next.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomRules(BTreeMap<u16, AllowList>);
+
+impl RoomRules {
+    /// Whether a participant at `address` may play in the room on control port `room`.
+    pub fn admits(&self, room: u16, address: Option<IpAddr>) -> bool {
+        self.0.get(&room).is_none_or(|list| list.admits(address))
+    }
+}
+
+impl FromIterator<(u16, AllowList)> for RoomRules {
+    fn from_iter<I: IntoIterator<Item = (u16, AllowList)>>(lists: I) -> Self {
+        Self(lists.into_iter().collect())
     }
 }
 
@@ -118,6 +137,18 @@ mod tests {
     #[test]
     fn a_cidr_with_host_bits_set_means_its_network() {
         assert!(list(&["203.0.113.7/24"]).admits(ip("203.0.113.200")));
+    }
+
+    #[test]
+    fn each_room_is_judged_by_its_own_list_and_a_room_without_one_admits_everyone() {
+        let rules: RoomRules = [(5004, list(&["203.0.113.0/24"])), (5006, list(&[]))]
+            .into_iter()
+            .collect();
+        assert!(rules.admits(5004, ip("::ffff:203.0.113.10")));
+        assert!(!rules.admits(5004, ip("::ffff:198.51.100.7")));
+        assert!(rules.admits(5006, ip("::ffff:198.51.100.7")), "empty list");
+        assert!(rules.admits(5008, ip("::ffff:198.51.100.7")), "no list");
+        assert!(RoomRules::default().admits(5004, None));
     }
 
     #[test]

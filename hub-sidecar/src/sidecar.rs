@@ -17,6 +17,7 @@ use midihub_api::contract::reasons::wiring as reasons;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
+use crate::allow::RoomRules;
 use crate::health::Health;
 use crate::metrics::ErrorSource;
 use crate::publish::Sink;
@@ -72,6 +73,8 @@ pub struct Sidecar {
     pacing: Pacing,
     throttle: Throttle,
     memory: Memory,
+    /// The rooms' allow-lists, applied on every pass.
+    rules: RoomRules,
 }
 
 impl Sidecar {
@@ -82,6 +85,7 @@ impl Sidecar {
         roster: Roster,
         health: Arc<Health>,
         pacing: Pacing,
+        rules: RoomRules,
     ) -> Self {
         let throttle = Throttle::new(pacing.min_publish_interval, pacing.latency_publish_interval);
         Self {
@@ -92,6 +96,7 @@ impl Sidecar {
             pacing,
             throttle,
             memory: Memory::new(roster),
+            rules,
         }
     }
 
@@ -200,7 +205,14 @@ impl Sidecar {
             }
         };
         let now = Instant::now().into_std();
-        let plan = match step::plan(&self.memory, &status, &snapshot, now, self.pacing.retry_for) {
+        let plan = match step::plan(
+            &self.memory,
+            &status,
+            &snapshot,
+            &self.rules,
+            now,
+            self.pacing.retry_for,
+        ) {
             Ok(plan) => plan,
             Err(wiring) => return self.memory.report(wiring),
         };

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use midihub_api::contract::reasons::wiring as reasons;
 
+use crate::allow::RoomRules;
 use crate::report::{Report, WiringState};
 use crate::roster::{Changes, Roster};
 use crate::rtpmidid::status::RtpmididStatus;
@@ -93,7 +94,8 @@ pub struct Plan {
 }
 
 /// The subscriptions that make the wiring match what rtpmidid reports in `status`, given the
-/// daemon's ports and subscriptions in `snapshot`; an announced port stays unexplained until
+/// daemon's ports and subscriptions in `snapshot` and the rooms' allow-lists in `rules` (a
+/// participant a list refuses is never wired, and links to it are removed); an announced port stays unexplained until
 /// the status names it, it goes away, or it is `retry_for` old (then it is something else,
 /// rtpmidid's own port say). The wiring state to report instead when the daemon has no client
 /// in the sequencer.
@@ -101,6 +103,7 @@ pub fn plan(
     memory: &Memory,
     status: &RtpmididStatus,
     snapshot: &ClientSnapshot,
+    rules: &RoomRules,
     now: Instant,
     retry_for: Duration,
 ) -> Result<Plan, WiringState> {
@@ -113,7 +116,7 @@ pub fn plan(
             ),
         ));
     };
-    let participants = participant_ports(status, client);
+    let participants = participant_ports(status, client, rules);
     let existing: BTreeSet<PortAddr> = snapshot.ports.iter().map(|p| p.addr).collect();
     let known: BTreeSet<PortAddr> = participants.iter().map(|p| p.port).collect();
     let unexplained = memory
@@ -190,9 +193,9 @@ pub fn conclude(
         removed: plan.wiring.remove.len(),
     };
     let wiring = if failures.is_empty() {
-        let connected = plan.participants.iter().filter(|p| p.connected).count();
+        let playing = plan.participants.iter().filter(|p| p.plays).count();
         let subscriptions = wiring::desired_subscriptions(&plan.participants).len();
-        WiringState::wired(connected, subscriptions)
+        WiringState::wired(playing, subscriptions)
     } else {
         WiringState::unknown(reasons::SUBSCRIPTION_FAILED, failures.join("; "))
     };
@@ -221,8 +224,13 @@ fn new_round_trips(seen: &mut BTreeMap<(u16, u32), f64>, status: &RtpmididStatus
     new
 }
 
-/// The ALSA ports of the participants rtpmidid reports, on the daemon's client.
-fn participant_ports(status: &RtpmididStatus, client: i32) -> Vec<ParticipantPort> {
+/// The ALSA ports of the participants rtpmidid reports, on the daemon's client; those who
+/// play are the connected ones their room's list admits.
+fn participant_ports(
+    status: &RtpmididStatus,
+    client: i32,
+    rules: &RoomRules,
+) -> Vec<ParticipantPort> {
     status
         .participants
         .iter()
@@ -233,7 +241,8 @@ fn participant_ports(status: &RtpmididStatus, client: i32) -> Vec<ParticipantPor
                     port: participant.alsa_port?,
                 },
                 room: participant.room_port,
-                connected: participant.connected,
+                plays: participant.connected
+                    && rules.admits(participant.room_port, participant.address),
             })
         })
         .collect()

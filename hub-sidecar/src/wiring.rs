@@ -38,16 +38,17 @@ impl std::fmt::Display for Subscription {
 pub struct ParticipantPort {
     pub port: PortAddr,
     pub room: u16,
-    /// Whether the participant is fully connected; a port of one that is joining or leaving
-    /// is managed (never left wired) but not wired.
-    pub connected: bool,
+    /// Whether the participant plays: fully connected, and admitted by its room's allow-list.
+    /// The port of one that is joining, leaving or refused is managed (never left wired, so
+    /// links to it are removed) but not wired.
+    pub plays: bool,
 }
 
-/// Every subscription a hub wants: inside each room, each connected participant's port to
-/// each other connected participant's port.
+/// Every subscription a hub wants: inside each room, each playing participant's port to
+/// each other playing participant's port.
 pub fn desired_subscriptions(participants: &[ParticipantPort]) -> BTreeSet<Subscription> {
     let mut rooms: BTreeMap<u16, BTreeSet<PortAddr>> = BTreeMap::new();
-    for participant in participants.iter().filter(|p| p.connected) {
+    for participant in participants.iter().filter(|p| p.plays) {
         rooms
             .entry(participant.room)
             .or_default()

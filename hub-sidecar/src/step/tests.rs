@@ -1,6 +1,7 @@
 use jiff::Timestamp;
 
 use super::*;
+use crate::allow::AllowList;
 use crate::rtpmidid::status::{LatencyMs, ParticipantStatus, RoomStatus};
 use crate::sequencer::PortInfo;
 use crate::wiring::Subscription;
@@ -36,6 +37,22 @@ fn participant(name: &str, ssrc: u32, alsa_port: i32, room: u16) -> ParticipantS
         connected: true,
         latency: None,
     }
+}
+
+/// `participant` joining from `address`, as rtpmidid reports an IPv4 host.
+fn from(participant: ParticipantStatus, address: &str) -> ParticipantStatus {
+    ParticipantStatus {
+        remote_address: address.to_owned(),
+        address: format!("::ffff:{address}").parse().ok(),
+        ..participant
+    }
+}
+
+/// Room `room` admits `cidrs` only; the other rooms admit everyone.
+fn only(room: u16, cidrs: &[&str]) -> RoomRules {
+    [(room, AllowList::parse(cidrs).unwrap())]
+        .into_iter()
+        .collect()
 }
 
 fn with_round_trip(participant: ParticipantStatus, last: f64) -> ParticipantStatus {
@@ -92,9 +109,19 @@ fn alice_and_bob() -> RtpmididStatus {
     ])
 }
 
-/// The plan of a look at `status` and `snapshot` now.
+/// The plan of a look at `status` and `snapshot` now, with every room open.
 fn plan_now(memory: &Memory, status: &RtpmididStatus, snapshot: &ClientSnapshot) -> Plan {
-    plan(memory, status, snapshot, Instant::now(), RETRY_FOR).unwrap()
+    plan_with(memory, status, snapshot, &RoomRules::default())
+}
+
+/// The plan of a look at `status` and `snapshot` now, with the rooms' lists `rules`.
+fn plan_with(
+    memory: &Memory,
+    status: &RtpmididStatus,
+    snapshot: &ClientSnapshot,
+    rules: &RoomRules,
+) -> Plan {
+    plan(memory, status, snapshot, rules, Instant::now(), RETRY_FOR).unwrap()
 }
 
 /// A whole pass in which every subscription of the plan was made.
@@ -104,7 +131,15 @@ fn pass(
     snapshot: &ClientSnapshot,
     now: Instant,
 ) -> Outcome {
-    let plan = plan(memory, status, snapshot, now, RETRY_FOR).unwrap();
+    let plan = plan(
+        memory,
+        status,
+        snapshot,
+        &RoomRules::default(),
+        now,
+        RETRY_FOR,
+    )
+    .unwrap();
     conclude(memory, status, plan, &[], at("2026-11-25T19:00:00Z"))
 }
 
@@ -175,7 +210,14 @@ fn a_daemon_without_a_client_in_the_sequencer_is_reported_and_nothing_is_planned
     let memory = Memory::default();
     let status = status(vec![participant("Alice", 1, 1, 5004)]);
     let gone = ClientSnapshot::default();
-    let Err(wiring) = plan(&memory, &status, &gone, Instant::now(), RETRY_FOR) else {
+    let Err(wiring) = plan(
+        &memory,
+        &status,
+        &gone,
+        &RoomRules::default(),
+        Instant::now(),
+        RETRY_FOR,
+    ) else {
         panic!("a daemon that is not in the sequencer cannot be wired");
     };
     assert!(!wiring.ok);
@@ -399,4 +441,131 @@ fn a_pass_that_cannot_look_reports_the_participants_last_seen() {
     let report = memory.report(WiringState::unknown("ControlSocketTimeout", "no answer"));
     assert_eq!(names(&report.participants), ["Alice"]);
     assert_eq!(report.wiring.reason, "ControlSocketTimeout");
+}
+
+/// Alice and Bob from the band's network, Mallory from elsewhere, in room 5004 on ports 1, 2
+/// and 3; Carol, from elsewhere too, alone in room 5006 on port 4.
+fn band_and_strangers() -> RtpmididStatus {
+    status(vec![
+        from(participant("Alice", 1, 1, 5004), "203.0.113.10"),
+        from(participant("Bob", 2, 2, 5004), "203.0.113.11"),
+        from(participant("Mallory", 3, 3, 5004), "198.51.100.7"),
+        from(participant("Carol", 4, 4, 5006), "198.51.100.8"),
+    ])
+}
+
+#[test]
+fn a_participant_its_rooms_list_refuses_is_wired_in_neither_direction() {
+    let mut memory = Memory::default();
+    let status = band_and_strangers();
+    let plan = plan_with(
+        &memory,
+        &status,
+        &sequencer(&[1, 2, 3, 4], &[]),
+        &only(5004, &["203.0.113.0/24"]),
+    );
+    assert_eq!(
+        plan.wiring,
+        WiringPlan {
+            remove: vec![],
+            add: vec![link(1, 2), link(2, 1)],
+        },
+        "Alice and Bob hear each other; Mallory hears nobody and nobody hears Mallory"
+    );
+
+    let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
+    assert_eq!(
+        outcome.report.wiring,
+        WiringState::wired(3, 2),
+        "Alice, Bob and Carol play; Mallory does not"
+    );
+}
+
+#[test]
+fn links_to_a_refused_participant_are_removed() {
+    let wired_before = [
+        link(1, 2),
+        link(2, 1),
+        link(1, 3),
+        link(3, 1),
+        link(2, 3),
+        link(3, 2),
+    ];
+    let plan = plan_with(
+        &Memory::default(),
+        &band_and_strangers(),
+        &sequencer(&[1, 2, 3, 4], &wired_before),
+        &only(5004, &["203.0.113.0/24"]),
+    );
+    assert_eq!(
+        plan.wiring,
+        WiringPlan {
+            remove: vec![link(1, 3), link(2, 3), link(3, 1), link(3, 2)],
+            add: vec![],
+        }
+    );
+}
+
+#[test]
+fn an_empty_list_admits_everyone() {
+    let plan = plan_with(
+        &Memory::default(),
+        &band_and_strangers(),
+        &sequencer(&[1, 2, 3], &[]),
+        &only(5004, &[]),
+    );
+    assert_eq!(plan.wiring.add.len(), 6, "all three of room 5004 are wired");
+}
+
+#[test]
+fn a_changed_list_takes_effect_at_the_next_pass() {
+    let memory = Memory::default();
+    let status = band_and_strangers();
+    let wired = sequencer(&[1, 2, 3, 4], &[link(1, 2), link(2, 1)]);
+    let band = only(5004, &["203.0.113.10/32", "203.0.113.11/32"]);
+    assert_eq!(
+        plan_with(&memory, &status, &wired, &band).wiring,
+        WiringPlan::default(),
+        "Alice and Bob are wired, Mallory is not: nothing to change"
+    );
+
+    let alice_only = only(5004, &["203.0.113.10/32"]);
+    assert_eq!(
+        plan_with(&memory, &status, &wired, &alice_only).wiring,
+        WiringPlan {
+            remove: vec![link(1, 2), link(2, 1)],
+            add: vec![],
+        },
+        "Bob is refused now: his links go"
+    );
+
+    let open = RoomRules::default();
+    assert_eq!(
+        plan_with(&memory, &status, &wired, &open).wiring.add,
+        [link(1, 3), link(2, 3), link(3, 1), link(3, 2)],
+        "with no list, Mallory is wired too"
+    );
+}
+
+#[test]
+fn a_list_refuses_a_participant_whose_address_cannot_be_read_but_no_list_does_not() {
+    let unreadable = ParticipantStatus {
+        remote_address: "laptop.local".to_owned(),
+        address: None,
+        ..participant("Bob", 2, 2, 5004)
+    };
+    let status = status(vec![
+        from(participant("Alice", 1, 1, 5004), "203.0.113.10"),
+        unreadable,
+    ]);
+    let ports = sequencer(&[1, 2], &[]);
+    let listed = only(5004, &["0.0.0.0/0", "::/0"]);
+    assert_eq!(
+        plan_with(&Memory::default(), &status, &ports, &listed).wiring,
+        WiringPlan::default()
+    );
+    assert_eq!(
+        plan_now(&Memory::default(), &status, &ports).wiring.add,
+        [link(1, 2), link(2, 1)]
+    );
 }

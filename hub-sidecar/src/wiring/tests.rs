@@ -13,7 +13,7 @@ fn participant(alsa_port: i32, room: u16) -> ParticipantPort {
     ParticipantPort {
         port: port(alsa_port),
         room,
-        connected: true,
+        plays: true,
     }
 }
 
@@ -52,9 +52,9 @@ fn a_lone_participant_is_wired_to_nobody() {
 }
 
 #[test]
-fn a_participant_that_is_not_connected_is_not_wired() {
+fn a_participant_that_does_not_play_is_not_wired() {
     let mut leaving = participant(2, 5004);
-    leaving.connected = false;
+    leaving.plays = false;
     let desired = desired_subscriptions(&[participant(1, 5004), leaving, participant(3, 5004)]);
     assert_eq!(desired, [link(1, 3), link(3, 1)].into());
 }
