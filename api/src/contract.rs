@@ -230,7 +230,8 @@ pub fn condition(
 }
 
 /// Whether someone plays in one of the hub's rooms, as its sidecar last reported: a wired
-/// participant in any room.
+/// participant in any room. Refused participants (`status.refused`) play nowhere: they do
+/// not keep a hub awake.
 pub fn occupied(status: &MidiHubStatus) -> bool {
     status.participant_count.unwrap_or_default() > 0
         || status
@@ -242,6 +243,7 @@ pub fn occupied(status: &MidiHubStatus) -> bool {
 /// Whether `status` holds any field the sidecar writes.
 pub fn has_sidecar_fields(status: &MidiHubStatus) -> bool {
     status.participants.is_some()
+        || status.refused.is_some()
         || status.participant_count.is_some()
         || status.latency.is_some()
         || status
@@ -342,6 +344,10 @@ mod tests {
                 ..MidiHubStatus::default()
             },
             MidiHubStatus {
+                refused: Some(vec![]),
+                ..MidiHubStatus::default()
+            },
+            MidiHubStatus {
                 participant_count: Some(0),
                 ..MidiHubStatus::default()
             },
@@ -357,5 +363,38 @@ mod tests {
         for status in with {
             assert!(has_sidecar_fields(&status), "{status:?}");
         }
+    }
+
+    #[test]
+    fn refused_participants_do_not_occupy_a_room() {
+        let stranger = crate::RefusedParticipant {
+            port: 5004,
+            room: "jam".to_owned(),
+            name: "Mallory".to_owned(),
+            remote_address: "198.51.100.7:5004".to_owned(),
+            since: Time(jiff::Timestamp::UNIX_EPOCH),
+        };
+        let only_refused = MidiHubStatus {
+            participants: Some(vec![]),
+            participant_count: Some(0),
+            refused: Some(vec![stranger]),
+            ..MidiHubStatus::default()
+        };
+        assert!(!occupied(&only_refused));
+
+        let playing = crate::Participant {
+            port: 5004,
+            room: "jam".to_owned(),
+            name: "Alice".to_owned(),
+            remote_address: "203.0.113.10:5004".to_owned(),
+            joined_at: None,
+            latency: None,
+        };
+        let with_a_player = MidiHubStatus {
+            participants: Some(vec![playing]),
+            participant_count: Some(1),
+            ..only_refused
+        };
+        assert!(occupied(&with_a_player));
     }
 }

@@ -331,6 +331,12 @@ pub struct MidiHubStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participants: Option<Vec<Participant>>,
 
+    /// Participants connected now whom their room's allow-list (`spec.ports[].allow`) refuses:
+    /// they are never wired (they hear nobody and nobody hears them), and they are not among
+    /// `participants` nor counted in `participantCount` (written by the hub's sidecar).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Vec<RefusedParticipant>>,
+
     /// Number of participants connected now (written by the hub's sidecar).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant_count: Option<i32>,
@@ -417,6 +423,23 @@ pub struct Participant {
     /// Round-trip time between the hub and the participant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Latency>,
+}
+
+/// Someone connected to one of the hub's rooms from an address its allow-list refuses.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedParticipant {
+    /// Control port of the room they connected to.
+    pub port: i32,
+    /// Session name of the room.
+    pub room: String,
+    /// Their own session name.
+    pub name: String,
+    /// Their address and control port as the hub sees them; the address is what the room's
+    /// allow-list was compared with.
+    pub remote_address: String,
+    /// Since when they are connected and refused.
+    pub since: Time,
 }
 
 /// Round-trip time statistics, in milliseconds, from RTP-MIDI clock synchronisation.
