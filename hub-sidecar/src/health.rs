@@ -88,6 +88,7 @@ mod tests {
 
         let report = Report {
             participants: vec![],
+            refused: Vec::new(),
             wiring: WiringState::wired(0, 0),
         };
         health.beat(&report, start + Duration::from_secs(50));
@@ -101,6 +102,7 @@ mod tests {
         assert_eq!(health.last_report(), None);
         let report = Report {
             participants: vec![],
+            refused: Vec::new(),
             wiring: WiringState::unknown("ControlSocketUnreachable", "no socket"),
         };
         health.beat(&report, start);

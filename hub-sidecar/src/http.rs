@@ -76,6 +76,7 @@ mod tests {
     fn report(wiring: WiringState) -> Report {
         Report {
             participants: vec![],
+            refused: Vec::new(),
             wiring,
         }
     }

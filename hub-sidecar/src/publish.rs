@@ -42,6 +42,7 @@ impl Sink {
                 "participantCount": report.participant_count(),
                 "latency": report.latency_summary(),
                 "participants": report.participants,
+                "refused": report.refused,
                 "wiring": report.wiring,
             })),
         }
@@ -56,6 +57,9 @@ impl Sink {
                     for participant in participants {
                         print_line(&json!({"type": kind, "participant": participant}))?;
                     }
+                }
+                for participant in &changes.refused {
+                    print_line(&json!({"type": "refused", "participant": participant}))?;
                 }
                 Ok(())
             }

@@ -1,5 +1,5 @@
-//! What the sidecar publishes (participants, their count, a latency summary and whether the
-//! wiring is known to be right) and when: at most about once a second, and only when
+//! What the sidecar publishes (participants, their count, a latency summary, whom the rooms'
+//! allow-lists refuse and whether the wiring is known to be right) and when: at most about once a second, and only when
 //! something meaningful changed. Pure: time is passed in.
 
 use std::time::{Duration, Instant};
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use midihub_api::contract::reasons::wiring as reasons;
 use midihub_api::contract::{self, WIRING_CONDITION};
-use midihub_api::{MidiHubStatus, Participant};
+use midihub_api::{MidiHubStatus, Participant, RefusedParticipant};
 use serde::Serialize;
 
 /// Whether the sidecar could check the wiring, and if not, why.
@@ -47,11 +47,13 @@ impl WiringState {
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub participants: Vec<Participant>,
+    /// Connected, but refused by their room's allow-list: not participants, never wired.
+    pub refused: Vec<RefusedParticipant>,
     pub wiring: WiringState,
 }
 
 impl Report {
-    /// Number of connected participants.
+    /// Number of connected participants (refused ones are not participants).
     pub fn participant_count(&self) -> i32 {
         i32::try_from(self.participants.len()).unwrap_or(i32::MAX)
     }
@@ -72,8 +74,8 @@ impl Report {
         Some(format!("avg {mean:.1}ms max {max:.1}ms"))
     }
 
-    /// The fields of a hub's status the sidecar writes, as of `now`: the participants (listed
-    /// even when there are none), their count, the latency summary when anyone has one, and
+    /// The fields of a hub's status the sidecar writes, as of `now`: the participants and the
+    /// refused (each listed even when there are none), the participants' count, the latency summary when anyone has one, and
     /// the Wiring condition, carried forward from the `previous` conditions so that its
     /// lastTransitionTime moves only when its status does.
     pub fn hub_status(&self, previous: &[Condition], now: jiff::Timestamp) -> MidiHubStatus {
@@ -88,6 +90,7 @@ impl Report {
         );
         MidiHubStatus {
             participants: Some(self.participants.clone()),
+            refused: Some(self.refused.clone()),
             participant_count: Some(self.participant_count()),
             latency: self.latency_summary(),
             conditions: vec![wiring],
@@ -102,7 +105,7 @@ enum Change {
     None,
     /// Only latency figures moved (by at least a millisecond).
     Latency,
-    /// Someone joined or left, or the wiring state changed.
+    /// Someone joined, left or was refused, or the wiring state changed.
     Membership,
 }
 
@@ -117,7 +120,10 @@ fn change(old: &Report, new: &Report) -> Change {
             })
             .collect()
     };
-    if old.wiring != new.wiring || without_latency(old) != without_latency(new) {
+    if old.wiring != new.wiring
+        || old.refused != new.refused
+        || without_latency(old) != without_latency(new)
+    {
         return Change::Membership;
     }
     // Latency is re-measured every few seconds at 0.1 ms resolution: a millisecond is the

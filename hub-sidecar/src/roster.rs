@@ -1,17 +1,18 @@
 //! Who is in the hub: participants as the MidiHub status shows them, with the time each
-//! joined, and who joined or left since the last look. Pure: time is passed in.
+//! joined, and who joined or left since the last look; apart from them, whom their room's
+//! allow-list refuses, and since when. Pure: time is passed in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use midihub_api::{Latency, Participant};
+use midihub_api::{Latency, Participant, RefusedParticipant};
 
 use crate::rtpmidid::status::ParticipantStatus;
 
 /// What identifies one participant across looks: its room and its SSRC (names need not be
 /// unique, and a participant that re-joins gets a new SSRC).
-type Key = (u16, u32);
+pub type Key = (u16, u32);
 
 /// The participants seen so far, each with the time it joined.
 #[derive(Clone, Debug, Default)]
@@ -19,13 +20,19 @@ pub struct Roster {
     joined: BTreeMap<Key, Participant>,
     /// Participants a previous sidecar published and that have not been seen again yet.
     inherited: Vec<Participant>,
+    /// Connected participants their room's allow-list refuses, each since it was first.
+    refused: BTreeMap<Key, RefusedParticipant>,
 }
 
 /// What changed between two looks.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Changes {
     pub joined: Vec<Participant>,
+    /// Includes a participant who played and whom a changed list now refuses.
     pub left: Vec<Participant>,
+    /// Participants refused since the last look (who connected, or whom a changed list now
+    /// refuses).
+    pub refused: Vec<RefusedParticipant>,
 }
 
 impl Roster {
@@ -34,18 +41,37 @@ impl Roster {
     /// again; those gone by the first look are announced as having left.
     pub fn inherit(previous: Vec<Participant>) -> Self {
         Self {
-            joined: BTreeMap::new(),
             inherited: previous,
+            ..Self::default()
         }
     }
 
-    /// Takes the participants rtpmidid reports now (only connected ones count); returns who
-    /// joined and who left since the last look.
-    pub fn update(&mut self, reported: &[ParticipantStatus], now: Timestamp) -> Changes {
+    /// Takes the participants rtpmidid reports now (only connected ones count) and which of
+    /// them their room's allow-list refuses (by room and SSRC); returns who joined, who left
+    /// and who was refused since the last look.
+    pub fn update(
+        &mut self,
+        reported: &[ParticipantStatus],
+        refused: &BTreeSet<Key>,
+        now: Timestamp,
+    ) -> Changes {
         let mut changes = Changes::default();
         let mut current = BTreeMap::new();
+        let mut current_refused = BTreeMap::new();
         for status in reported.iter().filter(|p| p.connected) {
             let key = (status.room_port, status.ssrc);
+            if refused.contains(&key) {
+                let refusal = match self.refused.get(&key) {
+                    Some(known) => refusal(status, known.since.clone()),
+                    None => {
+                        let refusal = refusal(status, Time(now));
+                        changes.refused.push(refusal.clone());
+                        refusal
+                    }
+                };
+                current_refused.insert(key, refusal);
+                continue;
+            }
             let joined_at = if let Some(known) = self.joined.get(&key) {
                 known.joined_at.clone()
             } else if let Some(inherited) = self.take_inherited(status) {
@@ -64,7 +90,15 @@ impl Roster {
         );
         changes.left.append(&mut self.inherited);
         self.joined = current;
+        self.refused = current_refused;
         changes
+    }
+
+    /// The refused participants as published, ordered by room, then since when, then name.
+    pub fn refused(&self) -> Vec<RefusedParticipant> {
+        let mut refused: Vec<RefusedParticipant> = self.refused.values().cloned().collect();
+        refused.sort_by(|a, b| (a.port, &a.since, &a.name).cmp(&(b.port, &b.since, &b.name)));
+        refused
     }
 
     /// The participants as published, ordered by room, then join time, then name.
@@ -98,6 +132,16 @@ fn published(status: &ParticipantStatus, joined_at: Option<Time>) -> Participant
             average_ms: latency.average,
             jitter_ms: latency.stddev,
         }),
+    }
+}
+
+fn refusal(status: &ParticipantStatus, since: Time) -> RefusedParticipant {
+    RefusedParticipant {
+        port: i32::from(status.room_port),
+        room: status.room_name.clone(),
+        name: status.name.clone(),
+        remote_address: status.remote_endpoint(),
+        since,
     }
 }
 

@@ -153,6 +153,7 @@ impl Sidecar {
         }
         let farewell = Report {
             participants: Vec::new(),
+            refused: Vec::new(),
             wiring: WiringState::unknown(reasons::STOPPED, "the hub sidecar stopped"),
         };
         self.publish(farewell).await;
@@ -235,7 +236,10 @@ impl Sidecar {
         for participant in &changes.left {
             tracing::info!(room = participant.port, participant = %participant.name, address = %participant.remote_address, "left");
         }
-        if (!changes.joined.is_empty() || !changes.left.is_empty())
+        for refused in &changes.refused {
+            tracing::info!(room = refused.port, participant = %refused.name, address = %refused.remote_address, "refused by the room's allow-list; not wired");
+        }
+        if (!changes.joined.is_empty() || !changes.left.is_empty() || !changes.refused.is_empty())
             && let Err(error) = self.sink.announce(&changes).await
         {
             metrics.error(ErrorSource::Publish);

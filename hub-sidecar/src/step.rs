@@ -11,7 +11,7 @@ use midihub_api::contract::reasons::wiring as reasons;
 
 use crate::allow::RoomRules;
 use crate::report::{Report, WiringState};
-use crate::roster::{Changes, Roster};
+use crate::roster::{self, Changes, Roster};
 use crate::rtpmidid::status::RtpmididStatus;
 use crate::sequencer::{ClientSnapshot, SequencerEvent};
 use crate::wiring::{self, ParticipantPort, PortAddr, WiringPlan};
@@ -77,6 +77,7 @@ impl Memory {
     pub fn report(&self, wiring: WiringState) -> Report {
         Report {
             participants: self.roster.participants(),
+            refused: self.roster.refused(),
             wiring,
         }
     }
@@ -89,6 +90,8 @@ pub struct Plan {
     pub wiring: WiringPlan,
     /// The participants whose ports exist in the sequencer.
     participants: Vec<ParticipantPort>,
+    /// The connected participants their room's list refuses, whether or not their ports exist.
+    refused: BTreeSet<roster::Key>,
     /// The announced ports still waiting for an explanation.
     unexplained: BTreeMap<PortAddr, Instant>,
 }
@@ -117,6 +120,12 @@ pub fn plan(
         ));
     };
     let participants = participant_ports(status, client, rules);
+    let refused = status
+        .participants
+        .iter()
+        .filter(|p| p.connected && !rules.admits(p.room_port, p.address))
+        .map(|p| (p.room_port, p.ssrc))
+        .collect();
     let existing: BTreeSet<PortAddr> = snapshot.ports.iter().map(|p| p.addr).collect();
     let known: BTreeSet<PortAddr> = participants.iter().map(|p| p.port).collect();
     let unexplained = memory
@@ -136,6 +145,7 @@ pub fn plan(
     Ok(Plan {
         wiring: wiring::plan(&participants, &snapshot.subscriptions),
         participants,
+        refused,
         unexplained,
     })
 }
@@ -154,7 +164,8 @@ pub struct Outcome {
 /// A pass's contribution to the metrics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Figures {
-    /// Connected participants of each room rtpmidid lists, by control port.
+    /// Connected participants of each room rtpmidid lists (the refused not counted), by
+    /// control port.
     pub participants: Vec<(u16, usize)>,
     /// Round-trip samples, in milliseconds, that earlier passes have not seen.
     pub new_round_trips: Vec<f64>,
@@ -174,7 +185,9 @@ pub fn conclude(
     now: jiff::Timestamp,
 ) -> Outcome {
     memory.unexplained = plan.unexplained;
-    let changes = memory.roster.update(&status.participants, now);
+    let changes = memory
+        .roster
+        .update(&status.participants, &plan.refused, now);
     let figures = Figures {
         participants: status
             .rooms
@@ -184,6 +197,7 @@ pub fn conclude(
                     .participants
                     .iter()
                     .filter(|p| p.connected && p.room_port == room.port)
+                    .filter(|p| !plan.refused.contains(&(p.room_port, p.ssrc)))
                     .count();
                 (room.port, count)
             })

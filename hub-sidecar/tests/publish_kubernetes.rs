@@ -6,7 +6,7 @@ use hub_sidecar::publish::KubernetesSink;
 use hub_sidecar::report::{Report, WiringState};
 use hub_sidecar::roster::Changes;
 use midihub_api::contract::{SIDECAR_FIELD_MANAGER, WIRING_CONDITION};
-use midihub_api::{Latency, Participant};
+use midihub_api::{Latency, Participant, RefusedParticipant};
 use midihub_tests::conditions::json_condition;
 use midihub_tests::fake_apiserver::FakeApiServer;
 use serde_json::json;
@@ -28,6 +28,19 @@ fn participant(name: &str, average_ms: f64) -> Participant {
             average_ms,
             jitter_ms: 0.5,
         }),
+    }
+}
+
+/// Connected from outside the room's allow-list.
+fn stranger() -> RefusedParticipant {
+    RefusedParticipant {
+        port: 5004,
+        room: "jam-a".into(),
+        name: "Mallory".into(),
+        remote_address: "198.51.100.7:7000".into(),
+        since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-11-25T19:00:00Z".parse().unwrap(),
+        ),
     }
 }
 
@@ -54,13 +67,16 @@ async fn participants_latency_and_wiring_reach_the_status_under_the_sidecars_fie
     assert!(previous.is_empty());
     let report = Report {
         participants: vec![participant("Alice", 20.0), participant("Bob", 41.0)],
+        refused: vec![stranger()],
         wiring: WiringState::wired(2, 2),
     };
     sink.publish(&report).await.unwrap();
 
     let hub = fake.get(HUB).unwrap();
     let status = &hub["status"];
-    assert_eq!(status["participantCount"], 2);
+    assert_eq!(status["participantCount"], 2, "the refused are not counted");
+    assert_eq!(status["refused"][0]["name"], "Mallory");
+    assert_eq!(status["refused"][0]["remoteAddress"], "198.51.100.7:7000");
     assert_eq!(status["latency"], "avg 30.5ms max 41.0ms");
     assert_eq!(status["participants"][1]["name"], "Bob");
     assert_eq!(
@@ -82,6 +98,7 @@ async fn participants_latency_and_wiring_reach_the_status_under_the_sidecars_fie
     // Nobody left: the summary goes away rather than going stale.
     let empty = Report {
         participants: vec![],
+        refused: vec![],
         wiring: WiringState::wired(0, 0),
     };
     sink.publish(&empty).await.unwrap();
@@ -112,6 +129,7 @@ async fn the_status_patch_holds_the_sidecars_fields_and_nothing_else() {
         .unwrap();
     let report = Report {
         participants: vec![participant("Alice", 20.0)],
+        refused: vec![],
         wiring: WiringState::wired(1, 0),
     };
     sink.publish(&report).await.unwrap();
@@ -123,6 +141,7 @@ async fn the_status_patch_holds_the_sidecars_fields_and_nothing_else() {
             "kind": "MidiHub",
             "status": {
                 "participants": [serde_json::to_value(participant("Alice", 20.0)).unwrap()],
+                "refused": [],
                 "participantCount": 1,
                 "latency": "avg 20.0ms max 20.0ms",
                 "conditions": [{
@@ -138,6 +157,7 @@ async fn the_status_patch_holds_the_sidecars_fields_and_nothing_else() {
     // Nobody there, nothing known: the list is written empty, the latency not at all.
     let nobody = Report {
         participants: vec![],
+        refused: vec![],
         wiring: WiringState::unknown("ControlSocketTimeout", "no answer"),
     };
     sink.publish(&nobody).await.unwrap();
@@ -146,6 +166,7 @@ async fn the_status_patch_holds_the_sidecars_fields_and_nothing_else() {
         patch["status"],
         json!({
             "participants": [],
+            "refused": [],
             "participantCount": 0,
             "conditions": [{
                 "type": "Wiring",
@@ -166,6 +187,7 @@ async fn joins_and_leaves_become_events_on_the_hub() {
     let changes = Changes {
         joined: vec![participant("Alice", 20.0)],
         left: vec![participant("Bob", 30.0)],
+        refused: vec![],
     };
     sink.announce(&changes).await.unwrap();
     let events = fake.list(EVENTS);
@@ -199,6 +221,7 @@ async fn each_join_and_leave_is_an_event_of_its_own_naming_its_participant() {
     let joined = |name: &str| Changes {
         joined: vec![participant(name, 20.0)],
         left: vec![],
+        refused: vec![],
     };
     // One look after another, as the sidecar announces them.
     for changes in [
@@ -208,6 +231,7 @@ async fn each_join_and_leave_is_an_event_of_its_own_naming_its_participant() {
         Changes {
             joined: vec![],
             left: vec![participant("Alice", 20.0)],
+            refused: vec![],
         },
         joined("Alice"),
     ] {
@@ -287,6 +311,7 @@ async fn a_restarted_sidecar_keeps_the_wiring_conditions_transition_time() {
         .unwrap();
     let wired = Report {
         participants: vec![participant("Alice", 20.0)],
+        refused: vec![],
         wiring: WiringState::wired(1, 0),
     };
     sink.publish(&wired).await.unwrap();
@@ -295,6 +320,7 @@ async fn a_restarted_sidecar_keeps_the_wiring_conditions_transition_time() {
 
     let broken = Report {
         participants: vec![],
+        refused: vec![],
         wiring: WiringState::unknown("ControlSocketTimeout", "no answer"),
     };
     sink.publish(&broken).await.unwrap();

@@ -1,3 +1,4 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use midihub_api::Latency;
 
 use super::*;
@@ -21,6 +22,7 @@ fn report(participants: Vec<Participant>) -> Report {
     let count = participants.len();
     Report {
         participants,
+        refused: vec![],
         wiring: WiringState::wired(count, 0),
     }
 }
@@ -87,6 +89,7 @@ fn a_change_of_wiring_state_is_membership_news() {
     let throttle = throttle_after(report(vec![]), start);
     let broken = Report {
         participants: vec![],
+        refused: Vec::new(),
         wiring: WiringState::unknown("ControlSocketUnreachable", "no socket"),
     };
     assert_eq!(
@@ -151,9 +154,53 @@ fn the_wiring_condition_keeps_its_transition_time_until_its_status_changes() {
 
     let broken = Report {
         participants: vec![],
+        refused: Vec::new(),
         wiring: WiringState::unknown("ControlSocketTimeout", "no answer"),
     }
     .hub_status(&first.conditions, now);
     assert_eq!(broken.conditions[0].status, "False");
     assert_eq!(broken.conditions[0].last_transition_time.0, now);
+}
+
+fn stranger() -> RefusedParticipant {
+    RefusedParticipant {
+        port: 5004,
+        room: "room".into(),
+        name: "Mallory".into(),
+        remote_address: "198.51.100.7:7000".into(),
+        since: Time(jiff::Timestamp::from_second(1_000).unwrap()),
+    }
+}
+
+#[test]
+fn a_refusal_is_membership_news_but_not_a_participant() {
+    let start = Instant::now();
+    let throttle = throttle_after(report(vec![participant("a", 20.0)]), start);
+    let with_stranger = Report {
+        refused: vec![stranger()],
+        ..report(vec![participant("a", 20.0)])
+    };
+    assert_eq!(
+        throttle.due(&with_stranger, start + Duration::from_secs(1)),
+        Due::Now
+    );
+    assert_eq!(with_stranger.participant_count(), 1);
+}
+
+#[test]
+fn the_hub_status_lists_the_refused_apart_even_when_none() {
+    let now = jiff::Timestamp::from_second(2_000).unwrap();
+    assert_eq!(report(vec![]).hub_status(&[], now).refused, Some(vec![]));
+
+    let status = Report {
+        refused: vec![stranger()],
+        ..report(vec![participant("Alice", 20.0)])
+    }
+    .hub_status(&[], now);
+    assert_eq!(status.refused, Some(vec![stranger()]));
+    assert_eq!(status.participant_count, Some(1));
+    assert!(
+        midihub_api::contract::occupied(&status),
+        "Alice plays; Mallory alone would not"
+    );
 }

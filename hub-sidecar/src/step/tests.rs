@@ -569,3 +569,60 @@ fn a_list_refuses_a_participant_whose_address_cannot_be_read_but_no_list_does_no
         [link(1, 2), link(2, 1)]
     );
 }
+
+#[test]
+fn a_refused_participant_is_reported_as_refused_and_counted_nowhere() {
+    let mut memory = Memory::default();
+    let status = band_and_strangers();
+    let plan = plan_with(
+        &memory,
+        &status,
+        &sequencer(&[1, 2, 3, 4], &[]),
+        &only(5004, &["203.0.113.0/24"]),
+    );
+    let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
+
+    assert_eq!(
+        names(&outcome.report.participants),
+        ["Alice", "Bob", "Carol"]
+    );
+    assert_eq!(outcome.report.participant_count(), 3);
+    let refused: Vec<&str> = outcome
+        .report
+        .refused
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(refused, ["Mallory"]);
+    assert_eq!(
+        outcome.report.refused[0].remote_address,
+        "198.51.100.7:7000"
+    );
+    assert_eq!(names(&outcome.changes.joined), ["Alice", "Bob", "Carol"]);
+    assert_eq!(outcome.changes.refused, outcome.report.refused);
+    assert_eq!(
+        outcome.figures.participants,
+        [(5004, 2), (5006, 1)],
+        "Mallory does not play in room 5004"
+    );
+}
+
+#[test]
+fn a_refused_participant_whose_port_is_not_there_yet_is_refused_all_the_same() {
+    let mut memory = Memory::default();
+    let status = band_and_strangers();
+    let plan = plan_with(
+        &memory,
+        &status,
+        &sequencer(&[1, 2], &[]),
+        &only(5004, &["203.0.113.0/24"]),
+    );
+    let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
+    let refused: Vec<&str> = outcome
+        .report
+        .refused
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(refused, ["Mallory"]);
+}
