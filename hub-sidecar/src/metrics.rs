@@ -1,5 +1,5 @@
-//! Prometheus metrics of the sidecar: participants per room, round trips, wiring changes and
-//! errors.
+//! Prometheus metrics of the sidecar: participants per room, refusals by the rooms'
+//! allow-lists, round trips, wiring changes and errors.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -49,6 +49,7 @@ impl ErrorSource {
 pub struct Metrics {
     registry: Registry,
     participants: Family<RoomLabels, Gauge>,
+    refusals: Family<RoomLabels, Counter>,
     round_trip: Histogram,
     wiring_changes: Family<ChangeLabels, Counter>,
     errors: Family<SourceLabels, Counter>,
@@ -58,6 +59,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("midihub_sidecar");
         let participants = Family::<RoomLabels, Gauge>::default();
+        let refusals = Family::<RoomLabels, Counter>::default();
         // RTP-MIDI over the internet: from a LAN's milliseconds to a continent's quarter second.
         let round_trip =
             Histogram::new([0.001, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.25, 0.5, 1.0]);
@@ -67,6 +69,11 @@ impl Default for Metrics {
             "participants",
             "Connected participants, by room (control port)",
             participants.clone(),
+        );
+        registry.register(
+            "refusals",
+            "Participants refused by their room's allow-list (never wired), by room (control port); each refusal counts once",
+            refusals.clone(),
         );
         registry.register(
             "round_trip_seconds",
@@ -86,6 +93,7 @@ impl Default for Metrics {
         Self {
             registry,
             participants,
+            refusals,
             round_trip,
             wiring_changes,
             errors,
@@ -101,6 +109,16 @@ impl Metrics {
                 room: room.to_string(),
             })
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a participant refused by the allow-list of a room (its control port, as
+    /// published in `status.refused`).
+    pub fn refused(&self, room: i32) {
+        self.refusals
+            .get_or_create(&RoomLabels {
+                room: room.to_string(),
+            })
+            .inc();
     }
 
     /// Records a new round-trip sample, in milliseconds.
@@ -131,5 +149,33 @@ impl Metrics {
     /// The registry the metrics are served from.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(metrics: &Metrics) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, metrics.registry()).unwrap();
+        text
+    }
+
+    #[test]
+    fn refusals_are_counted_by_room() {
+        let metrics = Metrics::default();
+        metrics.refused(5004);
+        metrics.refused(5004);
+        metrics.refused(5006);
+        let text = exposition(&metrics);
+        assert!(
+            text.contains("midihub_sidecar_refusals_total{room=\"5004\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("midihub_sidecar_refusals_total{room=\"5006\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -238,6 +238,7 @@ impl Sidecar {
         }
         for refused in &changes.refused {
             tracing::info!(room = refused.port, participant = %refused.name, address = %refused.remote_address, "refused by the room's allow-list; not wired");
+            metrics.refused(refused.port);
         }
         if (!changes.joined.is_empty() || !changes.left.is_empty() || !changes.refused.is_empty())
             && let Err(error) = self.sink.announce(&changes).await
