@@ -1,10 +1,12 @@
 //! Local mode's rtpmidid: the configuration written from the rooms given on the command line
-//! (the same rendering as the operator's), and the daemon started and kept running.
+//! (the same rendering as the operator's), and the daemon started and kept running; and the
+//! rooms' allow-lists given on the command line.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use crate::allow::{AllowList, RoomRules};
 use midihub_api::rtpmidid_config::{self, ConfigError, Room, RtpmididConfig};
 use midihub_runtime::wait_for;
 use nix::sys::signal::{Signal, kill};
@@ -26,6 +28,14 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 pub enum LocalError {
     #[error("invalid room {0:?}: write PORT or PORT=NAME, e.g. 5004 or 5004=jam-a")]
     Room(String),
+    #[error(
+        "invalid allow-list {argument:?}: {reason}; write --allow PORT=CIDR[,CIDR...], e.g. --allow 5004=203.0.113.0/24,2001:db8::/32"
+    )]
+    Allow { argument: String, reason: String },
+    #[error(
+        "--allow names room {0} twice: give all its CIDRs in one, e.g. --allow {0}=203.0.113.0/24,198.51.100.7/32"
+    )]
+    AllowTwice(u16),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot write {path}: {error}")]
@@ -50,6 +60,33 @@ pub fn parse_room(argument: &str) -> Result<midihub_api::HubPort, LocalError> {
         name,
         allow: Vec::new(),
     })
+}
+
+/// Parses a `PORT=CIDR[,CIDR...]` allow-list argument: the room's control port and its list.
+pub fn parse_allow(argument: &str) -> Result<(u16, AllowList), LocalError> {
+    let invalid = |reason: String| LocalError::Allow {
+        argument: argument.to_owned(),
+        reason,
+    };
+    let (port, cidrs) = argument
+        .split_once('=')
+        .ok_or_else(|| invalid("no '=' between the room's port and its CIDRs".to_owned()))?;
+    let port = port
+        .trim()
+        .parse()
+        .map_err(|_| invalid(format!("{:?} is not a room's control port", port.trim())))?;
+    let entries: Vec<&str> = cidrs.split(',').collect();
+    let list = AllowList::parse(&entries).map_err(|error| invalid(error.to_string()))?;
+    Ok((port, list))
+}
+
+/// The rooms' allow-lists from the `--allow` arguments, one per room.
+pub fn room_rules(lists: Vec<(u16, AllowList)>) -> Result<RoomRules, LocalError> {
+    let mut ports = std::collections::BTreeSet::new();
+    if let Some((port, _)) = lists.iter().find(|(port, _)| !ports.insert(*port)) {
+        return Err(LocalError::AllowTwice(*port));
+    }
+    Ok(lists.into_iter().collect())
 }
 
 /// Writes rtpmidid's configuration for `rooms` into `directory` (which also gets the control
@@ -162,6 +199,58 @@ mod tests {
         );
         assert!(matches!(parse_room("jam"), Err(LocalError::Room(_))));
         assert!(matches!(parse_room("=jam"), Err(LocalError::Room(_))));
+    }
+
+    #[test]
+    fn an_allow_list_is_a_port_and_cidrs() {
+        let (port, list) = parse_allow("5004=203.0.113.0/24, 2001:db8::/32").unwrap();
+        assert_eq!(port, 5004);
+        assert_eq!(
+            list,
+            AllowList::parse(&["203.0.113.0/24", "2001:db8::/32"]).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_malformed_allow_list_is_refused_with_the_form_and_an_example() {
+        let example =
+            "write --allow PORT=CIDR[,CIDR...], e.g. --allow 5004=203.0.113.0/24,2001:db8::/32";
+        for (argument, reason) in [
+            (
+                "203.0.113.0/24",
+                "no '=' between the room's port and its CIDRs",
+            ),
+            ("jam=203.0.113.0/24", "\"jam\" is not a room's control port"),
+            ("5004=", "\"\" is not a CIDR"),
+            (
+                "5004=203.0.113.0/24,203.0.113.7",
+                "\"203.0.113.7\" is not a CIDR",
+            ),
+        ] {
+            let message = parse_allow(argument).unwrap_err().to_string();
+            assert!(
+                message.starts_with(&format!("invalid allow-list {argument:?}: {reason}")),
+                "{message}"
+            );
+            assert!(message.ends_with(example), "{message}");
+        }
+    }
+
+    #[test]
+    fn each_room_has_one_allow_list() {
+        let lists = ["5004=203.0.113.0/24", "5006=198.51.100.0/24"]
+            .map(|argument| parse_allow(argument).unwrap());
+        let rules = room_rules(lists.to_vec()).unwrap();
+        assert!(rules.admits(5004, "203.0.113.9".parse().ok()));
+        assert!(!rules.admits(5004, "198.51.100.9".parse().ok()));
+        assert!(rules.admits(5008, "198.51.100.9".parse().ok()), "no list");
+
+        let twice = ["5004=203.0.113.0/24", "5004=198.51.100.0/24"]
+            .map(|argument| parse_allow(argument).unwrap());
+        assert_eq!(
+            room_rules(twice.to_vec()).unwrap_err().to_string(),
+            "--allow names room 5004 twice: give all its CIDRs in one, e.g. --allow 5004=203.0.113.0/24,198.51.100.7/32"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hub_sidecar::allow::RoomRules;
+use hub_sidecar::allow::{AllowList, RoomRules};
 use hub_sidecar::health::Health;
 use hub_sidecar::http;
 use hub_sidecar::local;
@@ -103,6 +103,11 @@ enum Mode {
         /// instead of starting one.
         #[arg(long, value_name = "SOCKET")]
         attach: Option<PathBuf>,
+        /// Who may play in a room: its control port and CIDRs (e.g.
+        /// 5004=203.0.113.0/24,2001:db8::/32); anyone else is never wired. Repeat for more
+        /// rooms; a room without one admits everyone.
+        #[arg(long = "allow", value_name = "PORT=CIDR[,CIDR...]", value_parser = local::parse_allow)]
+        allow: Vec<(u16, AllowList)>,
     },
 }
 
@@ -131,7 +136,7 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Error> {
     let (stop_tx, stop) = midihub_runtime::stop_on_signal();
 
-    let (sink, roster, control, daemon) = match args.mode {
+    let (sink, roster, control, daemon, rules) = match args.mode {
         Mode::Kubernetes {
             hub,
             namespace,
@@ -149,26 +154,38 @@ async fn run(args: Args) -> Result<(), Error> {
                 Roster::inherit(previous),
                 control,
                 None,
+                // The hub's lists reach the sidecar in a later change; until then every room
+                // is open.
+                RoomRules::default(),
             )
         }
         Mode::Local {
             attach: Some(socket),
+            allow,
             ..
-        } => (Sink::Local, Roster::default(), socket, None),
+        } => (
+            Sink::Local,
+            Roster::default(),
+            socket,
+            None,
+            local::room_rules(allow)?,
+        ),
         Mode::Local {
             rooms,
             rtpmidid,
             work_dir,
             name,
             attach: None,
+            allow,
         } => {
+            let rules = local::room_rules(allow)?;
             let ports = rooms
                 .iter()
                 .map(|room| local::parse_room(room))
                 .collect::<Result<Vec<_>, _>>()?;
             let (ini, socket) = local::write_config(&work_dir, &name, &ports)?;
             let daemon = tokio::spawn(local::supervise(rtpmidid, ini, stop.clone()));
-            (Sink::Local, Roster::default(), socket, Some(daemon))
+            (Sink::Local, Roster::default(), socket, Some(daemon), rules)
         }
     };
 
@@ -193,8 +210,7 @@ async fn run(args: Args) -> Result<(), Error> {
             refresh: Duration::from_millis(args.refresh_ms.max(100)),
             ..Pacing::default()
         },
-        // The hub's lists reach the sidecar in a later change; until then every room is open.
-        RoomRules::default(),
+        rules,
     );
     let result = sidecar.run(events, wait_for(stop.clone(), true)).await;
     // Whatever ended the loop ends the rest too.
@@ -204,4 +220,49 @@ async fn run(args: Args) -> Result<(), Error> {
     }
     let _ = server.await;
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_lists_are_given_per_room_with_a_repeated_flag() {
+        let args = Args::try_parse_from([
+            "hub-sidecar",
+            "local",
+            "--room",
+            "5004",
+            "--allow",
+            "5004=203.0.113.0/24,2001:db8::/32",
+            "--allow",
+            "5006=198.51.100.7/32",
+        ])
+        .unwrap();
+        let Mode::Local { allow, .. } = args.mode else {
+            panic!("local mode");
+        };
+        let ports: Vec<u16> = allow.iter().map(|(port, _)| *port).collect();
+        assert_eq!(ports, [5004, 5006]);
+    }
+
+    #[test]
+    fn a_malformed_allow_list_names_the_flag_and_gives_an_example() {
+        let error = Args::try_parse_from([
+            "hub-sidecar",
+            "local",
+            "--room",
+            "5004",
+            "--allow",
+            "5004:203.0.113.0/24",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("--allow"), "{error}");
+        assert!(error.contains("\"5004:203.0.113.0/24\""), "{error}");
+        assert!(
+            error.contains("e.g. --allow 5004=203.0.113.0/24"),
+            "{error}"
+        );
+    }
 }
