@@ -202,7 +202,7 @@ pub fn conclude(
                 (room.port, count)
             })
             .collect(),
-        new_round_trips: new_round_trips(&mut memory.round_trips, status),
+        new_round_trips: new_round_trips(&mut memory.round_trips, status, &plan.refused),
         added: plan.wiring.add.len(),
         removed: plan.wiring.remove.len(),
     };
@@ -220,12 +220,20 @@ pub fn conclude(
     }
 }
 
-/// The latest round trip of each connected participant that differs from the one seen last,
-/// remembering the latest ones in `seen`.
-fn new_round_trips(seen: &mut BTreeMap<(u16, u32), f64>, status: &RtpmididStatus) -> Vec<f64> {
+/// The latest round trip of each connected participant (not the `refused`: they play nowhere)
+/// that differs from the one seen last, remembering the latest ones in `seen`.
+fn new_round_trips(
+    seen: &mut BTreeMap<(u16, u32), f64>,
+    status: &RtpmididStatus,
+    refused: &BTreeSet<roster::Key>,
+) -> Vec<f64> {
     let mut latest = BTreeMap::new();
     let mut new = Vec::new();
-    for participant in status.participants.iter().filter(|p| p.connected) {
+    for participant in status
+        .participants
+        .iter()
+        .filter(|p| p.connected && !refused.contains(&(p.room_port, p.ssrc)))
+    {
         if let Some(latency) = participant.latency {
             let key = (participant.room_port, participant.ssrc);
             if seen.get(&key) != Some(&latency.last) {

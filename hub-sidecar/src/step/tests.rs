@@ -626,3 +626,23 @@ fn a_refused_participant_whose_port_is_not_there_yet_is_refused_all_the_same() {
         .collect();
     assert_eq!(refused, ["Mallory"]);
 }
+
+#[test]
+fn a_refused_participants_round_trips_are_not_the_hubs() {
+    let mut memory = Memory::default();
+    let status = status(vec![
+        with_round_trip(from(participant("Alice", 1, 1, 5004), "203.0.113.10"), 20.0),
+        with_round_trip(
+            from(participant("Mallory", 3, 3, 5004), "198.51.100.7"),
+            300.0,
+        ),
+    ]);
+    let plan = plan_with(
+        &memory,
+        &status,
+        &sequencer(&[1, 3], &[]),
+        &only(5004, &["203.0.113.0/24"]),
+    );
+    let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
+    assert_eq!(outcome.figures.new_round_trips, [20.0]);
+}
