@@ -67,7 +67,7 @@ impl Default for Metrics {
         let errors = Family::<SourceLabels, Counter>::default();
         registry.register(
             "participants",
-            "Connected participants, by room (control port)",
+            "Participants playing (connected, and admitted by the room's allow-list), by room (control port)",
             participants.clone(),
         );
         registry.register(

@@ -1,6 +1,6 @@
 //! What the sidecar publishes (participants, their count, a latency summary, whom the rooms'
-//! allow-lists refuse and whether the wiring is known to be right) and when: at most about once a second, and only when
-//! something meaningful changed. Pure: time is passed in.
+//! allow-lists refuse and whether the wiring is known to be right) and when: at most about
+//! once a second, and only when something meaningful changed. Pure: time is passed in.
 
 use std::time::{Duration, Instant};
 
@@ -75,9 +75,9 @@ impl Report {
     }
 
     /// The fields of a hub's status the sidecar writes, as of `now`: the participants and the
-    /// refused (each listed even when there are none), the participants' count, the latency summary when anyone has one, and
-    /// the Wiring condition, carried forward from the `previous` conditions so that its
-    /// lastTransitionTime moves only when its status does.
+    /// refused (each listed even when there are none), the participants' count, the latency
+    /// summary when anyone has one, and the Wiring condition, carried forward from the
+    /// `previous` conditions so that its lastTransitionTime moves only when its status does.
     pub fn hub_status(&self, previous: &[Condition], now: jiff::Timestamp) -> MidiHubStatus {
         let wiring = contract::condition(
             WIRING_CONDITION,

@@ -98,10 +98,10 @@ pub struct Plan {
 
 /// The subscriptions that make the wiring match what rtpmidid reports in `status`, given the
 /// daemon's ports and subscriptions in `snapshot` and the rooms' allow-lists in `rules` (a
-/// participant a list refuses is never wired, and links to it are removed); an announced port stays unexplained until
-/// the status names it, it goes away, or it is `retry_for` old (then it is something else,
-/// rtpmidid's own port say). The wiring state to report instead when the daemon has no client
-/// in the sequencer.
+/// participant a list refuses is never wired, and links to it are removed); an announced port
+/// stays unexplained until the status names it, it goes away, or it is `retry_for` old (then
+/// it is something else, rtpmidid's own port say). The wiring state to report instead when the
+/// daemon has no client in the sequencer.
 pub fn plan(
     memory: &Memory,
     status: &RtpmididStatus,
