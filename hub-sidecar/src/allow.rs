@@ -7,16 +7,18 @@
 //! refuses IPv4-mapped CIDRs at admission anyway).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use midihub_api::HubPort;
 
 /// The CIDRs a room admits; empty admits everyone.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllowList(Vec<IpNet>);
 
 /// An allow-list entry that is not a CIDR.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "{entry:?} is not a CIDR: write it like 203.0.113.0/24 or 2001:db8::/32 (one address: 203.0.113.7/32)"
 )]
@@ -56,18 +58,85 @@ impl AllowList {
 /// Every room's allow-list, by the room's control port; a room without one admits everyone.
 /// The loop passes the lists in on every pass, so a change of a list takes effect at the next.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RoomRules(BTreeMap<u16, AllowList>);
+pub struct RoomRules(BTreeMap<u16, Rule>);
+
+/// What one room admits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Rule {
+    List(AllowList),
+    /// Nobody: the room's list could not be read.
+    Closed,
+}
+
+/// Something in the hub's rooms that keeps a list from being read as written.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RulesProblem {
+    #[error("room {port} admits nobody, as its allow-list cannot be read: {error}")]
+    UnreadableList { port: u16, error: AllowError },
+    #[error(
+        "room {port} admits nobody, as it appears twice in spec.ports: remove the duplicate entry"
+    )]
+    RoomTwice { port: u16 },
+    #[error("{port} is not a port number, so no room listens there: its allow-list is ignored")]
+    NotAPort { port: i32 },
+}
 
 impl RoomRules {
+    /// The rules of a hub's rooms (`spec.ports`), and what could not be read in them.
+    ///
+    /// None of these problems can pass admission, but the sidecar must not trust that: a room
+    /// whose allow-list cannot be read, or that appears twice, is **closed** (it admits
+    /// nobody) rather than open, as an open room would let in exactly the players the list
+    /// was written to keep out. A port that is no port at all has no room to judge and is
+    /// left out. Each problem is returned, for the logs (and later the Wiring condition).
+    pub fn from_ports(ports: &[HubPort]) -> (Self, Vec<RulesProblem>) {
+        let mut rules = BTreeMap::new();
+        let mut problems = Vec::new();
+        for room in ports {
+            let Ok(port) = u16::try_from(room.port) else {
+                problems.push(RulesProblem::NotAPort { port: room.port });
+                continue;
+            };
+            let rule = match AllowList::parse(&room.allow) {
+                Ok(list) => Rule::List(list),
+                Err(error) => {
+                    problems.push(RulesProblem::UnreadableList { port, error });
+                    Rule::Closed
+                }
+            };
+            match rules.entry(port) {
+                Entry::Vacant(entry) => {
+                    entry.insert(rule);
+                }
+                Entry::Occupied(mut entry) => {
+                    if *entry.get() != Rule::Closed {
+                        problems.push(RulesProblem::RoomTwice { port });
+                    }
+                    entry.insert(Rule::Closed);
+                }
+            }
+        }
+        (Self(rules), problems)
+    }
+
     /// Whether a participant at `address` may play in the room on control port `room`.
     pub fn admits(&self, room: u16, address: Option<IpAddr>) -> bool {
-        self.0.get(&room).is_none_or(|list| list.admits(address))
+        match self.0.get(&room) {
+            None => true,
+            Some(Rule::List(list)) => list.admits(address),
+            Some(Rule::Closed) => false,
+        }
     }
 }
 
 impl FromIterator<(u16, AllowList)> for RoomRules {
     fn from_iter<I: IntoIterator<Item = (u16, AllowList)>>(lists: I) -> Self {
-        Self(lists.into_iter().collect())
+        Self(
+            lists
+                .into_iter()
+                .map(|(port, list)| (port, Rule::List(list)))
+                .collect(),
+        )
     }
 }
 
@@ -162,5 +231,70 @@ mod tests {
                 )
             );
         }
+    }
+
+    fn room(port: i32, allow: &[&str]) -> HubPort {
+        HubPort {
+            port,
+            name: None,
+            allow: allow.iter().map(|&entry| entry.to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_hubs_rooms_give_each_room_its_list_and_a_room_without_one_admits_everyone() {
+        let (rules, problems) =
+            RoomRules::from_ports(&[room(5004, &["203.0.113.0/24"]), room(5006, &[])]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(rules.admits(5004, ip("::ffff:203.0.113.10")));
+        assert!(!rules.admits(5004, ip("::ffff:198.51.100.7")));
+        assert!(rules.admits(5006, ip("::ffff:198.51.100.7")));
+        assert_eq!(RoomRules::from_ports(&[]), (RoomRules::default(), vec![]));
+    }
+
+    #[test]
+    fn a_room_whose_list_cannot_be_read_admits_nobody_and_says_why() {
+        let (rules, problems) = RoomRules::from_ports(&[
+            room(5004, &["203.0.113.0/24", "not a cidr"]),
+            room(5006, &["198.51.100.0/24"]),
+        ]);
+        assert!(!rules.admits(5004, ip("::ffff:203.0.113.10")), "closed");
+        assert!(!rules.admits(5004, None));
+        assert!(
+            rules.admits(5006, ip("::ffff:198.51.100.7")),
+            "others stand"
+        );
+        assert_eq!(
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "room 5004 admits nobody, as its allow-list cannot be read: \"not a cidr\" is not a CIDR: write it like 203.0.113.0/24 or 2001:db8::/32 (one address: 203.0.113.7/32)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_room_given_twice_admits_nobody_whichever_list_is_meant() {
+        let (rules, problems) = RoomRules::from_ports(&[
+            room(5004, &["203.0.113.0/24"]),
+            room(5004, &[]),
+            room(5004, &["198.51.100.0/24"]),
+        ]);
+        assert!(!rules.admits(5004, ip("::ffff:203.0.113.10")));
+        assert!(!rules.admits(5004, ip("::ffff:198.51.100.7")));
+        assert_eq!(problems, [RulesProblem::RoomTwice { port: 5004 }]);
+    }
+
+    #[test]
+    fn a_port_that_is_no_port_is_left_out_and_reported() {
+        let (rules, problems) =
+            RoomRules::from_ports(&[room(-2, &["203.0.113.0/24"]), room(70000, &[])]);
+        assert_eq!(rules, RoomRules::default());
+        assert_eq!(
+            problems,
+            [
+                RulesProblem::NotAPort { port: -2 },
+                RulesProblem::NotAPort { port: 70000 }
+            ]
+        );
     }
 }
