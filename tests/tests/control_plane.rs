@@ -22,7 +22,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams, WatchParams};
 use kube::{Api, Client, ResourceExt};
 use midihub_api::{Latency, MidiHub, MidiHubStatus, Participant, Phase, contract};
 use midihub_tests::browser::{Browser, output_folder};
@@ -486,6 +486,25 @@ async fn a_hubs_service_account_writes_its_own_hubs_status_and_events_and_nothin
         .get("mine")
         .await
         .expect("the sidecar may read its own hub");
+    // It follows its rooms' allow-lists: a list and a watch that name its hub.
+    let own_hub = ListParams::default().fields("metadata.name=mine");
+    let listed = as_sidecar
+        .list(&own_hub)
+        .await
+        .expect("the sidecar may list its own hub by name");
+    assert_eq!(
+        listed
+            .items
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect::<Vec<_>>(),
+        ["mine"]
+    );
+    as_sidecar
+        .watch(&WatchParams::default().fields("metadata.name=mine"), "0")
+        .await
+        .map(drop)
+        .expect("the sidecar may watch its own hub by name");
 
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(sidecar.clone(), "cp-rbac");
@@ -504,10 +523,12 @@ async fn a_hubs_service_account_writes_its_own_hubs_status_and_events_and_nothin
         .await
         .expect("the sidecar may create Events");
 
-    let refused = |result: Result<MidiHub, kube::Error>, what: &str| match result {
-        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{what}: {status:?}"),
-        other => panic!("{what} must be refused: {other:?}"),
-    };
+    fn refused<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) {
+        match result {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{what}: {status:?}"),
+            other => panic!("{what} must be refused: {other:?}"),
+        }
+    }
     refused(
         as_sidecar
             .patch_status("theirs", &apply, &Patch::Apply(&status_patch))
@@ -515,6 +536,30 @@ async fn a_hubs_service_account_writes_its_own_hubs_status_and_events_and_nothin
         "patching another hub's status",
     );
     refused(as_sidecar.get("theirs").await, "reading another hub");
+    refused(
+        as_sidecar.list(&ListParams::default()).await,
+        "listing every hub of the namespace",
+    );
+    refused(
+        as_sidecar
+            .list(&ListParams::default().fields("metadata.name=theirs"))
+            .await,
+        "listing another hub",
+    );
+    refused(
+        as_sidecar
+            .watch(&WatchParams::default().fields("metadata.name=theirs"), "0")
+            .await
+            .map(drop),
+        "watching another hub",
+    );
+    refused(
+        as_sidecar
+            .watch(&WatchParams::default(), "0")
+            .await
+            .map(drop),
+        "watching every hub of the namespace",
+    );
     refused(
         as_sidecar
             .patch(

@@ -1,5 +1,5 @@
-//! The hub sidecar's identity and rights: a ServiceAccount, and a Role that lets it read its
-//! own hub, patch that hub's status and record Events. Nothing else: the sidecar runs on a
+//! The hub sidecar's identity and rights: a ServiceAccount, and a Role that lets it read and
+//! watch its own hub, patch that hub's status and record Events. Nothing else: the sidecar runs on a
 //! host-network pod reachable from the internet, so a stolen token must be worth little.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -16,8 +16,10 @@ pub(super) fn service_account(parent: &Parent) -> ServiceAccount {
     }
 }
 
-/// The sidecar's rights: get and patch the status of this hub only, get this hub only, and
-/// create and patch Events (both Event APIs, as clients differ in which they use).
+/// The sidecar's rights: get and patch the status of this hub only; get, list and watch this
+/// hub only (it follows its rooms' allow-lists; a list or watch is allowed only when its field
+/// selector names the hub, `metadata.name=<hub>`); and create and patch Events (both Event
+/// APIs, as clients differ in which they use).
 pub(super) fn role(parent: &Parent) -> Role {
     let this_hub = vec![parent.name.clone()];
     let strings = |items: &[&str]| items.iter().map(|&item| item.to_owned()).collect();
@@ -35,7 +37,7 @@ pub(super) fn role(parent: &Parent) -> Role {
                 api_groups: Some(strings(&[GROUP])),
                 resources: Some(strings(&["midihubs"])),
                 resource_names: Some(this_hub),
-                verbs: strings(&["get"]),
+                verbs: strings(&["get", "list", "watch"]),
                 ..PolicyRule::default()
             },
             PolicyRule {

@@ -26,7 +26,7 @@ fn role_allows_exactly_the_sidecars_needs_on_this_hub() {
                 "apiGroups": ["midihub.io"],
                 "resources": ["midihubs"],
                 "resourceNames": ["berlin"],
-                "verbs": ["get"]
+                "verbs": ["get", "list", "watch"]
             },
             {
                 "apiGroups": ["events.k8s.io", ""],
