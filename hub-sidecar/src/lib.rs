@@ -5,7 +5,8 @@
 //!
 //! [`sidecar`] is the loop and [`step`] what each pass decides; [`wiring`] plans subscriptions,
 //! [`sequencer`] applies them, [`rtpmidid`] reads the daemon, [`roster`] and [`report`] decide
-//! what to publish and when, [`allow`] who may play in a room, [`publish`] writes it. [`health`] is what the loop tells the HTTP
+//! what to publish and when, [`allow`] who may play in a room
+//! ([`hub_rules`] follows the hub's lists), [`publish`] writes it. [`health`] is what the loop tells the HTTP
 //! endpoint ([`http`]) about itself.
 //!
 //! An error's message tells the whole story, its cause's words included, because logs and the
@@ -15,6 +16,7 @@
 pub mod allow;
 pub mod health;
 pub mod http;
+pub mod hub_rules;
 pub mod local;
 pub mod metrics;
 pub mod publish;

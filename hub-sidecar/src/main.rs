@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use hub_sidecar::allow::{AllowList, RoomRules};
 use hub_sidecar::health::Health;
 use hub_sidecar::http;
+use hub_sidecar::hub_rules;
 use hub_sidecar::local;
 use hub_sidecar::publish::{KubernetesSink, Sink};
 use hub_sidecar::roster::Roster;
@@ -146,6 +147,12 @@ async fn run(args: Args) -> Result<(), Error> {
             let client = kube::Client::try_default()
                 .await
                 .map_err(Error::Kubernetes)?;
+            let (rules, follow) =
+                hub_rules::follow(kube::Api::namespaced(client.clone(), &namespace), &hub)
+                    .await
+                    .map_err(Error::Kubernetes)?;
+            // Ends with the loop, which holds the rules.
+            tokio::spawn(follow);
             let (sink, previous) = KubernetesSink::connect(client, &namespace, &hub, pod)
                 .await
                 .map_err(Error::Kubernetes)?;
@@ -154,9 +161,7 @@ async fn run(args: Args) -> Result<(), Error> {
                 Roster::inherit(previous),
                 control,
                 None,
-                // The hub's lists reach the sidecar in a later change; until then every room
-                // is open.
-                RoomRules::default(),
+                rules,
             )
         }
         Mode::Local {
@@ -168,7 +173,7 @@ async fn run(args: Args) -> Result<(), Error> {
             Roster::default(),
             socket,
             None,
-            local::room_rules(allow)?,
+            fixed(local::room_rules(allow)?),
         ),
         Mode::Local {
             rooms,
@@ -185,7 +190,13 @@ async fn run(args: Args) -> Result<(), Error> {
                 .collect::<Result<Vec<_>, _>>()?;
             let (ini, socket) = local::write_config(&work_dir, &name, &ports)?;
             let daemon = tokio::spawn(local::supervise(rtpmidid, ini, stop.clone()));
-            (Sink::Local, Roster::default(), socket, Some(daemon), rules)
+            (
+                Sink::Local,
+                Roster::default(),
+                socket,
+                Some(daemon),
+                fixed(rules),
+            )
         }
     };
 
@@ -220,6 +231,11 @@ async fn run(args: Args) -> Result<(), Error> {
     }
     let _ = server.await;
     Ok(result?)
+}
+
+/// Rules that never change (local mode's, from the command line).
+fn fixed(rules: RoomRules) -> tokio::sync::watch::Receiver<RoomRules> {
+    tokio::sync::watch::channel(rules).1
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use midihub_api::contract::reasons::wiring as reasons;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::allow::RoomRules;
@@ -73,8 +74,9 @@ pub struct Sidecar {
     pacing: Pacing,
     throttle: Throttle,
     memory: Memory,
-    /// The rooms' allow-lists, applied on every pass.
-    rules: RoomRules,
+    /// The rooms' allow-lists, read at every pass; a change also starts a pass. Their sender
+    /// may be gone (local mode's lists never change): the last lists stay in force.
+    rules: watch::Receiver<RoomRules>,
 }
 
 impl Sidecar {
@@ -85,7 +87,7 @@ impl Sidecar {
         roster: Roster,
         health: Arc<Health>,
         pacing: Pacing,
-        rules: RoomRules,
+        rules: watch::Receiver<RoomRules>,
     ) -> Self {
         let throttle = Throttle::new(pacing.min_publish_interval, pacing.latency_publish_interval);
         Self {
@@ -111,6 +113,7 @@ impl Sidecar {
         let mut refresh = tokio::time::interval(self.pacing.refresh);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pending: Option<(Instant, Report)> = None;
+        let mut rules_may_change = true;
         loop {
             let retry_at = self
                 .memory
@@ -126,6 +129,12 @@ impl Sidecar {
                     self.note(event);
                     while let Ok(event) = events.try_recv() {
                         self.note(event);
+                    }
+                }
+                changed = self.rules.changed(), if rules_may_change => {
+                    if changed.is_err() {
+                        rules_may_change = false;
+                        continue;
                     }
                 }
                 _ = refresh.tick() => {}
@@ -206,11 +215,12 @@ impl Sidecar {
             }
         };
         let now = Instant::now().into_std();
+        let rules = self.rules.borrow_and_update().clone();
         let plan = match step::plan(
             &self.memory,
             &status,
             &snapshot,
-            &self.rules,
+            &rules,
             now,
             self.pacing.retry_for,
         ) {
