@@ -176,6 +176,9 @@ pub mod reasons {
         pub const PARTICIPANT_JOINED: &str = "ParticipantJoined";
         /// A participant left a room (sidecar).
         pub const PARTICIPANT_LEFT: &str = "ParticipantLeft";
+        /// A participant connected to a room whose allow-list refuses them, or a changed list
+        /// now refuses them: they are never wired (sidecar).
+        pub const PARTICIPANT_REFUSED: &str = "ParticipantRefused";
         /// The hub went to sleep (operator).
         pub const SLEEPING: &str = "Sleeping";
         /// The hub woke up: its pod is being created (operator).

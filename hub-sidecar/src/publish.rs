@@ -9,7 +9,7 @@ use kube::api::{Api, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 use midihub_api::contract::{self, SIDECAR_FIELD_MANAGER, reasons};
-use midihub_api::{MidiHub, Participant};
+use midihub_api::{MidiHub, Participant, RefusedParticipant};
 use serde_json::json;
 
 use crate::report::Report;
@@ -102,6 +102,20 @@ fn participant_event(membership: Membership, participant: &Participant) -> Event
     }
 }
 
+/// The Warning Event telling that `refused` is in a room whose allow-list refuses them. Pure.
+fn refusal_event(refused: &RefusedParticipant) -> Event {
+    Event {
+        type_: EventType::Warning,
+        reason: reasons::event::PARTICIPANT_REFUSED.to_string(),
+        note: Some(format!(
+            "{} ({}) is refused by the allow-list of room {} (port {}): not wired",
+            refused.name, refused.remote_address, refused.room, refused.port
+        )),
+        action: "Wire".to_string(),
+        secondary: None,
+    }
+}
+
 /// Publishes to one MidiHub: its status (server-side apply of the fields the sidecar owns,
 /// under [`SIDECAR_FIELD_MANAGER`]) and Events.
 pub struct KubernetesSink {
@@ -158,7 +172,7 @@ impl KubernetesSink {
         Ok(())
     }
 
-    /// Publishes an Event per participant that joined or left.
+    /// Publishes an Event per participant that joined, left or was refused.
     ///
     /// Each through a `Recorder` of its own, so each is created as a new Event: kube's
     /// `Recorder` folds an Event into an earlier one of the last six minutes with the same
@@ -173,14 +187,19 @@ impl KubernetesSink {
             (Membership::Joined, &changes.joined),
             (Membership::Left, &changes.left),
         ];
-        for (membership, participants) in memberships {
-            for participant in participants {
-                let event = participant_event(membership, participant);
-                Recorder::new(self.client.clone(), self.reporter.clone())
-                    .publish(&event, &self.hub)
-                    .await
-                    .map_err(PublishError::Kubernetes)?;
-            }
+        let events = memberships
+            .into_iter()
+            .flat_map(|(membership, participants)| {
+                participants
+                    .iter()
+                    .map(move |participant| participant_event(membership, participant))
+            })
+            .chain(changes.refused.iter().map(refusal_event));
+        for event in events {
+            Recorder::new(self.client.clone(), self.reporter.clone())
+                .publish(&event, &self.hub)
+                .await
+                .map_err(PublishError::Kubernetes)?;
         }
         Ok(())
     }
@@ -218,5 +237,27 @@ mod tests {
             Some("Alice (203.0.113.10:5004) left room jam-a (port 5004)")
         );
         assert!(matches!(joined.type_, EventType::Normal));
+    }
+
+    #[test]
+    fn a_refusal_is_a_warning_naming_the_participant_the_room_and_the_port() {
+        let refused = RefusedParticipant {
+            port: 5004,
+            room: "jam-a".into(),
+            name: "Mallory".into(),
+            remote_address: "198.51.100.7:7000".into(),
+            since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-11-25T19:00:00Z".parse().unwrap(),
+            ),
+        };
+        let event = refusal_event(&refused);
+        assert_eq!(event.reason, "ParticipantRefused");
+        assert!(matches!(event.type_, EventType::Warning));
+        assert_eq!(
+            event.note.as_deref(),
+            Some(
+                "Mallory (198.51.100.7:7000) is refused by the allow-list of room jam-a (port 5004): not wired"
+            )
+        );
     }
 }

@@ -179,7 +179,7 @@ async fn the_status_patch_holds_the_sidecars_fields_and_nothing_else() {
 }
 
 #[tokio::test]
-async fn joins_and_leaves_become_events_on_the_hub() {
+async fn joins_leaves_and_refusals_become_events_on_the_hub() {
     let fake = fake_with_hub(None).await;
     let (mut sink, _) = KubernetesSink::connect(fake.client(), "default", "jam", None)
         .await
@@ -187,16 +187,23 @@ async fn joins_and_leaves_become_events_on_the_hub() {
     let changes = Changes {
         joined: vec![participant("Alice", 20.0)],
         left: vec![participant("Bob", 30.0)],
-        refused: vec![],
+        refused: vec![stranger()],
     };
     sink.announce(&changes).await.unwrap();
     let events = fake.list(EVENTS);
-    let reasons: Vec<&str> = events
+    let mut reasons: Vec<(&str, &str)> = events
         .iter()
-        .map(|e| e["reason"].as_str().unwrap())
+        .map(|e| (e["reason"].as_str().unwrap(), e["type"].as_str().unwrap()))
         .collect();
-    assert_eq!(reasons.len(), 2);
-    assert!(reasons.contains(&"ParticipantJoined") && reasons.contains(&"ParticipantLeft"));
+    reasons.sort_unstable();
+    assert_eq!(
+        reasons,
+        [
+            ("ParticipantJoined", "Normal"),
+            ("ParticipantLeft", "Normal"),
+            ("ParticipantRefused", "Warning")
+        ]
+    );
     let joined = events
         .iter()
         .find(|e| e["reason"] == "ParticipantJoined")
@@ -207,6 +214,17 @@ async fn joins_and_leaves_become_events_on_the_hub() {
             .as_str()
             .unwrap()
             .contains("Alice (203.0.113.10:7000) joined room jam-a")
+    );
+    let refused = events
+        .iter()
+        .find(|e| e["reason"] == "ParticipantRefused")
+        .unwrap();
+    assert_eq!(refused["regarding"]["name"], "jam");
+    assert!(
+        refused["note"]
+            .as_str()
+            .unwrap()
+            .contains("Mallory (198.51.100.7:7000) is refused by the allow-list of room jam-a")
     );
 }
 
