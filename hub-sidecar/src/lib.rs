@@ -5,9 +5,11 @@
 //!
 //! [`sidecar`] is the loop and [`step`] what each pass decides; [`wiring`] plans subscriptions,
 //! [`sequencer`] applies them, [`rtpmidid`] reads the daemon, [`roster`] and [`report`] decide
-//! what to publish and when, [`allow`] who may play in a room
-//! ([`hub_rules`] follows the hub's lists), [`publish`] writes it. [`health`] is what the loop tells the HTTP
-//! endpoint ([`http`]) about itself.
+//! what to publish and when, [`allow`] who may play in a room ([`hub_rules`] follows the
+//! hub's lists), [`publish`] writes it. [`health`] is what the loop tells the HTTP endpoint
+//! ([`http`]) about itself. [`held`] tracks what each participant holds down so that a
+//! stuck-note guard can release it for the others when they leave; [`midi`] is the events it
+//! reads and sends.
 //!
 //! An error's message tells the whole story, its cause's words included, because logs and the
 //! Wiring condition show the message alone; so no error also returns its cause as `source()`,
@@ -15,10 +17,12 @@
 
 pub mod allow;
 pub mod health;
+pub mod held;
 pub mod http;
 pub mod hub_rules;
 pub mod local;
 pub mod metrics;
+pub mod midi;
 pub mod publish;
 pub mod report;
 pub mod roster;
