@@ -28,6 +28,7 @@ pub mod report;
 pub mod roster;
 pub mod rtpmidid;
 pub mod sequencer;
+mod sequencer_thread;
 pub mod sidecar;
 pub mod step;
 pub mod wiring;

@@ -11,20 +11,18 @@
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
-use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
+use std::io::ErrorKind;
+use std::ops::ControlFlow;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use alsa::PollDescriptors;
-use alsa::poll::pollfd;
 use alsa::seq::{
     Addr, ClientIter, Connect, Event, EventType, PortCap, PortIter, PortSubscribe,
     PortSubscribeIter, PortType, QuerySubsType, Seq,
 };
 use tokio::sync::{mpsc as async_mpsc, oneshot};
 
+use crate::sequencer_thread::{self, WakeReader, Waker};
 use crate::wiring::{PortAddr, Subscription};
 
 /// Name of the thread that owns the sequencer handle (visible in `ps -T`, `top -H`).
@@ -107,7 +105,7 @@ pub enum SequencerError {
 pub struct Sequencer {
     commands: mpsc::Sender<Command>,
     /// Writing a byte here wakes the thread out of `poll()`.
-    wake_writer: UnixStream,
+    wake_writer: Waker,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -173,11 +171,8 @@ impl Sequencer {
                 error,
             })?;
 
-        let (wake_writer, wake_reader) = UnixStream::pair().map_err(SequencerError::WakeSocket)?;
-        for end in [&wake_writer, &wake_reader] {
-            end.set_nonblocking(true)
-                .map_err(SequencerError::WakeSocket)?;
-        }
+        let (wake_writer, wake_reader) =
+            sequencer_thread::wake_socket().map_err(SequencerError::WakeSocket)?;
         let (commands, command_receiver) = mpsc::channel();
         let (event_sender, events) = async_mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
@@ -240,13 +235,7 @@ impl Sequencer {
     }
 
     fn wake(&self) {
-        match (&self.wake_writer).write(&[1]) {
-            // A full socket buffer means a wake-up is already pending: enough.
-            Ok(_) => {}
-            Err(error) if error.kind() == ErrorKind::WouldBlock => {}
-            // The thread has gone; the caller finds out from the closed channels.
-            Err(error) => tracing::debug!(%error, "cannot wake the sequencer thread"),
-        }
+        self.wake_writer.wake();
     }
 }
 
@@ -266,81 +255,24 @@ impl Drop for Sequencer {
 /// The thread's body: wait for the kernel or a command, handle it, repeat.
 fn run(
     seq: Seq,
-    mut wake_reader: UnixStream,
+    wake_reader: WakeReader,
     commands: mpsc::Receiver<Command>,
     events: async_mpsc::UnboundedSender<SequencerEvent>,
 ) {
-    let sequencer_fds = match (&seq, Some(alsa::Direction::Capture)).get() {
-        Ok(fds) => fds,
-        Err(error) => {
-            tracing::error!(%error, "cannot get the sequencer's poll descriptors; sequencer thread stops");
-            return;
-        }
-    };
-    let wake_fd = pollfd {
-        fd: wake_reader.as_raw_fd(),
-        events: alsa::poll::Flags::IN.bits(),
-        revents: 0,
-    };
-    loop {
-        let mut fds = sequencer_fds.clone();
-        fds.push(wake_fd);
-        if let Err(error) = alsa::poll::poll(&mut fds, -1) {
-            // alsa's poll() reports the errno negated.
-            if std::io::Error::from_raw_os_error(error.errno().abs()).kind()
-                == ErrorKind::Interrupted
-            {
-                continue;
+    sequencer_thread::serve(
+        THREAD_NAME,
+        &seq,
+        wake_reader,
+        &commands,
+        |command| match command {
+            Command::Stop => ControlFlow::Break(()),
+            command => {
+                handle_command(&seq, command);
+                ControlFlow::Continue(())
             }
-            tracing::error!(%error, "poll on the sequencer failed; sequencer thread stops");
-            return;
-        }
-        let sequencer_revents = (&seq, Some(alsa::Direction::Capture))
-            .revents(&fds[..sequencer_fds.len()])
-            .unwrap_or(alsa::poll::Flags::ERR);
-        if sequencer_revents
-            .intersects(alsa::poll::Flags::ERR | alsa::poll::Flags::HUP | alsa::poll::Flags::NVAL)
-        {
-            // A broken descriptor would wake poll() forever: stopping is the honest outcome.
-            tracing::error!(
-                ?sequencer_revents,
-                "the sequencer descriptor failed; sequencer thread stops"
-            );
-            return;
-        }
-        if !drain_wake_socket(&mut wake_reader) {
-            tracing::debug!("wake-up socket closed; sequencer thread stops");
-            return;
-        }
-        loop {
-            match commands.try_recv() {
-                Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => {
-                    tracing::debug!("sequencer thread stops");
-                    return;
-                }
-                Ok(command) => handle_command(&seq, command),
-                Err(mpsc::TryRecvError::Empty) => break,
-            }
-        }
-        forward_announcements(&seq, &events);
-    }
-}
-
-/// Empties the wake-up socket; false when its other end has been closed.
-fn drain_wake_socket(wake_reader: &mut UnixStream) -> bool {
-    let mut buffer = [0_u8; 64];
-    loop {
-        match wake_reader.read(&mut buffer) {
-            Ok(0) => return false,
-            Ok(_) => {}
-            Err(error) if error.kind() == ErrorKind::WouldBlock => return true,
-            Err(error) if error.kind() == ErrorKind::Interrupted => {}
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the wake-up socket");
-                return true;
-            }
-        }
-    }
+        },
+        || forward_announcements(&seq, &events),
+    );
 }
 
 fn handle_command(seq: &Seq, command: Command) {
@@ -372,7 +304,7 @@ fn forward_announcements(seq: &Seq, events: &async_mpsc::UnboundedSender<Sequenc
         let translated = match input.event_input() {
             Ok(event) => translate(&event),
             Err(error) => {
-                match std::io::Error::from_raw_os_error(error.errno().abs()).kind() {
+                match sequencer_thread::errno_kind(&error) {
                     ErrorKind::WouldBlock => {}
                     // ENOSPC: the kernel's input pool overflowed and announcements were lost.
                     ErrorKind::StorageFull => {
@@ -411,14 +343,14 @@ fn translate(event: &Event<'_>) -> Option<SequencerEvent> {
     }
 }
 
-fn port_addr(addr: Addr) -> PortAddr {
+pub(crate) fn port_addr(addr: Addr) -> PortAddr {
     PortAddr {
         client: addr.client,
         port: addr.port,
     }
 }
 
-fn alsa_addr(addr: PortAddr) -> Addr {
+pub(crate) fn alsa_addr(addr: PortAddr) -> Addr {
     Addr {
         client: addr.client,
         port: addr.port,
