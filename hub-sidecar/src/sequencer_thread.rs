@@ -1,8 +1,8 @@
 //! The loop a thread that owns an ALSA sequencer handle runs: block in `poll()` on the
 //! sequencer's descriptors plus the read end of a wake-up socket, then serve the commands the
-//! rest of the program queued and read what the kernel delivered. For the wiring client
-//! ([`crate::sequencer`]); kept apart so that another client on a thread of its own can share
-//! it.
+//! rest of the program queued and read what the kernel delivered. Shared by the wiring client
+//! ([`crate::sequencer`]) and the stuck-note guard ([`crate::guard`]), each with its own handle
+//! and thread.
 
 use std::io::{ErrorKind, Read, Write};
 use std::ops::ControlFlow;
@@ -39,6 +39,11 @@ impl Waker {
             Err(error) => tracing::debug!(%error, "cannot wake the sequencer thread"),
         }
     }
+}
+
+/// Whether an ALSA call failed only because nothing is ready (EAGAIN on a non-blocking handle).
+pub(crate) fn would_block(error: &alsa::Error) -> bool {
+    errno_kind(error) == ErrorKind::WouldBlock
 }
 
 /// The kind of an ALSA error's errno (alsa reports some errnos negated).

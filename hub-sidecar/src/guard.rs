@@ -1,0 +1,452 @@
+//! The stuck-note guard's sequencer client: it listens to every participant's port and, when
+//! a participant leaves, releases what it held on the room's remaining participants.
+//!
+//! A client of its own ("midihub-guard"), apart from the wiring client, on a thread of its own
+//! running the same loop (`sequencer_thread`): its input carries every note of every
+//! room, and a burst of them must never delay the wiring's announcements (nor the other way
+//! round). Its input port subscribes read-only to the participant ports it is told to
+//! [`Guard::watch`] and to System:Announce; what arrives from a participant is fed into that
+//! room's [`HeldInRoom`]. When a participant leaves — [`Guard::leave`], dropped from `watch`,
+//! or its port exits — [`HeldInRoom::leave`]'s events are sent from the output port directly
+//! to each remaining participant of the room.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::CString;
+use std::ops::ControlFlow;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use alsa::seq::{Addr, Event, EventType, PortCap, PortSubscribe, PortType, Seq};
+use tokio::sync::{mpsc as async_mpsc, oneshot};
+
+use crate::held::HeldInRoom;
+use crate::midi::ChannelEvent;
+use crate::sequencer::{SequencerError, alsa_addr, port_addr};
+use crate::sequencer_thread::{self, WakeReader, Waker, would_block};
+use crate::wiring::{PortAddr, Subscription};
+
+/// Name of the guard's thread (visible in `ps -T`, `top -H`).
+const THREAD_NAME: &str = "midihub-guard";
+
+/// Events the kernel keeps for the guard's client before it drops some: 2000 is the kernel's
+/// maximum (the default is 200). A full chord with pedals from every participant of a busy
+/// hub, arriving while the thread is busy sending a release, must not overflow it.
+const INPUT_POOL: u32 = 2000;
+
+/// The guard's input buffer in the ALSA library, in bytes (the default is a page).
+const INPUT_BUFFER_BYTES: u32 = 64 * 1024;
+
+/// Releases are sent in chunks of this many events, each drained into the kernel before the
+/// next: the library's output buffer (16 KiB by default, 28 bytes an event) never fills, and
+/// a receiver's queue gets a chance to empty between chunks.
+const EVENTS_PER_CHUNK: usize = 64;
+
+/// A room: its number (the control port the participants joined) and its participants'
+/// ports.
+pub type Rooms = BTreeMap<u16, BTreeSet<PortAddr>>;
+
+/// What the guard did, for logs, metrics and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuardEvent {
+    /// `participant` left `room` holding something; its release was sent to `receivers`.
+    Released {
+        room: u16,
+        participant: PortAddr,
+        /// Note-offs sent to each receiver (one per unreleased press).
+        notes: usize,
+        /// Events sent to each receiver, pedals up included.
+        events: usize,
+        /// The remaining participants that were sent the release without an error.
+        receivers: Vec<PortAddr>,
+    },
+    /// The kernel dropped events because the guard's input was full: what it believes is
+    /// held may be stale until the participants play on.
+    EventsLost,
+}
+
+/// Handle to the guard's thread. Dropping it stops the thread (its client, and with it every
+/// subscription it made, goes away) and waits for it.
+pub struct Guard {
+    commands: mpsc::Sender<Command>,
+    waker: Waker,
+    thread: Option<JoinHandle<()>>,
+}
+
+enum Command {
+    Watch {
+        rooms: Rooms,
+        reply: oneshot::Sender<()>,
+    },
+    Leave {
+        participant: PortAddr,
+        reply: oneshot::Sender<()>,
+    },
+    Stop,
+}
+
+impl Guard {
+    /// Opens the guard's sequencer client named `own_name` (e.g. "midihub-guard") and starts
+    /// its thread. What it does arrives on the returned receiver, which closes when the thread
+    /// stops.
+    pub fn start(
+        own_name: &str,
+    ) -> Result<(Guard, async_mpsc::UnboundedReceiver<GuardEvent>), SequencerError> {
+        let c_name = CString::new(own_name)
+            .map_err(|_| SequencerError::InvalidClientName(own_name.to_owned()))?;
+        let seq = Seq::open(None, None, true).map_err(|error| SequencerError::Open { error })?;
+        let setup = |step: &'static str| move |error| SequencerError::Setup { step, error };
+        seq.set_client_name(&c_name)
+            .map_err(setup("set the client name"))?;
+        seq.set_client_pool_input(INPUT_POOL)
+            .map_err(setup("raise the client's input pool"))?;
+        seq.input()
+            .set_input_buffer_size(INPUT_BUFFER_BYTES)
+            .map_err(setup("raise the input buffer size"))?;
+        let input_port = seq
+            .create_simple_port(
+                c"guard-in",
+                // NO_EXPORT: only the guard subscribes it, and only to read participants.
+                PortCap::WRITE | PortCap::NO_EXPORT,
+                PortType::APPLICATION,
+            )
+            .map_err(setup("create the input port"))?;
+        let output_port = seq
+            .create_simple_port(
+                c"guard-out",
+                // Releases go direct to each receiver; nobody subscribes to this port.
+                PortCap::READ | PortCap::NO_EXPORT,
+                PortType::APPLICATION,
+            )
+            .map_err(setup("create the output port"))?;
+        let own_client = seq.client_id().map_err(setup("read the own client id"))?;
+        let input = PortAddr {
+            client: own_client,
+            port: input_port,
+        };
+        subscribe(&seq, port_addr(Addr::system_announce()), input)
+            .map_err(setup("subscribe to System:Announce (0:1)"))?;
+
+        let (waker, wake_reader) =
+            sequencer_thread::wake_socket().map_err(SequencerError::WakeSocket)?;
+        let (commands, command_receiver) = mpsc::channel();
+        let (event_sender, events) = async_mpsc::unbounded_channel();
+        let state = GuardThread {
+            input,
+            output_port,
+            rooms: BTreeMap::new(),
+            events: event_sender,
+        };
+        let thread = std::thread::Builder::new()
+            .name(THREAD_NAME.to_owned())
+            .spawn(move || state.run(&seq, wake_reader, command_receiver))
+            .map_err(SequencerError::SpawnThread)?;
+        tracing::info!(
+            client = own_client,
+            name = own_name,
+            "stuck-note guard's sequencer client opened"
+        );
+        Ok((
+            Guard {
+                commands,
+                waker,
+                thread: Some(thread),
+            },
+            events,
+        ))
+    }
+
+    /// Watches exactly these rooms' participants from now on: subscribes to the new ones'
+    /// ports and forgets the ones no longer listed, releasing what they held for the rest of
+    /// their room (so a participant's removal from the roster is its leave). Returns once the
+    /// subscriptions are made; one that fails (a port already gone) is logged and skipped.
+    pub async fn watch(&self, rooms: Rooms) -> Result<(), SequencerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Watch { rooms, reply })?;
+        answer.await.map_err(|_| SequencerError::ThreadGone)
+    }
+
+    /// `participant` has left: releases what it held for the rest of its room and stops
+    /// watching it. Unknown participants are ignored. Returns once the release is sent.
+    pub async fn leave(&self, participant: PortAddr) -> Result<(), SequencerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Leave { participant, reply })?;
+        answer.await.map_err(|_| SequencerError::ThreadGone)
+    }
+
+    fn send(&self, command: Command) -> Result<(), SequencerError> {
+        self.commands
+            .send(command)
+            .map_err(|_| SequencerError::ThreadGone)?;
+        self.waker.wake();
+        Ok(())
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Fails only when the thread has already stopped.
+        let _ = self.commands.send(Command::Stop);
+        self.waker.wake();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the stuck-note guard's thread panicked");
+        }
+    }
+}
+
+/// One watched room: its participants and what each holds.
+#[derive(Default)]
+struct Room {
+    participants: BTreeSet<PortAddr>,
+    held: HeldInRoom<PortAddr>,
+}
+
+/// What the guard's thread keeps besides the sequencer handle.
+struct GuardThread {
+    input: PortAddr,
+    output_port: i32,
+    rooms: BTreeMap<u16, Room>,
+    events: async_mpsc::UnboundedSender<GuardEvent>,
+}
+
+impl GuardThread {
+    fn run(self, seq: &Seq, wake_reader: WakeReader, commands: mpsc::Receiver<Command>) {
+        // The loop calls one closure at a time: the borrows never overlap.
+        let state = std::cell::RefCell::new(self);
+        sequencer_thread::serve(
+            THREAD_NAME,
+            seq,
+            wake_reader,
+            &commands,
+            |command| state.borrow_mut().handle(seq, command),
+            || state.borrow_mut().read_input(seq),
+        );
+    }
+
+    fn handle(&mut self, seq: &Seq, command: Command) -> ControlFlow<()> {
+        // A requester that stopped waiting is not an error: send results are ignored.
+        match command {
+            Command::Watch { rooms, reply } => {
+                self.watch(seq, rooms);
+                let _ = reply.send(());
+            }
+            Command::Leave { participant, reply } => {
+                self.leave(seq, participant);
+                let _ = reply.send(());
+            }
+            Command::Stop => return ControlFlow::Break(()),
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn watch(&mut self, seq: &Seq, rooms: Rooms) {
+        let watched: Vec<(u16, PortAddr)> = self
+            .rooms
+            .iter()
+            .flat_map(|(&room, state)| state.participants.iter().map(move |&p| (room, p)))
+            .collect();
+        for (room, participant) in watched {
+            if !rooms
+                .get(&room)
+                .is_some_and(|wanted| wanted.contains(&participant))
+            {
+                self.leave(seq, participant);
+                if let Err(error) =
+                    seq.unsubscribe_port(alsa_addr(participant), alsa_addr(self.input))
+                {
+                    // A port that is gone took its subscription with it.
+                    tracing::debug!(%participant, %error, "cannot unsubscribe a participant's port");
+                }
+            }
+        }
+        for (room, participants) in rooms {
+            for participant in participants {
+                let state = self.rooms.entry(room).or_default();
+                if state.participants.contains(&participant) {
+                    continue;
+                }
+                match subscribe(seq, participant, self.input) {
+                    Ok(()) => {
+                        state.participants.insert(participant);
+                    }
+                    Err(error) => tracing::warn!(
+                        room,
+                        %participant,
+                        %error,
+                        "the stuck-note guard cannot listen to a participant's port"
+                    ),
+                }
+            }
+        }
+        self.rooms.retain(|_, state| !state.participants.is_empty());
+    }
+
+    /// Forgets `participant` and sends its release to the rest of its room.
+    fn leave(&mut self, seq: &Seq, participant: PortAddr) {
+        let Some((&room, state)) = self
+            .rooms
+            .iter_mut()
+            .find(|(_, state)| state.participants.contains(&participant))
+        else {
+            return;
+        };
+        state.participants.remove(&participant);
+        let release = state.held.leave(&participant);
+        if release.is_empty() {
+            return;
+        }
+        let remaining: Vec<PortAddr> = state.participants.iter().copied().collect();
+        let receivers: Vec<PortAddr> = remaining
+            .into_iter()
+            .filter(|&receiver| self.send_release(seq, receiver, &release))
+            .collect();
+        let notes = release.iter().filter(|event| event.is_note_off()).count();
+        tracing::info!(
+            room,
+            %participant,
+            notes,
+            events = release.len(),
+            receivers = receivers.len(),
+            "released what a leaving participant held"
+        );
+        let _ = self.events.send(GuardEvent::Released {
+            room,
+            participant,
+            notes,
+            events: release.len(),
+            receivers,
+        });
+    }
+
+    /// Sends `release` from the output port directly to `receiver`, in chunks; false (logged)
+    /// when the kernel refused it.
+    fn send_release(&self, seq: &Seq, receiver: PortAddr, release: &[ChannelEvent]) -> bool {
+        for chunk in release.chunks(EVENTS_PER_CHUNK) {
+            for &event in chunk {
+                let mut event = event.to_sequencer();
+                event.set_source(self.output_port);
+                event.set_dest(alsa_addr(receiver));
+                event.set_direct();
+                if let Err(error) = output(seq, &mut event) {
+                    tracing::warn!(%receiver, %error, "cannot send a release to a participant");
+                    return false;
+                }
+            }
+            if let Err(error) = drain(seq) {
+                tracing::warn!(%receiver, %error, "cannot send a release to a participant");
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Reads every pending event without blocking: participants' channel events are taken
+    /// note of, a participant port's exit is its leave.
+    fn read_input(&mut self, seq: &Seq) {
+        loop {
+            let seen = match seq.input().event_input() {
+                Ok(event) => Seen::of(&event),
+                Err(error) => {
+                    match sequencer_thread::errno_kind(&error) {
+                        std::io::ErrorKind::WouldBlock => {}
+                        // ENOSPC: the kernel's input pool overflowed and events were lost.
+                        std::io::ErrorKind::StorageFull => {
+                            tracing::warn!(
+                                "the stuck-note guard's input overran: events were lost"
+                            );
+                            let _ = self.events.send(GuardEvent::EventsLost);
+                        }
+                        _ => tracing::warn!(%error, "the stuck-note guard cannot read an event"),
+                    }
+                    return;
+                }
+            };
+            match seen {
+                Some(Seen::Played { from, event }) => {
+                    if let Some(state) = self
+                        .rooms
+                        .values_mut()
+                        .find(|state| state.participants.contains(&from))
+                    {
+                        state.held.observe(from, event);
+                    }
+                }
+                Some(Seen::PortExit(port)) => self.leave(seq, port),
+                None => {}
+            }
+        }
+    }
+}
+
+/// Queues `event`; when the library's buffer is full, drains it into the kernel first.
+fn output(seq: &Seq, event: &mut Event<'_>) -> alsa::Result<()> {
+    match seq.event_output(event) {
+        Err(error) if would_block(&error) => {
+            drain(seq)?;
+            seq.event_output(event).map(drop)
+        }
+        result => result.map(drop),
+    }
+}
+
+/// Hands the library's buffer to the kernel. The handle is non-blocking: while the
+/// kernel's pool for us is full it answers EAGAIN, so this retries a bounded number of
+/// times, yielding in between, rather than wait for `poll()` in the middle of a release.
+fn drain(seq: &Seq) -> alsa::Result<()> {
+    let mut attempts = 0;
+    loop {
+        match seq.drain_output() {
+            Ok(_) => return Ok(()),
+            Err(error) if would_block(&error) && attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(error) => {
+                // Whatever could not be delivered must not go to the next receiver.
+                let _ = seq.drop_output();
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// What the guard reads from one event, copied out of the library's buffer.
+enum Seen {
+    Played { from: PortAddr, event: ChannelEvent },
+    PortExit(PortAddr),
+}
+
+impl Seen {
+    fn of(event: &Event<'_>) -> Option<Seen> {
+        if event.get_type() == EventType::PortExit {
+            // Only the kernel's word counts: any client may write to the input port.
+            if port_addr(event.get_source()) != port_addr(Addr::system_announce()) {
+                return None;
+            }
+            return event
+                .get_data::<Addr>()
+                .map(|addr| Seen::PortExit(port_addr(addr)));
+        }
+        ChannelEvent::from_sequencer(event).map(|played| Seen::Played {
+            from: port_addr(event.get_source()),
+            event: played,
+        })
+    }
+}
+
+/// Subscribes `to` to `from`; already subscribed is success.
+fn subscribe(seq: &Seq, from: PortAddr, to: PortAddr) -> alsa::Result<()> {
+    let request = PortSubscribe::empty()?;
+    request.set_sender(alsa_addr(from));
+    request.set_dest(alsa_addr(to));
+    match seq.subscribe_port(&request) {
+        Ok(()) => {
+            tracing::debug!(subscription = %Subscription { from, to }, "guard subscribed");
+            Ok(())
+        }
+        // EBUSY: the subscription exists already.
+        Err(error) if error.errno().abs() == nix::errno::Errno::EBUSY as i32 => Ok(()),
+        Err(error) => Err(error),
+    }
+}
