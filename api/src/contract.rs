@@ -37,6 +37,12 @@ pub fn managed_by_selector() -> String {
 /// The label on every child of a hub and on the hub's pod; its value is the hub's name.
 pub const HUB_LABEL: &str = "midihub.io/hub";
 
+/// The annotation on a MidiHub whose every new value asks its sidecar, once, for the hub-wide
+/// panic: on all 16 channels all notes off, pedals up and controllers reset, to every
+/// participant of every room (e.g. `kubectl annotate mh berlin midihub.io/panic="$(date +%s)"
+/// --overwrite`). The value the sidecar finds when it starts asks for nothing.
+pub const PANIC_ANNOTATION: &str = "midihub.io/panic";
+
 /// The label selector of the children and pods of the hub named `hub`.
 pub fn hub_selector(hub: &str) -> String {
     format!("{HUB_LABEL}={hub}")
@@ -192,6 +198,9 @@ pub mod reasons {
         pub const OVERTIME_STARTED: &str = "OvertimeStarted";
         /// The hub's overtime is over (operator).
         pub const OVERTIME_ENDED: &str = "OvertimeEnded";
+        /// The hub-wide panic (all notes off, pedals up, controllers reset) was sent to every
+        /// participant, as a new value of [`super::super::PANIC_ANNOTATION`] asked (sidecar).
+        pub const PANIC_SENT: &str = "PanicSent";
     }
 }
 

@@ -8,7 +8,15 @@
 //! [`Guard::watch`] and to System:Announce; what arrives from a participant is fed into that
 //! room's [`HeldInRoom`]. When a participant leaves — [`Guard::leave`], dropped from `watch`,
 //! or its port exits — [`HeldInRoom::leave`]'s events are sent from the output port directly
-//! to each remaining participant of the room.
+//! to each remaining participant of the room. [`Guard::panic`] sends [`midi::panic`] to every
+//! participant of every room.
+//!
+//! Whatever the guard sends is paced: at most [`EVENTS_PER_BURST`] events, then a pause of
+//! [`BURST_PAUSE`] before the next ones. A receiver is rtpmidid, whose kernel input queue holds
+//! 200 events for all its participants' ports together and which the kernel clears *entirely*
+//! when it overflows: a release of thousands of events at once would cost the room the notes
+//! others are playing. An ordinary leave (a chord and a pedal, to a few participants) fits in
+//! one burst and goes out at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
@@ -20,10 +28,10 @@ use alsa::seq::{Addr, Event, EventType, PortCap, PortSubscribe, PortType, Seq};
 use tokio::sync::{mpsc as async_mpsc, oneshot};
 
 use crate::held::HeldInRoom;
-use crate::midi::ChannelEvent;
+use crate::midi::{self, ChannelEvent};
 use crate::sequencer::{SequencerError, alsa_addr, port_addr};
 use crate::sequencer_thread::{self, WakeReader, Waker, would_block};
-use crate::wiring::{PortAddr, Subscription};
+use crate::wiring::{PortAddr, Rooms, Subscription};
 
 /// Name of the guard's thread (visible in `ps -T`, `top -H`).
 const THREAD_NAME: &str = "midihub-guard";
@@ -36,14 +44,14 @@ const INPUT_POOL: u32 = 2000;
 /// The guard's input buffer in the ALSA library, in bytes (the default is a page).
 const INPUT_BUFFER_BYTES: u32 = 64 * 1024;
 
-/// Releases are sent in chunks of this many events, each drained into the kernel before the
-/// next: the library's output buffer (16 KiB by default, 28 bytes an event) never fills, and
-/// a receiver's queue gets a chance to empty between chunks.
-const EVENTS_PER_CHUNK: usize = 64;
+/// What the guard sends goes out in bursts of at most this many events (to all receivers
+/// together), each drained into the kernel before the pause that follows it: the library's
+/// output buffer (16 KiB by default, 28 bytes an event) never fills, and a receiver's queue
+/// (rtpmidid's holds 200 events) has room for a burst beside the notes being played.
+const EVENTS_PER_BURST: usize = 32;
 
-/// A room: its number (the control port the participants joined) and its participants'
-/// ports.
-pub type Rooms = BTreeMap<u16, BTreeSet<PortAddr>>;
+/// The pause between two bursts, for the receivers to read what the last one brought.
+const BURST_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// What the guard did, for logs, metrics and tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +72,22 @@ pub enum GuardEvent {
     EventsLost,
 }
 
+/// Someone asked for the hub-wide panic; `why` says who or what, for the log and the Event
+/// (e.g. "annotation midihub.io/panic=1764700000", "POST /panic").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PanicRequest {
+    pub why: String,
+}
+
+/// What a hub-wide panic reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PanicSent {
+    /// The participants that were sent it without an error, of every room.
+    pub receivers: usize,
+    /// The participants the kernel refused it for (each logged).
+    pub failed: usize,
+}
+
 /// Handle to the guard's thread. Dropping it stops the thread (its client, and with it every
 /// subscription it made, goes away) and waits for it.
 pub struct Guard {
@@ -80,6 +104,9 @@ enum Command {
     Leave {
         participant: PortAddr,
         reply: oneshot::Sender<()>,
+    },
+    Panic {
+        reply: oneshot::Sender<PanicSent>,
     },
     Stop,
 }
@@ -173,6 +200,15 @@ impl Guard {
         answer.await.map_err(|_| SequencerError::ThreadGone)
     }
 
+    /// Sends the hub-wide panic ([`midi::panic`]: pedals up, all notes off, controllers reset,
+    /// on all 16 channels) to every watched participant of every room, and forgets what
+    /// anyone held (nothing is held after it). Returns once it is sent.
+    pub async fn panic(&self) -> Result<PanicSent, SequencerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Panic { reply })?;
+        answer.await.map_err(|_| SequencerError::ThreadGone)
+    }
+
     fn send(&self, command: Command) -> Result<(), SequencerError> {
         self.commands
             .send(command)
@@ -234,6 +270,9 @@ impl GuardThread {
             Command::Leave { participant, reply } => {
                 self.leave(seq, participant);
                 let _ = reply.send(());
+            }
+            Command::Panic { reply } => {
+                let _ = reply.send(self.panic(seq));
             }
             Command::Stop => return ControlFlow::Break(()),
         }
@@ -297,10 +336,7 @@ impl GuardThread {
             return;
         }
         let remaining: Vec<PortAddr> = state.participants.iter().copied().collect();
-        let receivers: Vec<PortAddr> = remaining
-            .into_iter()
-            .filter(|&receiver| self.send_release(seq, receiver, &release))
-            .collect();
+        let receivers = self.send_to_each(seq, remaining, &release);
         let notes = release.iter().filter(|event| event.is_note_off()).count();
         tracing::info!(
             room,
@@ -319,10 +355,60 @@ impl GuardThread {
         });
     }
 
-    /// Sends `release` from the output port directly to `receiver`, in chunks; false (logged)
-    /// when the kernel refused it.
-    fn send_release(&self, seq: &Seq, receiver: PortAddr, release: &[ChannelEvent]) -> bool {
-        for chunk in release.chunks(EVENTS_PER_CHUNK) {
+    /// Sends the panic to everyone watched and forgets what they held.
+    fn panic(&mut self, seq: &Seq) -> PanicSent {
+        let everyone: Vec<PortAddr> = self
+            .rooms
+            .values()
+            .flat_map(|state| state.participants.iter().copied())
+            .collect();
+        let receivers = self.send_to_each(seq, everyone.iter().copied(), &midi::panic());
+        for state in self.rooms.values_mut() {
+            state.held = HeldInRoom::new();
+        }
+        let sent = PanicSent {
+            receivers: receivers.len(),
+            failed: everyone.len() - receivers.len(),
+        };
+        tracing::info!(
+            receivers = sent.receivers,
+            failed = sent.failed,
+            "sent the hub-wide panic"
+        );
+        sent
+    }
+
+    /// Sends `events` from the output port directly to each of `receivers` in turn, paced in
+    /// bursts; returns those the kernel took them for (a refusal is logged).
+    fn send_to_each(
+        &self,
+        seq: &Seq,
+        receivers: impl IntoIterator<Item = PortAddr>,
+        events: &[ChannelEvent],
+    ) -> Vec<PortAddr> {
+        let mut in_burst = 0;
+        receivers
+            .into_iter()
+            .filter(|&receiver| self.send_paced(seq, receiver, events, &mut in_burst))
+            .collect()
+    }
+
+    /// Sends `events` to `receiver`, pausing whenever the current burst (`in_burst` events
+    /// so far) would grow past [`EVENTS_PER_BURST`]; false (logged) when the kernel refused
+    /// them.
+    fn send_paced(
+        &self,
+        seq: &Seq,
+        receiver: PortAddr,
+        events: &[ChannelEvent],
+        in_burst: &mut usize,
+    ) -> bool {
+        for chunk in events.chunks(EVENTS_PER_BURST) {
+            if *in_burst + chunk.len() > EVENTS_PER_BURST {
+                std::thread::sleep(BURST_PAUSE);
+                *in_burst = 0;
+            }
+            *in_burst += chunk.len();
             for &event in chunk {
                 let mut event = event.to_sequencer();
                 event.set_source(self.output_port);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hub_sidecar::allow::{AllowList, RoomRules};
+use hub_sidecar::guard::Guard;
 use hub_sidecar::health::Health;
 use hub_sidecar::http;
 use hub_sidecar::hub_rules;
@@ -58,6 +59,18 @@ struct Args {
         default_value = "text"
     )]
     log_format: LogFormat,
+
+    /// The stuck-note guard: when a participant leaves holding notes or pedals, release them
+    /// for the rest of its room; it also sends the hub-wide panic. `off` only to compare (the
+    /// wiring load benchmark) or should it misbehave.
+    #[arg(
+        long,
+        env = "MIDIHUB_NOTE_GUARD",
+        value_enum,
+        global = true,
+        default_value = "on"
+    )]
+    note_guard: Switch,
 
     #[command(subcommand)]
     mode: Mode,
@@ -112,6 +125,13 @@ enum Mode {
     },
 }
 
+/// On or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
 /// What can stop the sidecar.
 #[derive(Debug, thiserror::Error)]
 enum Error {
@@ -137,7 +157,9 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Error> {
     let (stop_tx, stop) = midihub_runtime::stop_on_signal();
 
-    let (sink, roster, control, daemon, rules) = match args.mode {
+    // Panic requests: from the hub's annotation in a hub pod, from `POST /panic` locally.
+    let (local_requests, local_panics) = tokio::sync::mpsc::unbounded_channel();
+    let (sink, roster, control, daemon, rules, panics) = match args.mode {
         Mode::Kubernetes {
             hub,
             namespace,
@@ -147,7 +169,7 @@ async fn run(args: Args) -> Result<(), Error> {
             let client = kube::Client::try_default()
                 .await
                 .map_err(Error::Kubernetes)?;
-            let (rules, follow) =
+            let (followed, follow) =
                 hub_rules::follow(kube::Api::namespaced(client.clone(), &namespace), &hub)
                     .await
                     .map_err(Error::Kubernetes)?;
@@ -161,7 +183,8 @@ async fn run(args: Args) -> Result<(), Error> {
                 Roster::inherit(previous),
                 control,
                 None,
-                rules,
+                followed.rules,
+                followed.panics,
             )
         }
         Mode::Local {
@@ -174,6 +197,7 @@ async fn run(args: Args) -> Result<(), Error> {
             socket,
             None,
             fixed(local::room_rules(allow)?),
+            local_panics,
         ),
         Mode::Local {
             rooms,
@@ -196,16 +220,18 @@ async fn run(args: Args) -> Result<(), Error> {
                 socket,
                 Some(daemon),
                 fixed(rules),
+                local_panics,
             )
         }
     };
 
     let health = Arc::new(Health::new(std::time::Instant::now()));
     let listener = midihub_runtime::endpoint::bind(args.listen).await?;
-    let serve_status = matches!(sink, Sink::Local);
+    // Only a local hub's endpoint takes requests: a hub pod's is on the node's network.
+    let local_requests = matches!(sink, Sink::Local).then_some(local_requests);
     let server = tokio::spawn(midihub_runtime::endpoint::serve(
         listener,
-        http::router(health.clone(), serve_status),
+        http::router(health.clone(), local_requests),
         "sidecar's HTTP endpoint",
         wait_for(stop.clone(), true),
     ));
@@ -222,7 +248,20 @@ async fn run(args: Args) -> Result<(), Error> {
             ..Pacing::default()
         },
         rules,
-    );
+    )
+    .with_panics(panics);
+    let sidecar = match args.note_guard {
+        Switch::On => {
+            let (guard, guard_events) = Guard::start("midihub-guard")?;
+            sidecar.with_guard(guard, guard_events)
+        }
+        Switch::Off => {
+            tracing::warn!(
+                "the stuck-note guard is off (--note-guard off): notes of participants who leave are not released, and a panic sends nothing"
+            );
+            sidecar
+        }
+    };
     let result = sidecar.run(events, wait_for(stop.clone(), true)).await;
     // Whatever ended the loop ends the rest too.
     let _ = stop_tx.send(true);

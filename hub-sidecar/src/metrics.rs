@@ -32,6 +32,8 @@ pub enum ErrorSource {
     Sequencer,
     /// Publishing (the Kubernetes API, or stdout).
     Publish,
+    /// The stuck-note guard (its input overran, or its thread stopped).
+    Guard,
 }
 
 impl ErrorSource {
@@ -40,6 +42,7 @@ impl ErrorSource {
             ErrorSource::Control => "control",
             ErrorSource::Sequencer => "sequencer",
             ErrorSource::Publish => "publish",
+            ErrorSource::Guard => "guard",
         }
     }
 }
@@ -52,6 +55,8 @@ pub struct Metrics {
     refusals: Family<RoomLabels, Counter>,
     round_trip: Histogram,
     wiring_changes: Family<ChangeLabels, Counter>,
+    notes_released: Family<RoomLabels, Counter>,
+    panics: Counter,
     errors: Family<SourceLabels, Counter>,
 }
 
@@ -64,6 +69,8 @@ impl Default for Metrics {
         let round_trip =
             Histogram::new([0.001, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.25, 0.5, 1.0]);
         let wiring_changes = Family::<ChangeLabels, Counter>::default();
+        let notes_released = Family::<RoomLabels, Counter>::default();
+        let panics = Counter::default();
         let errors = Family::<SourceLabels, Counter>::default();
         registry.register(
             "participants",
@@ -86,8 +93,18 @@ impl Default for Metrics {
             wiring_changes.clone(),
         );
         registry.register(
+            "notes_released",
+            "Notes the stuck-note guard released for a room's remaining participants when one left holding them (one per press), by room (control port)",
+            notes_released.clone(),
+        );
+        registry.register(
+            "panics",
+            "Hub-wide panics sent (all notes off, pedals up, controllers reset, to every participant)",
+            panics.clone(),
+        );
+        registry.register(
             "errors",
-            "Errors, by source (control, sequencer, publish)",
+            "Errors, by source (control, sequencer, publish, guard)",
             errors.clone(),
         );
         Self {
@@ -96,6 +113,8 @@ impl Default for Metrics {
             refusals,
             round_trip,
             wiring_changes,
+            notes_released,
+            panics,
             errors,
         }
     }
@@ -119,6 +138,20 @@ impl Metrics {
                 room: room.to_string(),
             })
             .inc();
+    }
+
+    /// Counts notes the stuck-note guard released in a room.
+    pub fn notes_released(&self, room: u16, notes: usize) {
+        self.notes_released
+            .get_or_create(&RoomLabels {
+                room: room.to_string(),
+            })
+            .inc_by(u64::try_from(notes).unwrap_or(u64::MAX));
+    }
+
+    /// Counts a hub-wide panic sent.
+    pub fn panic_sent(&self) {
+        self.panics.inc();
     }
 
     /// Records a new round-trip sample, in milliseconds.

@@ -12,6 +12,7 @@ use midihub_api::contract::{self, SIDECAR_FIELD_MANAGER, reasons};
 use midihub_api::{MidiHub, Participant, RefusedParticipant};
 use serde_json::json;
 
+use crate::guard::PanicSent;
 use crate::report::Report;
 use crate::roster::Changes;
 
@@ -44,6 +45,20 @@ impl Sink {
                 "participants": report.participants,
                 "refused": report.refused,
                 "wiring": report.wiring,
+            })),
+        }
+    }
+
+    /// Tells that the hub-wide panic was sent, and why (a Normal Event on the MidiHub, or a JSON
+    /// line).
+    pub async fn panic_sent(&mut self, why: &str, sent: &PanicSent) -> Result<(), PublishError> {
+        match self {
+            Sink::Kubernetes(sink) => sink.record(&panic_event(why, sent)).await,
+            Sink::Local => print_line(&json!({
+                "type": "panic",
+                "why": why,
+                "receivers": sent.receivers,
+                "failed": sent.failed,
             })),
         }
     }
@@ -112,6 +127,24 @@ fn refusal_event(refused: &RefusedParticipant) -> Event {
             refused.name, refused.remote_address, refused.room, refused.port
         )),
         action: "Wire".to_string(),
+        secondary: None,
+    }
+}
+
+/// The Event telling that the hub-wide panic was sent, as `why` asked. Pure.
+fn panic_event(why: &str, sent: &PanicSent) -> Event {
+    let failed = match sent.failed {
+        0 => String::new(),
+        n => format!(" ({n} could not be reached: see the sidecar's log)"),
+    };
+    Event {
+        type_: EventType::Normal,
+        reason: reasons::event::PANIC_SENT.to_string(),
+        note: Some(format!(
+            "all notes off, pedals up and controllers reset on all 16 channels, sent to {} participants{failed}, as {why} asked",
+            sent.receivers
+        )),
+        action: "Panic".to_string(),
         secondary: None,
     }
 }
@@ -196,12 +229,17 @@ impl KubernetesSink {
             })
             .chain(changes.refused.iter().map(refusal_event));
         for event in events {
-            Recorder::new(self.client.clone(), self.reporter.clone())
-                .publish(&event, &self.hub)
-                .await
-                .map_err(PublishError::Kubernetes)?;
+            self.record(&event).await?;
         }
         Ok(())
+    }
+
+    /// Records `event` on the hub, as a new Event (see [`Self::announce`]).
+    async fn record(&self, event: &Event) -> Result<(), PublishError> {
+        Recorder::new(self.client.clone(), self.reporter.clone())
+            .publish(event, &self.hub)
+            .await
+            .map_err(PublishError::Kubernetes)
     }
 }
 

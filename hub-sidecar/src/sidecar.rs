@@ -6,6 +6,10 @@
 //! it, not at the next refresh. The kernel's own subscription list is the truth the plan is
 //! compared with, so a restart of the sidecar or of rtpmidid converges on the same wiring.
 //!
+//! After each pass the stuck-note guard ([`crate::guard`]), when there is one, is told who plays
+//! in which room; a participant who is no longer there is its leave (the guard also hears a
+//! port's exit itself, sooner). Panic requests are handed to it.
+//!
 //! This is the shell: the control socket, the sequencer, the sink, the clock, the logs and the
 //! metrics. What a pass decides is [`crate::step`]'s.
 
@@ -19,6 +23,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::allow::RoomRules;
+use crate::guard::{Guard, GuardEvent, PanicRequest};
 use crate::health::Health;
 use crate::metrics::ErrorSource;
 use crate::publish::Sink;
@@ -27,7 +32,7 @@ use crate::roster::Roster;
 use crate::rtpmidid::control::ControlClient;
 use crate::sequencer::{Sequencer, SequencerEvent};
 use crate::step::{self, Memory, Outcome};
-use crate::wiring::WiringPlan;
+use crate::wiring::{Rooms, WiringPlan};
 
 /// How the loop paces itself.
 #[derive(Clone, Debug)]
@@ -77,6 +82,18 @@ pub struct Sidecar {
     /// The rooms' allow-lists, read at every pass; a change also starts a pass. Their sender
     /// may be gone (local mode's lists never change): the last lists stay in force.
     rules: watch::Receiver<RoomRules>,
+    /// The stuck-note guard, unless it is off or its thread stopped.
+    guard: Option<NoteGuard>,
+    /// Requests for the hub-wide panic, while their sender lives.
+    panics: Option<UnboundedReceiver<PanicRequest>>,
+}
+
+/// The stuck-note guard as the loop drives it.
+struct NoteGuard {
+    guard: Guard,
+    events: UnboundedReceiver<GuardEvent>,
+    /// Whom it was last told to watch, so that it is told only of changes.
+    watching: Rooms,
 }
 
 impl Sidecar {
@@ -99,7 +116,26 @@ impl Sidecar {
             throttle,
             memory: Memory::new(roster),
             rules,
+            guard: None,
+            panics: None,
         }
+    }
+
+    /// Drives the stuck-note `guard` (started with [`Guard::start`], whose events are
+    /// `events`) from the loop.
+    pub fn with_guard(mut self, guard: Guard, events: UnboundedReceiver<GuardEvent>) -> Self {
+        self.guard = Some(NoteGuard {
+            guard,
+            events,
+            watching: Rooms::new(),
+        });
+        self
+    }
+
+    /// Sends the hub-wide panic whenever `requests` asks for it (it needs the guard).
+    pub fn with_panics(mut self, requests: UnboundedReceiver<PanicRequest>) -> Self {
+        self.panics = Some(requests);
+        self
     }
 
     /// Runs until `shutdown` completes (then publishes that nobody is connected any more, as
@@ -136,6 +172,17 @@ impl Sidecar {
                         rules_may_change = false;
                         continue;
                     }
+                }
+                event = next_guard_event(&mut self.guard) => {
+                    self.guard_did(event);
+                    continue;
+                }
+                request = next_panic_request(&mut self.panics) => {
+                    match request {
+                        Some(request) => self.panic(request).await,
+                        None => self.panics = None,
+                    }
+                    continue;
                 }
                 _ = refresh.tick() => {}
                 () = sleep_until(retry_at) => {}
@@ -175,6 +222,65 @@ impl Sidecar {
         self.memory.note(&event, Instant::now().into_std());
     }
 
+    /// Takes what the guard did into the metrics; `None`: its thread stopped (logged, and the
+    /// loop goes on without it: the wiring matters more).
+    fn guard_did(&mut self, event: Option<GuardEvent>) {
+        let metrics = &self.health.metrics;
+        match event {
+            Some(GuardEvent::Released { room, notes, .. }) => metrics.notes_released(room, notes),
+            Some(GuardEvent::EventsLost) => metrics.error(ErrorSource::Guard),
+            None => {
+                metrics.error(ErrorSource::Guard);
+                tracing::error!(
+                    "the stuck-note guard's thread stopped: notes of participants who leave are no longer released"
+                );
+                self.guard = None;
+            }
+        }
+    }
+
+    /// Sends the hub-wide panic, and tells so.
+    async fn panic(&mut self, request: PanicRequest) {
+        let Some(guard) = &self.guard else {
+            tracing::warn!(
+                why = %request.why,
+                "a panic was asked for, but the stuck-note guard, which sends it, is off: nothing was sent"
+            );
+            return;
+        };
+        let sent = match guard.guard.panic().await {
+            Ok(sent) => sent,
+            Err(error) => {
+                self.health.metrics.error(ErrorSource::Guard);
+                tracing::warn!(why = %request.why, %error, "cannot send the panic");
+                return;
+            }
+        };
+        self.health.metrics.panic_sent();
+        tracing::info!(why = %request.why, receivers = sent.receivers, failed = sent.failed, "panic sent");
+        if let Err(error) = self.sink.panic_sent(&request.why, &sent).await {
+            self.health.metrics.error(ErrorSource::Publish);
+            tracing::warn!(%error, "cannot tell that the panic was sent");
+        }
+    }
+
+    /// Tells the guard who plays in which room, when that changed.
+    async fn guard_watch(&mut self, rooms: Rooms) {
+        let Some(guard) = &mut self.guard else {
+            return;
+        };
+        if guard.watching == rooms {
+            return;
+        }
+        match guard.guard.watch(rooms.clone()).await {
+            Ok(()) => guard.watching = rooms,
+            Err(error) => {
+                self.health.metrics.error(ErrorSource::Guard);
+                tracing::warn!(%error, "cannot tell the stuck-note guard who plays");
+            }
+        }
+    }
+
     async fn publish(&mut self, report: Report) {
         match self.sink.publish(&report).await {
             Ok(()) => self.throttle.published(report, Instant::now().into_std()),
@@ -187,7 +293,8 @@ impl Sidecar {
 
     /// One look at rtpmidid and the sequencer, and the wiring made right.
     async fn pass(&mut self) -> Report {
-        let metrics = &self.health.metrics;
+        let health = self.health.clone();
+        let metrics = &health.metrics;
         let status = match self.control.status().await {
             Ok(status) => status,
             Err(error) => {
@@ -228,6 +335,7 @@ impl Sidecar {
             Err(wiring) => return self.memory.report(wiring),
         };
         let failures = self.rewire(&plan.wiring).await;
+        self.guard_watch(plan.playing()).await;
         let Outcome {
             changes,
             figures,
@@ -286,6 +394,24 @@ impl Sidecar {
             }
         }
         failures
+    }
+}
+
+/// What the guard did next; never, without a guard.
+async fn next_guard_event(guard: &mut Option<NoteGuard>) -> Option<GuardEvent> {
+    match guard {
+        Some(guard) => guard.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next panic request (`None`: no more will come); never, without requests.
+async fn next_panic_request(
+    requests: &mut Option<UnboundedReceiver<PanicRequest>>,
+) -> Option<PanicRequest> {
+    match requests {
+        Some(requests) => requests.recv().await,
+        None => std::future::pending().await,
     }
 }
 

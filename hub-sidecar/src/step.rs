@@ -14,7 +14,7 @@ use crate::report::{Report, WiringState};
 use crate::roster::{self, Changes, Roster};
 use crate::rtpmidid::status::RtpmididStatus;
 use crate::sequencer::{ClientSnapshot, SequencerEvent};
-use crate::wiring::{self, ParticipantPort, PortAddr, WiringPlan};
+use crate::wiring::{self, ParticipantPort, PortAddr, Rooms, WiringPlan};
 
 /// What the loop carries from one pass to the next.
 #[derive(Clone, Debug, Default)]
@@ -94,6 +94,13 @@ pub struct Plan {
     refused: BTreeSet<roster::Key>,
     /// The announced ports still waiting for an explanation.
     unexplained: BTreeMap<PortAddr, Instant>,
+}
+
+impl Plan {
+    /// The participants who play, room by room: whom the stuck-note guard watches.
+    pub fn playing(&self) -> Rooms {
+        wiring::playing_rooms(&self.participants)
+    }
 }
 
 /// The subscriptions that make the wiring match what rtpmidid reports in `status`, given the

@@ -44,10 +44,14 @@ pub struct ParticipantPort {
     pub plays: bool,
 }
 
-/// Every subscription a hub wants: inside each room, each playing participant's port to
-/// each other playing participant's port.
-pub fn desired_subscriptions(participants: &[ParticipantPort]) -> BTreeSet<Subscription> {
-    let mut rooms: BTreeMap<u16, BTreeSet<PortAddr>> = BTreeMap::new();
+/// Rooms by number (the control port the participants joined), each with its participants'
+/// ports.
+pub type Rooms = BTreeMap<u16, BTreeSet<PortAddr>>;
+
+/// The ports of the participants who play, room by room (a room where nobody plays is left
+/// out).
+pub fn playing_rooms(participants: &[ParticipantPort]) -> Rooms {
+    let mut rooms = Rooms::new();
     for participant in participants.iter().filter(|p| p.plays) {
         rooms
             .entry(participant.room)
@@ -55,6 +59,12 @@ pub fn desired_subscriptions(participants: &[ParticipantPort]) -> BTreeSet<Subsc
             .insert(participant.port);
     }
     rooms
+}
+
+/// Every subscription a hub wants: inside each room, each playing participant's port to
+/// each other playing participant's port.
+pub fn desired_subscriptions(participants: &[ParticipantPort]) -> BTreeSet<Subscription> {
+    playing_rooms(participants)
         .values()
         .flat_map(|ports| {
             ports.iter().flat_map(move |&from| {

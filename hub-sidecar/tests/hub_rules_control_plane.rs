@@ -1,15 +1,17 @@
 //! The sidecar following its own hub's allow-lists against the REAL API server of the local
 //! control plane (`MIDIHUB_CONTROL_PLANE`; skipped without it), with a token of the hub's
-//! ServiceAccount, so with exactly the rights of the Role the operator gives it.
+//! ServiceAccount, so with exactly the rights of the Role the operator gives it; and a new
+//! value of the panic annotation reaching it as one panic request.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hub_sidecar::hub_rules;
+use hub_sidecar::hub_rules::{self, Followed};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use midihub_api::MidiHub;
+use midihub_api::contract::PANIC_ANNOTATION;
 use midihub_tests::cluster::{delete_namespace, ensure_namespace, eventually, hub};
 use midihub_tests::control_plane::Plane;
 use serde_json::json;
@@ -53,7 +55,13 @@ async fn with_its_roles_rights_the_sidecar_follows_a_list_changed_on_its_hub() {
     let as_sidecar: Api<MidiHub> =
         Api::namespaced(plane.client_with_token(&token).await.unwrap(), NAMESPACE);
     // The Role's rules take a moment to reach the authorizer's cache.
-    let (mut rules, follow) = eventually("the sidecar to read its hub", LIMIT, || async {
+    let (
+        Followed {
+            mut rules,
+            mut panics,
+        },
+        follow,
+    ) = eventually("the sidecar to read its hub", LIMIT, || async {
         hub_rules::follow(as_sidecar.clone(), "jam")
             .await
             .map_err(|e| e.to_string())
@@ -81,6 +89,19 @@ async fn with_its_roles_rights_the_sidecar_follows_a_list_changed_on_its_hub() {
         matches!(followed, Ok(Ok(()))),
         "the new list must reach the rules through the watch (is it allowed?): {:?}",
         *rules.borrow()
+    );
+
+    hubs.patch(
+        "jam",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "annotations": { PANIC_ANNOTATION: "1" } } })),
+    )
+    .await
+    .unwrap();
+    let request = tokio::time::timeout(LIMIT, panics.recv()).await;
+    assert!(
+        matches!(&request, Ok(Some(request)) if request.why == format!("annotation {PANIC_ANNOTATION}=1")),
+        "a new value of the panic annotation must ask for one panic: {request:?}"
     );
     delete_namespace(&admin, NAMESPACE).await;
 }

@@ -1,14 +1,16 @@
 //! The sidecar following its own hub's allow-lists, against the FAKE API server (not
 //! Kubernetes; its RBAC and admission are proven on the control-plane tier): a list changed on
-//! the hub reaches the rules the loop reads, without a restart.
+//! the hub reaches the rules the loop reads, without a restart; a new value of the panic
+//! annotation asks for one panic, the value found at start for none.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use hub_sidecar::allow::RoomRules;
-use hub_sidecar::hub_rules;
+use hub_sidecar::hub_rules::{self, Followed};
 use kube::Api;
+use midihub_api::contract::PANIC_ANNOTATION;
 use midihub_tests::fake_apiserver::{FailureRule, FakeApiServer, Method};
 use serde_json::json;
 use tokio::sync::watch;
@@ -61,9 +63,10 @@ async fn rules_become(
 #[tokio::test]
 async fn a_list_changed_on_the_hub_reaches_the_loops_rules_without_a_restart() {
     let fake = fake_with_hubs().await;
-    let (mut rules, follow) = hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
-        .await
-        .unwrap();
+    let (Followed { mut rules, .. }, follow) =
+        hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
+            .await
+            .unwrap();
     // At once, from the hub as read: no moment with the room open.
     assert!(rules.borrow().admits(5004, ip(BAND)));
     assert!(!rules.borrow().admits(5004, ip(STRANGER)));
@@ -104,9 +107,10 @@ async fn a_list_changed_on_the_hub_reaches_the_loops_rules_without_a_restart() {
 #[tokio::test]
 async fn another_hubs_list_is_not_this_hubs() {
     let fake = fake_with_hubs().await;
-    let (mut rules, follow) = hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
-        .await
-        .unwrap();
+    let (Followed { mut rules, .. }, follow) =
+        hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
+            .await
+            .unwrap();
     tokio::spawn(follow);
 
     set_allow(&fake, &format!("{HUBS}/other"), json!(["198.51.100.0/24"]));
@@ -129,9 +133,10 @@ async fn another_hubs_list_is_not_this_hubs() {
 #[tokio::test]
 async fn a_list_that_cannot_be_read_closes_its_room_and_nothing_panics() {
     let fake = fake_with_hubs().await;
-    let (mut rules, follow) = hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
-        .await
-        .unwrap();
+    let (Followed { mut rules, .. }, follow) =
+        hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
+            .await
+            .unwrap();
     tokio::spawn(follow);
 
     // Admission would refuse it; the fake has none.
@@ -149,9 +154,10 @@ async fn a_list_that_cannot_be_read_closes_its_room_and_nothing_panics() {
 #[tokio::test]
 async fn a_watch_that_fails_at_first_recovers_and_delivers_later_changes() {
     let fake = fake_with_hubs().await;
-    let (mut rules, follow) = hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
-        .await
-        .unwrap();
+    let (Followed { mut rules, .. }, follow) =
+        hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
+            .await
+            .unwrap();
     fake.fail_requests(FailureRule {
         method: Some("GET".into()),
         path_contains: "/midihubs".into(),
@@ -165,4 +171,52 @@ async fn a_watch_that_fails_at_first_recovers_and_delivers_later_changes() {
         rules.admits(5004, ip(STRANGER))
     })
     .await;
+}
+
+fn set_panic(fake: &FakeApiServer, value: &str) {
+    fake.update(JAM, |hub| {
+        hub["metadata"]["annotations"] = json!({ PANIC_ANNOTATION: value });
+    })
+    .unwrap();
+}
+
+#[tokio::test]
+async fn each_new_value_of_the_panic_annotation_asks_for_one_panic_and_the_value_at_start_for_none()
+{
+    let fake = fake_with_hubs().await;
+    set_panic(&fake, "before the sidecar started");
+    let (
+        Followed {
+            mut rules,
+            mut panics,
+        },
+        follow,
+    ) = hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
+        .await
+        .unwrap();
+    tokio::spawn(follow);
+
+    set_panic(&fake, "2");
+    let request = tokio::time::timeout(Duration::from_secs(10), panics.recv())
+        .await
+        .expect("a panic request")
+        .expect("the hub is still followed");
+    assert_eq!(request.why, format!("annotation {PANIC_ANNOTATION}=2"));
+
+    // A change of something else, and the same value seen again, ask for nothing; a change of
+    // the list afterwards tells when the watch has seen them all.
+    set_panic(&fake, "2");
+    set_allow(&fake, JAM, json!(["198.51.100.0/24"]));
+    rules_become(&mut rules, "the list changed after", |rules| {
+        rules.admits(5004, ip(STRANGER))
+    })
+    .await;
+    assert!(panics.try_recv().is_err(), "nothing more was asked for");
+
+    set_panic(&fake, "3");
+    let request = tokio::time::timeout(Duration::from_secs(10), panics.recv())
+        .await
+        .expect("a second panic request")
+        .expect("the hub is still followed");
+    assert_eq!(request.why, format!("annotation {PANIC_ANNOTATION}=3"));
 }

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use alsa::PollDescriptors;
 use alsa::seq::{PortCap, PortType, Seq};
-use hub_sidecar::guard::{Guard, GuardEvent, Rooms};
+use hub_sidecar::guard::{Guard, GuardEvent};
 use hub_sidecar::midi::{Channel, ChannelEvent, Note, Pedal};
-use hub_sidecar::wiring::PortAddr;
+use hub_sidecar::wiring::{PortAddr, Rooms};
 
 /// The room's remaining participants must have the release this fast after the port is gone.
 const RELEASE_DEADLINE: Duration = Duration::from_millis(100);
