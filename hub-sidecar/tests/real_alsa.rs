@@ -3,7 +3,8 @@
 //! loopback, and the hub-sidecar binary wiring them. After every join, leave, sidecar restart
 //! and rtpmidid restart the test checks the subscriptions the kernel holds (read with
 //! `aconnect -l`) and that a note from one participant reaches the others of its room, not
-//! itself and nobody in the other room.
+//! itself and nobody in the other room. Besides the wiring, the only links from a participant's
+//! port are the stuck-note guard's (one each, to the input port of a `midihub-guard` client).
 //!
 //! Needs `RTPMIDID_BIN` and `/dev/snd/seq` (run inside shared/alsa-vm); prints `SKIP` and
 //! returns otherwise.
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 use midihub_tests::applemidi::Participant;
 use midihub_tests::real_alsa::{
-    Rtpmidid, aconnect_view, join, room, rtpmidid_or_skip, scratch_dir, wait_until,
+    Rtpmidid, aconnect_client_ids, aconnect_view, join, room, rtpmidid_or_skip, scratch_dir,
+    wait_until,
 };
 use midihub_tests::sidecar::{SidecarProcess, local_copy};
 
@@ -86,10 +88,23 @@ async fn assert_wired(
                 *seen.entry(known).or_default() += 1;
             }
         }
+        let guards = aconnect_client_ids("midihub-guard");
+        let guard_links: BTreeSet<(i32, (i32, i32))> = view
+            .external_links
+            .iter()
+            .filter(|(_, (client, port))| guards.contains(client) && *port == 0)
+            .copied()
+            .collect();
         let ok = seen == *counts
             && view.ports.len() == counts.values().sum::<usize>()
             && view.internal_links == expected_links(&view.ports, rooms)
-            && view.external_links.is_empty();
+            && guard_links == view.external_links
+            && guard_links
+                .iter()
+                .map(|(from, _)| *from)
+                .collect::<BTreeSet<_>>()
+                == view.ports.keys().copied().collect()
+            && guard_links.len() == view.ports.len();
         last = Some(view);
         ok
     })

@@ -43,6 +43,9 @@ pub struct JoinOptions {
     /// Local control port to bind (the data port is the next one, as rtpmidid sends MIDI to the
     /// participant's control port + 1); `None` picks a free pair.
     pub control_port: Option<u16>,
+    /// Local address to bind (e.g. 127.0.0.2, to come from another address of loopback's
+    /// 127.0.0.0/8); `None`: loopback for a hub on loopback, any address otherwise.
+    pub local_address: Option<IpAddr>,
 }
 
 impl Default for JoinOptions {
@@ -51,6 +54,7 @@ impl Default for JoinOptions {
             ck_interval: Duration::from_secs(2),
             timeout: Duration::from_secs(2),
             control_port: None,
+            local_address: None,
         }
     }
 }
@@ -152,7 +156,10 @@ impl Participant {
         options: JoinOptions,
     ) -> Result<Participant, PeerError> {
         let hub_data = SocketAddr::new(hub.ip(), hub.port().wrapping_add(1));
-        let (control, data) = bind_port_pair(hub.ip(), options.control_port).await?;
+        let local_ip = options
+            .local_address
+            .unwrap_or_else(|| local_address_for(hub.ip()));
+        let (control, data) = bind_port_pair(local_ip, options.control_port).await?;
         let session = Arc::new(Session {
             control,
             data,
@@ -547,18 +554,22 @@ impl Session {
     }
 }
 
-/// Binds the control socket on N and the data socket on N+1, because rtpmidid sends a
-/// participant's MIDI to the port after the one it invited from.
-async fn bind_port_pair(
-    hub_ip: IpAddr,
-    control_port: Option<u16>,
-) -> Result<(UdpSocket, UdpSocket), PeerError> {
-    let local_ip = match (hub_ip, hub_ip.is_loopback()) {
+/// The local address to reach a hub at `hub_ip` from: loopback for loopback, any otherwise.
+fn local_address_for(hub_ip: IpAddr) -> IpAddr {
+    match (hub_ip, hub_ip.is_loopback()) {
         (IpAddr::V4(_), true) => IpAddr::V4(Ipv4Addr::LOCALHOST),
         (IpAddr::V4(_), false) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         (IpAddr::V6(_), true) => IpAddr::V6(Ipv6Addr::LOCALHOST),
         (IpAddr::V6(_), false) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
+    }
+}
+
+/// Binds the control socket on `local_ip`:N and the data socket on N+1, because rtpmidid
+/// sends a participant's MIDI to the port after the one it invited from.
+async fn bind_port_pair(
+    local_ip: IpAddr,
+    control_port: Option<u16>,
+) -> Result<(UdpSocket, UdpSocket), PeerError> {
     let bind = |port: u16, kind: PortKind| async move {
         let address = SocketAddr::new(local_ip, port);
         UdpSocket::bind(address)
@@ -707,6 +718,7 @@ mod tests {
             ck_interval: Duration::from_secs(60),
             timeout: Duration::from_millis(500),
             control_port: None,
+            local_address: None,
         }
     }
 

@@ -19,6 +19,15 @@ pub struct HttpResponse {
 /// GETs `url` (`http://127.0.0.1:PORT/path`); an error when nothing listens there (yet) or the
 /// answer is not HTTP.
 pub fn http_get(url: &str) -> std::io::Result<HttpResponse> {
+    http_request("GET", url)
+}
+
+/// POSTs an empty body to `url`, as [`http_get`] GETs.
+pub fn http_post(url: &str) -> std::io::Result<HttpResponse> {
+    http_request("POST", url)
+}
+
+fn http_request(method: &str, url: &str) -> std::io::Result<HttpResponse> {
     let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
     let rest = url
         .strip_prefix("http://")
@@ -26,7 +35,9 @@ pub fn http_get(url: &str) -> std::io::Result<HttpResponse> {
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let mut stream = TcpStream::connect(authority)?;
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    let request = format!("GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "{method} /{path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes())?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;

@@ -205,6 +205,25 @@ pub fn aconnect_view(name: &str) -> Option<ClientView> {
     parse_aconnect(&String::from_utf8_lossy(&output.stdout), name)
 }
 
+/// The ids of every client named `name` in `aconnect -l` output.
+pub fn client_ids(text: &str, name: &str) -> BTreeSet<i32> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("client "))
+        .filter_map(|rest| rest.split_once(": '"))
+        .filter(|(_, rest)| rest.split('\'').next() == Some(name))
+        .filter_map(|(id, _)| id.trim().parse().ok())
+        .collect()
+}
+
+/// The ids of the sequencer clients named `name` now.
+pub fn aconnect_client_ids(name: &str) -> BTreeSet<i32> {
+    let output = std::process::Command::new("aconnect")
+        .arg("-l")
+        .output()
+        .expect("aconnect (alsa-utils) is installed");
+    client_ids(&String::from_utf8_lossy(&output.stdout), name)
+}
+
 /// Parses `aconnect -l` output for the client named `name`.
 pub fn parse_aconnect(text: &str, name: &str) -> Option<ClientView> {
     let mut view: Option<ClientView> = None;
