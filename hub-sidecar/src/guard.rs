@@ -264,6 +264,10 @@ impl GuardThread {
         // A requester that stopped waiting is not an error: send results are ignored.
         match command {
             Command::Watch { rooms, reply } => {
+                // Announcements already queued come first: a port that went before the loop
+                // saw its number come back (a participant who left and joined again) is
+                // forgotten before its new self is watched, not after.
+                self.read_input(seq);
                 self.watch(seq, rooms);
                 let _ = reply.send(());
             }

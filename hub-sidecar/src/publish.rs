@@ -278,6 +278,33 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_says_what_was_sent_to_how_many_and_who_asked() {
+        let sent = PanicSent {
+            receivers: 5,
+            failed: 0,
+        };
+        let event = panic_event("annotation midihub.io/panic=7", &sent);
+        assert_eq!(event.reason, "PanicSent");
+        assert!(matches!(event.type_, EventType::Normal));
+        assert_eq!(
+            event.note.as_deref(),
+            Some(
+                "all notes off, pedals up and controllers reset on all 16 channels, sent to 5 participants, as annotation midihub.io/panic=7 asked"
+            )
+        );
+        let partly = PanicSent {
+            receivers: 4,
+            failed: 1,
+        };
+        assert!(
+            panic_event("POST /panic", &partly)
+                .note
+                .unwrap()
+                .contains("sent to 4 participants (1 could not be reached: see the sidecar's log)")
+        );
+    }
+
+    #[test]
     fn a_refusal_is_a_warning_naming_the_participant_the_room_and_the_port() {
         let refused = RefusedParticipant {
             port: 5004,

@@ -92,8 +92,6 @@ pub struct Sidecar {
 struct NoteGuard {
     guard: Guard,
     events: UnboundedReceiver<GuardEvent>,
-    /// Whom it was last told to watch, so that it is told only of changes.
-    watching: Rooms,
 }
 
 impl Sidecar {
@@ -124,11 +122,7 @@ impl Sidecar {
     /// Drives the stuck-note `guard` (started with [`Guard::start`], whose events are
     /// `events`) from the loop.
     pub fn with_guard(mut self, guard: Guard, events: UnboundedReceiver<GuardEvent>) -> Self {
-        self.guard = Some(NoteGuard {
-            guard,
-            events,
-            watching: Rooms::new(),
-        });
+        self.guard = Some(NoteGuard { guard, events });
         self
     }
 
@@ -264,16 +258,15 @@ impl Sidecar {
         }
     }
 
-    /// Tells the guard who plays in which room, when that changed.
-    async fn guard_watch(&mut self, rooms: Rooms) {
-        let Some(guard) = &mut self.guard else {
+    /// Tells the guard who plays in which room. At every pass, not only when the loop saw a
+    /// change: the guard forgets a port as soon as it goes, and a participant who left and
+    /// joined again between two passes may come back on the same port number.
+    async fn guard_watch(&self, rooms: Rooms) {
+        let Some(guard) = &self.guard else {
             return;
         };
-        if guard.watching == rooms {
-            return;
-        }
-        match guard.guard.watch(rooms.clone()).await {
-            Ok(()) => guard.watching = rooms,
+        match guard.guard.watch(rooms).await {
+            Ok(()) => {}
             Err(error) => {
                 self.health.metrics.error(ErrorSource::Guard);
                 tracing::warn!(%error, "cannot tell the stuck-note guard who plays");

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use midihub_tests::applemidi::Participant;
 use midihub_tests::real_alsa::{
-    Rtpmidid, aconnect_client_ids, aconnect_view, join, room, rtpmidid_or_skip, scratch_dir,
+    Rtpmidid, aconnect_view, join, room, rtpmidid_or_skip, scratch_dir, sequencer_client_ids,
     wait_until,
 };
 use midihub_tests::sidecar::{SidecarProcess, local_copy};
@@ -88,7 +88,7 @@ async fn assert_wired(
                 *seen.entry(known).or_default() += 1;
             }
         }
-        let guards = aconnect_client_ids("midihub-guard");
+        let guards = sequencer_client_ids("midihub-guard");
         let guard_links: BTreeSet<(i32, (i32, i32))> = view
             .external_links
             .iter()
@@ -117,7 +117,8 @@ async fn assert_wired(
     eprintln!("{context}: wired within {:?}", started.elapsed());
 }
 
-/// A note from `from` reaches every participant in `hear` and none in `silent`.
+/// A note from `from` (pressed and released, so that nobody holds anything the stuck-note
+/// guard would release later) reaches every participant in `hear` and none in `silent`.
 async fn assert_note(
     from: &Participant,
     note: u8,
@@ -133,17 +134,21 @@ async fn assert_note(
             .is_some()
         {}
     }
-    let midi = [0x90, note, 100];
-    from.send_midi(&midi).await.unwrap();
+    let played = [[0x90, note, 100], [0x80, note, 0]];
+    for midi in &played {
+        from.send_midi(midi).await.unwrap();
+    }
     for participant in hear {
-        let received = participant.recv_midi(HEARD_WITHIN).await.unwrap();
-        assert_eq!(
-            received.as_deref(),
-            Some(&midi[..]),
-            "{context}: {} should hear {}'s note",
-            participant.name(),
-            from.name()
-        );
+        for midi in &played {
+            let received = participant.recv_midi(HEARD_WITHIN).await.unwrap();
+            assert_eq!(
+                received.as_deref(),
+                Some(&midi[..]),
+                "{context}: {} should hear {}'s note",
+                participant.name(),
+                from.name()
+            );
+        }
     }
     for participant in silent {
         let received = participant.recv_midi(SILENT_FOR).await.unwrap();

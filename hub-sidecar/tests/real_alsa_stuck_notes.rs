@@ -32,9 +32,6 @@ use midihub_tests::real_alsa::{
 };
 use midihub_tests::sidecar::{SidecarProcess, local_copy};
 
-const ROOM_A: u16 = 5404;
-const ROOM_B: u16 = 5406;
-const LISTEN: &str = "127.0.0.1:9184";
 const WIRED_WITHIN: Duration = Duration::from_secs(20);
 const HEARD_WITHIN: Duration = Duration::from_secs(2);
 const SILENT_FOR: Duration = Duration::from_millis(500);
@@ -65,8 +62,13 @@ const CHORD_RELEASE: [Message; 4] = [
     [0xB0, 64, 0],
 ];
 
-/// rtpmidid with two rooms and the sidecar attached to it, with `args` added.
+/// rtpmidid with two rooms and the sidecar attached to it, with `args` added. Each test has
+/// ports of its own, so that what one leaves behind when it fails cannot fail the next.
 struct Hub {
+    /// The rooms' control ports.
+    a: u16,
+    b: u16,
+    listen: String,
     dir: PathBuf,
     daemon: Rtpmidid,
     sidecar: SidecarProcess,
@@ -74,24 +76,35 @@ struct Hub {
 }
 
 impl Hub {
-    async fn start(rtpmidid: &Path, label: &str, args: &[&str]) -> Hub {
+    /// Rooms on `a` and `a + 2`; the sidecar's endpoint on TCP port `a + 4000`.
+    async fn start(rtpmidid: &Path, label: &str, a: u16, args: &[&str]) -> Hub {
         let dir = scratch_dir(label);
-        let ports = [room(ROOM_A, "room-a"), room(ROOM_B, "room-b")];
+        let b = a + 2;
+        let listen = format!("127.0.0.1:{}", a + 4000);
+        let ports = [room(a, "room-a"), room(b, "room-b")];
         let daemon = Rtpmidid::start(rtpmidid, &dir, "hub", &ports).await;
         let sidecar = SidecarProcess::attach(
             sidecar_binary(),
             &daemon.control_socket,
-            LISTEN,
+            &listen,
             dir.join("sidecar.log"),
         )
         .args(args)
         .spawn();
         Hub {
+            a,
+            b,
+            listen,
             dir,
             daemon,
             sidecar,
             client: alsa_client_name(&ports),
         }
+    }
+
+    /// The sidecar's endpoint at `path`.
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.listen)
     }
 
     fn logs(&self) -> String {
@@ -214,15 +227,15 @@ async fn a_participant_who_leaves_holding_a_chord_and_the_pedal_is_released_for_
         return;
     };
     let _serial = SERIAL.lock().await;
-    let hub = Hub::start(&rtpmidid, "stuck-notes-by", &[]).await;
-    let bob = join(ROOM_A, "bob").await;
-    let carol = join(ROOM_A, "carol").await;
-    let dave = join(ROOM_B, "dave").await;
+    let hub = Hub::start(&rtpmidid, "stuck-notes-by", 5404, &[]).await;
+    let bob = join(hub.a, "bob").await;
+    let carol = join(hub.a, "carol").await;
+    let dave = join(hub.b, "dave").await;
     hub.wait_for_links(2, "bob and carol").await;
 
     let mut delays = Vec::new();
     for round in 0..LEAVES {
-        let alice = join(ROOM_A, "alice").await;
+        let alice = join(hub.a, "alice").await;
         hub.wait_for_links(6, "alice joined").await;
         play(&alice, &CHORD, &[&bob, &carol]).await;
         let left_at = Instant::now();
@@ -258,10 +271,11 @@ async fn a_participant_who_leaves_holding_a_chord_and_the_pedal_is_released_for_
         "the release must come within {RELEASE_WITHIN:?} of the leave (median of {}): {delays:?}",
         delays.len()
     );
-    let metrics = http_get(&format!("http://{LISTEN}/metrics")).unwrap().body;
+    let metrics = http_get(&hub.url("/metrics")).unwrap().body;
     assert!(
         metrics.contains(&format!(
-            "midihub_sidecar_notes_released_total{{room=\"{ROOM_A}\"}} {}",
+            "midihub_sidecar_notes_released_total{{room=\"{}\"}} {}",
+            hub.a,
             3 * LEAVES
         )),
         "{metrics}"
@@ -275,9 +289,9 @@ async fn a_participant_who_let_go_of_everything_leaves_without_a_release() {
         return;
     };
     let _serial = SERIAL.lock().await;
-    let hub = Hub::start(&rtpmidid, "stuck-notes-let-go", &[]).await;
-    let alice = join(ROOM_A, "alice").await;
-    let bob = join(ROOM_A, "bob").await;
+    let hub = Hub::start(&rtpmidid, "stuck-notes-let-go", 5414, &[]).await;
+    let alice = join(hub.a, "alice").await;
+    let bob = join(hub.a, "bob").await;
     hub.wait_for_links(2, "alice and bob").await;
     let mut played = CHORD.to_vec();
     // Released every way a player does: note-off, note-on with velocity 0, pedal up.
@@ -295,9 +309,9 @@ async fn a_guard_that_reads_nothing_costs_the_others_no_note() {
         return;
     };
     let _serial = SERIAL.lock().await;
-    let hub = Hub::start(&rtpmidid, "stuck-notes-slow-guard", &[]).await;
-    let alice = join(ROOM_A, "alice").await;
-    let bob = join(ROOM_A, "bob").await;
+    let hub = Hub::start(&rtpmidid, "stuck-notes-slow-guard", 5424, &[]).await;
+    let alice = join(hub.a, "alice").await;
+    let bob = join(hub.a, "bob").await;
     hub.wait_for_links(2, "alice and bob").await;
     // Let the guard watch alice before it is stopped.
     play(&alice, &[[0x90, 1, 1], [0x80, 1, 0]], &[&bob]).await;
@@ -340,14 +354,14 @@ async fn a_participant_from_outside_the_rooms_allow_list_is_never_wired() {
         return;
     };
     let _serial = SERIAL.lock().await;
-    let allow = format!("{ROOM_A}=127.0.0.1/32,127.0.0.3/32");
-    let hub = Hub::start(&rtpmidid, "allow-list", &["--allow", &allow]).await;
-    let alice = join_from(ROOM_A, "alice", Ipv4Addr::new(127, 0, 0, 1)).await;
-    let mallory = join_from(ROOM_A, "mallory", Ipv4Addr::new(127, 0, 0, 2)).await;
-    let bob = join_from(ROOM_A, "bob", Ipv4Addr::new(127, 0, 0, 3)).await;
+    let allow = "5434=127.0.0.1/32,127.0.0.3/32";
+    let hub = Hub::start(&rtpmidid, "allow-list", 5434, &["--allow", allow]).await;
+    let alice = join_from(hub.a, "alice", Ipv4Addr::new(127, 0, 0, 1)).await;
+    let mallory = join_from(hub.a, "mallory", Ipv4Addr::new(127, 0, 0, 2)).await;
+    let bob = join_from(hub.a, "bob", Ipv4Addr::new(127, 0, 0, 3)).await;
     hub.wait_for_links(2, "alice and bob (not mallory)").await;
     let status_says_refused = wait_until(WIRED_WITHIN, || {
-        http_get(&format!("http://{LISTEN}/status")).is_ok_and(|response| {
+        http_get(&hub.url("/status")).is_ok_and(|response| {
             let status: serde_json::Value =
                 serde_json::from_str(&response.body).unwrap_or_default();
             status["refused"][0]["name"] == "mallory"
@@ -367,10 +381,11 @@ async fn a_participant_from_outside_the_rooms_allow_list_is_never_wired() {
     mallory.send_midi(&[0x90, 61, 100]).await.unwrap();
     assert_silent(&alice, "nobody hears mallory").await;
     assert_silent(&bob, "nobody hears mallory").await;
-    let metrics = http_get(&format!("http://{LISTEN}/metrics")).unwrap().body;
+    let metrics = http_get(&hub.url("/metrics")).unwrap().body;
     assert!(
         metrics.contains(&format!(
-            "midihub_sidecar_refusals_total{{room=\"{ROOM_A}\"}} 1"
+            "midihub_sidecar_refusals_total{{room=\"{}\"}} 1",
+            hub.a
         )),
         "{metrics}"
     );
@@ -383,16 +398,16 @@ async fn a_panic_reaches_every_participant_of_every_room() {
         return;
     };
     let _serial = SERIAL.lock().await;
-    let hub = Hub::start(&rtpmidid, "panic", &[]).await;
-    let alice = join(ROOM_A, "alice").await;
-    let bob = join(ROOM_A, "bob").await;
-    let dave = join(ROOM_B, "dave").await;
+    let hub = Hub::start(&rtpmidid, "panic", 5444, &[]).await;
+    let alice = join(hub.a, "alice").await;
+    let bob = join(hub.a, "bob").await;
+    let dave = join(hub.b, "dave").await;
     hub.wait_for_links(2, "alice and bob").await;
     play(&alice, &CHORD, &[&bob]).await;
     // The guard watches everyone once the sidecar has passed over them.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let answer = http_post(&format!("http://{LISTEN}/panic")).unwrap();
+    let answer = http_post(&hub.url("/panic")).unwrap();
     assert_eq!(answer.status, 202, "{answer:?}");
     // Per channel: sustain, sostenuto and soft pedal up, all notes off, reset controllers.
     let expected: Vec<Message> = (0..16u8)
@@ -414,7 +429,7 @@ async fn a_panic_reaches_every_participant_of_every_room() {
     alice.leave().await.unwrap();
     hub.wait_for_links(0, "alice gone").await;
     assert_silent(&bob, "alice left after the panic").await;
-    let metrics = http_get(&format!("http://{LISTEN}/metrics")).unwrap().body;
+    let metrics = http_get(&hub.url("/metrics")).unwrap().body;
     assert!(
         metrics.contains("midihub_sidecar_panics_total 1"),
         "{metrics}"

@@ -205,23 +205,24 @@ pub fn aconnect_view(name: &str) -> Option<ClientView> {
     parse_aconnect(&String::from_utf8_lossy(&output.stdout), name)
 }
 
-/// The ids of every client named `name` in `aconnect -l` output.
+/// The ids of every client named `name` in the kernel's list of sequencer clients
+/// (`/proc/asound/seq/clients`: `Client 130 : "midihub-guard" [User ...]`). `aconnect -l`
+/// leaves out clients whose ports are all unexported, as the stuck-note guard's are.
 pub fn client_ids(text: &str, name: &str) -> BTreeSet<i32> {
+    let quoted = format!("\"{name}\"");
     text.lines()
-        .filter_map(|line| line.strip_prefix("client "))
-        .filter_map(|rest| rest.split_once(": '"))
-        .filter(|(_, rest)| rest.split('\'').next() == Some(name))
+        .filter_map(|line| line.strip_prefix("Client"))
+        .filter_map(|rest| rest.split_once(':'))
+        .filter(|(_, rest)| rest.trim_start().starts_with(&quoted))
         .filter_map(|(id, _)| id.trim().parse().ok())
         .collect()
 }
 
 /// The ids of the sequencer clients named `name` now.
-pub fn aconnect_client_ids(name: &str) -> BTreeSet<i32> {
-    let output = std::process::Command::new("aconnect")
-        .arg("-l")
-        .output()
-        .expect("aconnect (alsa-utils) is installed");
-    client_ids(&String::from_utf8_lossy(&output.stdout), name)
+pub fn sequencer_client_ids(name: &str) -> BTreeSet<i32> {
+    let text = std::fs::read_to_string("/proc/asound/seq/clients")
+        .expect("the kernel lists its sequencer clients in /proc/asound/seq/clients");
+    client_ids(&text, name)
 }
 
 /// Parses `aconnect -l` output for the client named `name`.
@@ -334,6 +335,15 @@ client 129: 'midihub-sidecar' [type=user,pid=232]
             BTreeSet::from([(1, 2), (1, 3), (2, 1)])
         );
         assert_eq!(view.external_links, BTreeSet::from([(1, (14, 0))]));
+    }
+
+    #[test]
+    fn client_ids_come_from_the_kernels_list_by_exact_name() {
+        let text = "Client info\n  cur  clients : 3\n\nClient   0 : \"System\" [Kernel Legacy]\n  Port   0 : \"Timer\" (Rwe-)\nClient 130 : \"midihub-guard\" [User UMP MIDI1]\n  Output pool :\nClient 131 : \"midihub-guard-2\" [User]\nClient 132 : \"midihub-guard\" [User]\n";
+        assert_eq!(
+            client_ids(text, "midihub-guard"),
+            BTreeSet::from([130, 132])
+        );
     }
 
     #[test]
