@@ -3,6 +3,12 @@
 //! Every request uses a fresh connection, so the client does not care that rtpmidid, when it
 //! restarts, unlinks its socket file and binds a new one. rtpmidid reads each `recv` (up to
 //! 1023 bytes) as one whole request, so a request goes out in a single write.
+//!
+//! A connection is never closed before rtpmidid has written its whole reply: rtpmidid does not
+//! ignore SIGPIPE, so a reply written to a connection its client has closed kills the daemon
+//! (seen in the test VM when a `status` took longer than the client waited). A request that
+//! times out therefore goes on in the background, reading the late reply to its end (for at
+//! most [`LATE_REPLY_LIMIT`]), and so does one whose reply is too long.
 
 use std::io;
 use std::path::PathBuf;
@@ -18,6 +24,10 @@ use super::status::{RtpmididStatus, StatusError, parse_status_reply};
 /// Longest reply line read. A busy hub's `status` is a few KiB per participant; anything this
 /// long without a line end is not a reply worth waiting for.
 pub const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long a request that timed out, or whose reply is too long, keeps reading in the
+/// background before it closes its connection anyway.
+pub const LATE_REPLY_LIMIT: Duration = Duration::from_secs(120);
 
 /// Asks rtpmidid for its status over its control socket.
 #[derive(Debug)]
@@ -82,56 +92,75 @@ impl ControlClient {
     pub async fn status(&self) -> Result<RtpmididStatus, ControlError> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let request = serde_json::json!({"method": "status", "params": {}, "id": id}).to_string();
-        let line = tokio::time::timeout(self.timeout, self.exchange(&request))
-            .await
-            .map_err(|_elapsed| ControlError::Timeout {
-                path: self.path.clone(),
-                after: self.timeout,
-            })??;
+        // A task of its own, which a timeout here does not cancel (see the module's doc).
+        let mut exchange = tokio::spawn(tokio::time::timeout(
+            LATE_REPLY_LIMIT,
+            exchange(self.path.clone(), request),
+        ));
+        let line = match tokio::time::timeout(self.timeout, &mut exchange).await {
+            Err(_elapsed) => {
+                return Err(ControlError::Timeout {
+                    path: self.path.clone(),
+                    after: self.timeout,
+                });
+            }
+            Ok(Ok(Ok(result))) => result?,
+            // The inner limit is far longer than the outer one: only a panic gets here.
+            Ok(Ok(Err(_)) | Err(_)) => {
+                return Err(ControlError::Io {
+                    path: self.path.clone(),
+                    error: io::Error::other("the request's task ended without an answer"),
+                });
+            }
+        };
         Ok(parse_status_reply(&line, id)?)
     }
+}
 
-    /// Sends `request` and returns the reply line (without its line end).
-    async fn exchange(&self, request: &str) -> Result<String, ControlError> {
-        let io_error = |error| ControlError::Io {
-            path: self.path.clone(),
+/// Sends `request` to the socket at `path` and returns the reply line (without its line end).
+async fn exchange(path: PathBuf, request: String) -> Result<String, ControlError> {
+    let io_error = |error| ControlError::Io {
+        path: path.clone(),
+        error,
+    };
+    let mut stream = UnixStream::connect(&path)
+        .await
+        .map_err(|error| ControlError::Connect {
+            path: path.clone(),
             error,
-        };
-        let mut stream =
-            UnixStream::connect(&self.path)
-                .await
-                .map_err(|error| ControlError::Connect {
-                    path: self.path.clone(),
-                    error,
-                })?;
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(io_error)?;
+        })?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(io_error)?;
 
-        let limit_with_line_end = u64::try_from(MAX_REPLY_BYTES).unwrap_or(u64::MAX) + 1;
-        let mut reader = BufReader::new(stream).take(limit_with_line_end);
-        let mut line = Vec::new();
-        reader
-            .read_until(b'\n', &mut line)
-            .await
-            .map_err(io_error)?;
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        } else if line.len() > MAX_REPLY_BYTES {
-            return Err(ControlError::TooLong {
-                path: self.path.clone(),
-                limit: MAX_REPLY_BYTES,
-            });
-        } else {
-            return Err(ControlError::Closed {
-                path: self.path.clone(),
-            });
-        }
-        // Session names come from the network; a stray byte in one must not cost the whole
-        // status, so invalid UTF-8 is replaced rather than refused.
-        Ok(String::from_utf8_lossy(&line).into_owned())
+    let limit_with_line_end = u64::try_from(MAX_REPLY_BYTES).unwrap_or(u64::MAX) + 1;
+    let mut reader = BufReader::new(stream).take(limit_with_line_end);
+    let mut line = Vec::new();
+    reader
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(io_error)?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    } else if line.len() > MAX_REPLY_BYTES {
+        // The rest is read before the connection closes, for the daemon's sake.
+        let mut rest = reader.into_inner();
+        tokio::spawn(async move {
+            let mut sink = tokio::io::sink();
+            let drain = tokio::io::copy(&mut rest, &mut sink);
+            let _ = tokio::time::timeout(LATE_REPLY_LIMIT, drain).await;
+        });
+        return Err(ControlError::TooLong {
+            path: path.clone(),
+            limit: MAX_REPLY_BYTES,
+        });
+    } else {
+        return Err(ControlError::Closed { path: path.clone() });
     }
+    // Session names come from the network; a stray byte in one must not cost the whole
+    // status, so invalid UTF-8 is replaced rather than refused.
+    Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
 #[cfg(test)]

@@ -185,6 +185,34 @@ async fn reply_in_many_small_pieces_is_read_whole() {
 }
 
 #[tokio::test]
+async fn a_reply_that_comes_after_the_timeout_finds_the_connection_still_open() {
+    // rtpmidid does not ignore SIGPIPE: a reply written to a closed connection kills it.
+    let dir = TempSocketDir::new();
+    let listener = UnixListener::bind(dir.socket_path()).unwrap();
+    let (written, write_result) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut connection, _) = listener.accept().await.unwrap();
+        let mut buffer = [0_u8; 1024];
+        let _ = connection.read(&mut buffer).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // Long enough that a closed peer would be noticed by the first write.
+        let reply = format!(
+            "{{\"id\":1,\"result\":{{}},\"padding\":\"{}\"}}\n",
+            "x".repeat(300_000)
+        );
+        let _ = written.send(connection.write_all(reply.as_bytes()).await);
+    });
+    let client = ControlClient::new(dir.socket_path(), Duration::from_millis(100));
+    let error = client.status().await.unwrap_err();
+    assert!(matches!(error, ControlError::Timeout { .. }), "{error:?}");
+    let written = write_result.await.unwrap();
+    assert!(
+        written.is_ok(),
+        "the late reply must be read, not refused: {written:?}"
+    );
+}
+
+#[tokio::test]
 async fn daemon_that_never_answers_times_out_within_the_bound() {
     let dir = TempSocketDir::new();
     let daemon = FakeRtpmidid::start(dir.socket_path(), FakeAnswer::Nothing);
