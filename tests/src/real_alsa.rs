@@ -159,8 +159,9 @@ pub async fn status_json(control_socket: &Path) -> Option<serde_json::Value> {
         .ok()?;
     let mut line = String::new();
     let mut reader = BufReader::new(stream);
-    let read = reader.read_line(&mut line);
-    tokio::time::timeout(Duration::from_secs(2), read)
+    // Patiently: rtpmidid does not ignore SIGPIPE, and a reply it writes to a connection
+    // closed by an impatient reader kills it (a 2 s limit did, in the VM under load).
+    tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut line))
         .await
         .ok()?
         .ok()?;
