@@ -6,6 +6,9 @@
 //!   the note-offs and the pedal up within 100 ms (median of several leaves), the other room
 //!   nothing;
 //! - one who let go of everything leaves: nothing is sent;
+//! - one goes silent without BY: the release comes once rtpmidid drops it, or, when rtpmidid
+//!   has lost its timeout (it does when another participant joins after it), once the sidecar
+//!   sees its latency statistics empty (about 120 s); the test prints how long it took;
 //! - a guard that reads nothing for a while (the whole sidecar stopped with SIGSTOP) costs the
 //!   others no note, as long as the events played meanwhile fit in its input (2,000 events, the
 //!   kernel's maximum). Beyond that the kernel refuses deliveries to the guard and rtpmidid
@@ -433,6 +436,32 @@ async fn a_panic_reaches_every_participant_of_every_room() {
     assert!(
         metrics.contains("midihub_sidecar_panics_total 1"),
         "{metrics}"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_participant_gone_silent_is_released_once_rtpmidid_drops_it() {
+    let Some(rtpmidid) = rtpmidid_or_skip("a_participant_gone_silent") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let hub = Hub::start(&rtpmidid, "stuck-notes-silent", 5454, &[]).await;
+    let alice = join(hub.a, "alice").await;
+    let bob = join(hub.a, "bob").await;
+    hub.wait_for_links(2, "alice and bob").await;
+    play(&alice, &CHORD, &[&bob]).await;
+    // No BY: its clock sync stops, as when a laptop closes.
+    let silent_since = Instant::now();
+    drop(alice);
+    // bob keeps its own clock sync going meanwhile (its background task).
+    let (received, at) = receive(&bob, CHORD_RELEASE.len(), Duration::from_secs(180)).await;
+    assert_eq!(received, CHORD_RELEASE, "{}", hub.logs());
+    // rtpmidid drops it 60 s after its last clock sync, unless bob's join moved its entry
+    // (as here): then the sidecar sees it gone when rtpmidid's latency statistics empty.
+    eprintln!(
+        "a silent participant's notes were released {:?} after it went silent",
+        at - silent_since
     );
     hub.stop().await;
 }

@@ -65,8 +65,17 @@ pub struct ParticipantStatus {
     /// Port of its ALSA side (`local_alsa_peer_t`) on rtpmidid's client; `None` while that
     /// port does not exist (yet).
     pub alsa_port: Option<i32>,
-    /// rtpmidid's status is "3" (connected); any other status means not (or no longer)
-    /// connected, and such a participant must not be wired.
+    /// rtpmidid's status is "3" (connected), and the participant has not gone silent; any
+    /// other status means not (or no longer) connected, and such a participant must not be
+    /// wired.
+    ///
+    /// Gone silent: rtpmidid's latency statistics have emptied (average and deviation exactly
+    /// 0 after a first sample), which they do 120 s after the last clock sync. rtpmidid drops
+    /// a participant 60 s after its last clock sync itself, but loses that timeout when it
+    /// moves the participant's entry (another participant joins, or one listed before it
+    /// leaves): such a participant stays "3" for ever, port and all. Treating it as gone
+    /// unwires it and lets the stuck-note guard release what it held; should it sync again,
+    /// it is connected again.
     pub connected: bool,
     /// Clock-sync round trip; `None` while rtpmidid has no sample (it reports all zeros).
     pub latency: Option<LatencyMs>,
@@ -274,9 +283,11 @@ pub fn parse_status_reply(line: &str, expected_id: u64) -> Result<RtpmididStatus
         .network_peers
         .iter()
         .filter_map(|(id, peer)| {
-            read_participant(*id, peer, &rooms, &alsa_ports)
+            let (participant, silence) = read_participant(*id, peer, &rooms, &alsa_ports)
                 .map_err(|warning| warnings.push(warning))
-                .ok()
+                .ok()?;
+            warnings.extend(silence);
+            Some(participant)
         })
         .collect();
     participants.sort_by_key(|p| (p.room_port, p.alsa_port.is_none(), p.alsa_port, p.ssrc));
@@ -397,13 +408,14 @@ fn alsa_ports_by_id(
     ports
 }
 
-/// One participant from its `network_rtpmidi_peer_t` entry, or the warning that says why not.
+/// One participant from its `network_rtpmidi_peer_t` entry, with a warning when it has gone
+/// silent; or the warning that says why not.
 fn read_participant(
     id: u64,
     entry: &RawNetworkPeer,
     rooms: &[IndexedRoom],
     alsa_ports: &HashMap<u64, i32>,
-) -> Result<ParticipantStatus, String> {
+) -> Result<(ParticipantStatus, Option<String>), String> {
     let missing = |what: &str| {
         format!("rtpmidid status: router entry {id} ({NETWORK_PEER_TYPE}) has no {what}; skipped")
     };
@@ -436,7 +448,15 @@ fn read_participant(
         .send_to
         .iter()
         .find_map(|target| alsa_ports.get(target).copied());
-    Ok(ParticipantStatus {
+    let latency = peer.latency_ms.as_ref().and_then(latency_sample);
+    let silent = connected && latency.is_some_and(|l| l.average == 0.0 && l.stddev == 0.0);
+    let silence = silent.then(|| {
+        format!(
+            "rtpmidid status: \"{name}\" (SSRC {ssrc}) in room {} has sent no clock sync for 2 minutes: treated as gone (rtpmidid still lists it)",
+            room.port
+        )
+    });
+    let participant = ParticipantStatus {
         room_port: room.port,
         room_name: room.name.clone(),
         name,
@@ -445,9 +465,10 @@ fn read_participant(
         remote_port,
         ssrc,
         alsa_port,
-        connected,
-        latency: peer.latency_ms.as_ref().and_then(latency_sample),
-    })
+        connected: connected && !silent,
+        latency,
+    };
+    Ok((participant, silence))
 }
 
 /// The room whose peers list the participant's SSRC; when that is ambiguous or finds none,

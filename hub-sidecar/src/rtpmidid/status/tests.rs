@@ -486,6 +486,28 @@ fn latency_without_samples_is_none() {
 }
 
 #[test]
+fn a_participant_whose_latency_statistics_emptied_has_gone_silent_and_is_not_connected() {
+    // What rtpmidid shows 120 s after a participant's last clock sync (seen in the test VM:
+    // {"average":0.0,"last":67.0,"stddev":0.0} with status "3", its port still there).
+    let status = parse_captured_with(|reply| {
+        change_peer_status(reply, 3_435_137_940, |peer| {
+            peer["latency_ms"] = serde_json::json!({"last": 67.0, "average": 0.0, "stddev": 0.0})
+        })
+    });
+
+    let alice = &named(&status, "Alice MacBook")[0];
+    assert!(!alice.connected);
+    assert!(alice.alsa_port.is_some(), "rtpmidid still lists it");
+    assert!(named(&status, "bob-linux")[0].connected);
+    assert_eq!(
+        status.warnings,
+        [
+            "rtpmidid status: \"Alice MacBook\" (SSRC 3435137940) in room 5004 has sent no clock sync for 2 minutes: treated as gone (rtpmidid still lists it)"
+        ]
+    );
+}
+
+#[test]
 fn newer_daemon_with_extra_keys_and_entry_types_gives_the_same_hub() {
     let status = parse_status_reply(NEWER_DAEMON_STATUS, CAPTURED_ID).unwrap();
 
