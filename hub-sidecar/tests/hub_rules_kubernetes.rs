@@ -4,6 +4,7 @@
 //! annotation asks for one panic, the value found at start for none.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -40,6 +41,13 @@ async fn fake_with_hubs() -> FakeApiServer {
     fake
 }
 
+/// Follows hub `jam` of `fake`; the future that keeps following is the caller's to spawn.
+async fn follow_jam(fake: &FakeApiServer) -> (Followed, impl Future<Output = ()> + use<>) {
+    hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
+        .await
+        .unwrap()
+}
+
 fn set_allow(fake: &FakeApiServer, path: &str, allow: serde_json::Value) {
     fake.update(path, |hub| hub["spec"]["ports"][0]["allow"] = allow)
         .unwrap();
@@ -63,10 +71,7 @@ async fn rules_become(
 #[tokio::test]
 async fn a_list_changed_on_the_hub_reaches_the_loops_rules_without_a_restart() {
     let fake = fake_with_hubs().await;
-    let (Followed { mut rules, .. }, follow) =
-        hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
-            .await
-            .unwrap();
+    let (Followed { mut rules, .. }, follow) = follow_jam(&fake).await;
     // At once, from the hub as read: no moment with the room open.
     assert!(rules.borrow().admits(5004, ip(BAND)));
     assert!(!rules.borrow().admits(5004, ip(STRANGER)));
@@ -107,10 +112,7 @@ async fn a_list_changed_on_the_hub_reaches_the_loops_rules_without_a_restart() {
 #[tokio::test]
 async fn another_hubs_list_is_not_this_hubs() {
     let fake = fake_with_hubs().await;
-    let (Followed { mut rules, .. }, follow) =
-        hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
-            .await
-            .unwrap();
+    let (Followed { mut rules, .. }, follow) = follow_jam(&fake).await;
     tokio::spawn(follow);
 
     set_allow(&fake, &format!("{HUBS}/other"), json!(["198.51.100.0/24"]));
@@ -133,10 +135,7 @@ async fn another_hubs_list_is_not_this_hubs() {
 #[tokio::test]
 async fn a_list_that_cannot_be_read_closes_its_room_and_nothing_panics() {
     let fake = fake_with_hubs().await;
-    let (Followed { mut rules, .. }, follow) =
-        hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
-            .await
-            .unwrap();
+    let (Followed { mut rules, .. }, follow) = follow_jam(&fake).await;
     tokio::spawn(follow);
 
     // Admission would refuse it; the fake has none.
@@ -154,10 +153,7 @@ async fn a_list_that_cannot_be_read_closes_its_room_and_nothing_panics() {
 #[tokio::test]
 async fn a_watch_that_fails_at_first_recovers_and_delivers_later_changes() {
     let fake = fake_with_hubs().await;
-    let (Followed { mut rules, .. }, follow) =
-        hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
-            .await
-            .unwrap();
+    let (Followed { mut rules, .. }, follow) = follow_jam(&fake).await;
     fake.fail_requests(FailureRule {
         method: Some("GET".into()),
         path_contains: "/midihubs".into(),
@@ -191,9 +187,7 @@ async fn each_new_value_of_the_panic_annotation_asks_for_one_panic_and_the_value
             mut panics,
         },
         follow,
-    ) = hub_rules::follow(Api::namespaced(fake.client(), "default"), "jam")
-        .await
-        .unwrap();
+    ) = follow_jam(&fake).await;
     tokio::spawn(follow);
 
     set_panic(&fake, "2");

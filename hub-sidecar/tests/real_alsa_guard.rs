@@ -10,7 +10,6 @@
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use alsa::PollDescriptors;
@@ -18,6 +17,7 @@ use alsa::seq::{PortCap, PortType, Seq};
 use hub_sidecar::guard::{Guard, GuardEvent};
 use hub_sidecar::midi::{Channel, ChannelEvent, Note, Pedal};
 use hub_sidecar::wiring::{PortAddr, Rooms};
+use midihub_tests::real_alsa::sequencer_or_skip;
 
 /// The room's remaining participants must have the release this fast after the port is gone.
 const RELEASE_DEADLINE: Duration = Duration::from_millis(100);
@@ -34,18 +34,6 @@ fn show(line: &str) {
 
 /// One test at a time: in the emulated VM parallel tests blur each other's timings.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn sequencer_present() -> bool {
-    let present = Path::new("/dev/snd/seq").exists();
-    if !present {
-        assert!(
-            std::env::var_os("ALSA_VM").is_none(),
-            "inside the ALSA VM /dev/snd/seq must exist"
-        );
-        show("SKIP: no ALSA sequencer (/dev/snd/seq missing); run this test binary in the ALSA VM");
-    }
-    present
-}
 
 /// A plain sequencer client with one port, standing in for a participant's port in rtpmidid.
 struct Participant {
@@ -193,7 +181,7 @@ async fn warm_up(guard: &Guard, done: &mut tokio::sync::mpsc::UnboundedReceiver<
 
 #[tokio::test]
 async fn a_participant_leaving_mid_chord_is_released_for_its_room_only() {
-    if !sequencer_present() {
+    if !sequencer_or_skip("a_participant_leaving_mid_chord_is_released_for_its_room_only") {
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
@@ -272,7 +260,7 @@ async fn a_participant_leaving_mid_chord_is_released_for_its_room_only() {
 
 #[tokio::test]
 async fn a_participant_who_let_go_of_everything_leaves_without_a_release() {
-    if !sequencer_present() {
+    if !sequencer_or_skip("a_participant_who_let_go_of_everything_leaves_without_a_release") {
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
@@ -309,7 +297,7 @@ async fn a_participant_who_let_go_of_everything_leaves_without_a_release() {
 
 #[tokio::test]
 async fn a_participant_said_to_have_left_is_released_for_the_rest_of_its_room() {
-    if !sequencer_present() {
+    if !sequencer_or_skip("a_participant_said_to_have_left_is_released_for_the_rest_of_its_room") {
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;

@@ -17,6 +17,7 @@ use alsa::PollDescriptors;
 use alsa::seq::{EvNote, Event, EventType, PortCap, PortType, Seq};
 use hub_sidecar::sequencer::{Sequencer, SequencerError, SequencerEvent};
 use hub_sidecar::wiring::{PortAddr, Subscription};
+use midihub_tests::real_alsa::sequencer_or_skip;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Announcements must arrive this fast after the change (they are pushed, not polled).
@@ -31,18 +32,6 @@ fn show(line: &str) {
 /// The tests run one at a time: in the emulated VM, parallel tests delay each other's threads
 /// enough to blur the announcement timings.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn sequencer_present() -> bool {
-    let present = Path::new("/dev/snd/seq").exists();
-    if !present {
-        assert!(
-            std::env::var_os("ALSA_VM").is_none(),
-            "inside the ALSA VM /dev/snd/seq must exist"
-        );
-        show("SKIP: no ALSA sequencer (/dev/snd/seq missing); run this test binary in the ALSA VM");
-    }
-    present
-}
 
 /// Another sequencer client with ports of its own, standing in for rtpmidid.
 struct TestPeer {
@@ -201,7 +190,7 @@ fn start_without_a_sequencer_device_says_what_to_fix() {
 
 #[tokio::test]
 async fn snapshot_finds_a_client_by_name_and_lists_its_ports() {
-    if !sequencer_present() {
+    if !sequencer_or_skip("snapshot_finds_a_client_by_name_and_lists_its_ports") {
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
@@ -238,7 +227,7 @@ async fn snapshot_finds_a_client_by_name_and_lists_its_ports() {
 
 #[tokio::test]
 async fn subscriptions_are_idempotent_and_seen_by_the_kernel() {
-    if !sequencer_present() {
+    if !sequencer_or_skip("subscriptions_are_idempotent_and_seen_by_the_kernel") {
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
@@ -292,7 +281,7 @@ async fn subscriptions_are_idempotent_and_seen_by_the_kernel() {
 
 #[tokio::test]
 async fn subscribing_a_missing_port_is_an_error_naming_the_subscription() {
-    if !sequencer_present() {
+    if !sequencer_or_skip("subscribing_a_missing_port_is_an_error_naming_the_subscription") {
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
@@ -321,7 +310,7 @@ async fn subscribing_a_missing_port_is_an_error_naming_the_subscription() {
 
 #[tokio::test]
 async fn announcements_arrive_as_they_happen() {
-    if !sequencer_present() {
+    if !sequencer_or_skip("announcements_arrive_as_they_happen") {
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
@@ -406,7 +395,7 @@ async fn announcements_arrive_as_they_happen() {
 
 #[tokio::test]
 async fn a_note_travels_through_a_subscription_the_sequencer_made() {
-    if !sequencer_present() {
+    if !sequencer_or_skip("a_note_travels_through_a_subscription_the_sequencer_made") {
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
@@ -431,7 +420,7 @@ async fn a_note_travels_through_a_subscription_the_sequencer_made() {
 
 #[tokio::test]
 async fn dropping_the_sequencer_stops_its_thread() {
-    if !sequencer_present() {
+    if !sequencer_or_skip("dropping_the_sequencer_stops_its_thread") {
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;

@@ -40,6 +40,23 @@ pub fn rtpmidid_or_skip(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// Whether this machine has the real ALSA sequencer (`/dev/snd/seq`). Otherwise prints why
+/// the caller skips and returns false — except inside shared/alsa-vm (`ALSA_VM` set), where a
+/// missing sequencer is a failure.
+pub fn sequencer_or_skip(test: &str) -> bool {
+    if Path::new("/dev/snd/seq").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("ALSA_VM").is_none(),
+        "{test}: inside the ALSA VM /dev/snd/seq must exist"
+    );
+    eprintln!(
+        "SKIP {test}: no ALSA sequencer (/dev/snd/seq missing); run this test binary in the ALSA VM"
+    );
+    false
+}
+
 /// A room on `port` named `name`, as a MidiHub spec lists it.
 pub fn room(port: u16, name: &str) -> HubPort {
     HubPort {
