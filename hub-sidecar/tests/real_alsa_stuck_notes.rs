@@ -441,7 +441,7 @@ async fn a_panic_reaches_every_participant_of_every_room() {
 }
 
 #[tokio::test]
-async fn a_participant_gone_silent_is_released_once_rtpmidid_drops_it() {
+async fn a_participant_gone_silent_is_released_once_it_counts_as_gone() {
     let Some(rtpmidid) = rtpmidid_or_skip("a_participant_gone_silent") else {
         return;
     };
