@@ -32,6 +32,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use midihub_api::contract::{self, HUB_LABEL, SIDECAR_FIELD_MANAGER, WIRING_CONDITION};
 use midihub_api::{Latency, MidiHub, MidiHubStatus, Participant, Phase};
+use midihub_tests::bench::{process_cpu_time, process_rss_kib};
 use midihub_tests::cluster::ensure_namespace;
 use midihub_tests::control_plane::{OPERATOR_USER, Plane, is_write};
 use serde_json::json;
@@ -215,7 +216,7 @@ async fn run_one(args: &Args, variant: &Variant, count: usize) -> Figures {
     let hubs: Api<MidiHub> = Api::namespaced(client.clone(), NAMESPACE);
 
     // Converging: all hubs at once.
-    let cpu_before = cpu_time(pid);
+    let cpu_before = process_cpu_time(pid);
     let apply_started = jiff::Timestamp::now();
     let applied = Instant::now();
     futures::stream::iter((0..count).map(|index| {
@@ -236,16 +237,16 @@ async fn run_one(args: &Args, variant: &Variant, count: usize) -> Figures {
     let (last_ready, last_running) = seen.wait_all_ready(count, applied).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let converged = jiff::Timestamp::now();
-    let cpu_converging = cpu_time(pid).saturating_sub(cpu_before);
-    let rss_converged_mib = rss_mib(pid);
+    let cpu_converging = process_cpu_time(pid).saturating_sub(cpu_before);
+    let rss_converged_mib = process_rss_kib(pid) as f64 / 1024.0;
 
     // Idle.
     say(&format!("  idle for {} s", args.idle_seconds));
     let idle_started = jiff::Timestamp::now();
-    let cpu_before = cpu_time(pid);
+    let cpu_before = process_cpu_time(pid);
     tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
     let idle_ended = jiff::Timestamp::now();
-    let cpu_idle = cpu_time(pid).saturating_sub(cpu_before);
+    let cpu_idle = process_cpu_time(pid).saturating_sub(cpu_before);
 
     // Churn, with simulated sidecars writing latency.
     say(&format!(
@@ -259,7 +260,7 @@ async fn run_one(args: &Args, variant: &Variant, count: usize) -> Figures {
         suspended.clone(),
     ));
     let churn_started = jiff::Timestamp::now();
-    let cpu_before = cpu_time(pid);
+    let cpu_before = process_cpu_time(pid);
     let mut changes = 0;
     for minute in 0..args.churn_minutes {
         let minute_started = Instant::now();
@@ -280,8 +281,8 @@ async fn run_one(args: &Args, variant: &Variant, count: usize) -> Figures {
     sidecars.abort();
     let sidecar_writes = seen.sidecar_writes();
     let churn_ended = jiff::Timestamp::now();
-    let cpu_churn = cpu_time(pid).saturating_sub(cpu_before);
-    let rss_end_mib = rss_mib(pid);
+    let cpu_churn = process_cpu_time(pid).saturating_sub(cpu_before);
+    let rss_end_mib = process_rss_kib(pid) as f64 / 1024.0;
     let (reconciles, reconcile_p99) = reconcile_figures(&plane.operator_endpoint()).await;
 
     let requests = operator_requests(&plane.file("audit.log"));
@@ -619,40 +620,6 @@ impl AuditedRequests {
         }
         Requests(by_verb)
     }
-}
-
-/// The operator's CPU time so far (user and system), from /proc.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|index| fields.get(*index)?.parse::<u64>().ok())
-        .sum();
-    // The kernel's clock ticks per second (USER_HZ) are 100 on Linux.
-    Duration::from_millis(ticks * 10)
-}
-
-/// The operator's resident memory now, from /proc.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 /// Reconciles so far and the p99 reconcile time (the upper bound of the histogram's bucket

@@ -4,9 +4,11 @@
 //! [`cluster`] for tests on a real API server; [`applemidi`], an RTP-MIDI test participant;
 //! [`real_alsa`] and [`sidecar`] for tests on a real sequencer with the real rtpmidid and the
 //! hub-sidecar binary; [`browser`], the page in headless Chromium; [`conditions`] and [`http`],
-//! small helpers the tests share.
+//! small helpers the tests share; [`bench`], what the
+//! benchmarks share.
 
 pub mod applemidi;
+pub mod bench;
 pub mod browser;
 pub mod cluster;
 pub mod conditions;
