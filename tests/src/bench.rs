@@ -1,9 +1,11 @@
 //! What the benchmarks share: the host they ran on (printed with every run, since figures from
 //! the emulated test VM only compare with each other), a process's memory and CPU over a
-//! window, and percentiles.
+//! window, percentiles, and the kernel's loss counters — drops per UDP socket and the ALSA
+//! sequencer clients' event pools — that say where a lost message was lost.
 // Benchmark support: a set-up step that fails fails the benchmark that asked for it.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -151,9 +153,184 @@ pub fn percentile(values: &[Duration], fraction: f64) -> Option<Duration> {
     sorted.get(rank - 1).copied()
 }
 
+/// Datagrams the kernel dropped per local UDP port, IPv4 and IPv6 sockets together, from
+/// /proc/net/udp and /proc/net/udp6: a socket drops what arrives while its receive buffer is
+/// full, i.e. what its reader was too slow to take.
+pub fn udp_drops_by_port() -> BTreeMap<u16, u64> {
+    let mut drops = BTreeMap::new();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for (port, dropped) in parse_udp_drops(&text) {
+            *drops.entry(port).or_insert(0) += dropped;
+        }
+    }
+    drops
+}
+
+/// (local port, drops) of each socket in a /proc/net/udp or udp6 table.
+pub fn parse_udp_drops(table: &str) -> Vec<(u16, u64)> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (_, port) = fields.get(1)?.rsplit_once(':')?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            let drops = fields.last()?.parse().ok()?;
+            Some((port, drops))
+        })
+        .collect()
+}
+
+/// One event pool of a sequencer client, as /proc/asound/seq/clients shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqPool {
+    pub size: u64,
+    pub peak_in_use: u64,
+    /// Events the kernel could not queue because the pool was full: lost. An input pool that
+    /// overflows also makes the kernel clear the client's whole input queue at its next read.
+    pub alloc_failures: u64,
+}
+
+/// The pools of one user client of the sequencer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqClientPools {
+    pub output: SeqPool,
+    pub input: SeqPool,
+}
+
+/// Every user client's pools by client name, from /proc/asound/seq/clients (empty without it).
+pub fn seq_client_pools() -> BTreeMap<String, SeqClientPools> {
+    parse_seq_clients(&std::fs::read_to_string("/proc/asound/seq/clients").unwrap_or_default())
+}
+
+/// Parses /proc/asound/seq/clients: `Client  N : "name" [User ...]`, then `  Output pool :`
+/// and `  Input pool :`, each followed by `Pool size`, `Peak cells in use` and `Alloc failures`
+/// lines (among others). Two clients with one name are added up.
+pub fn parse_seq_clients(text: &str) -> BTreeMap<String, SeqClientPools> {
+    #[derive(Clone, Copy)]
+    enum Section {
+        Output,
+        Input,
+        Other,
+    }
+    let mut clients: BTreeMap<String, SeqClientPools> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut section = Section::Other;
+    for line in text.lines() {
+        if line.starts_with("Client ") {
+            current = line
+                .split_once('"')
+                .and_then(|(_, rest)| rest.rsplit_once('"'))
+                .map(|(name, _)| name.to_string());
+            section = Section::Other;
+            continue;
+        }
+        let trimmed = line.trim();
+        if trimmed.starts_with("Output pool") {
+            section = Section::Output;
+            continue;
+        }
+        if trimmed.starts_with("Input pool") {
+            section = Section::Input;
+            continue;
+        }
+        let (Some(name), Some((key, value))) = (current.as_ref(), trimmed.split_once(':')) else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<u64>() else {
+            continue;
+        };
+        let pools = clients.entry(name.clone()).or_default();
+        let pool = match section {
+            Section::Output => &mut pools.output,
+            Section::Input => &mut pools.input,
+            Section::Other => continue,
+        };
+        match key.trim() {
+            "Pool size" => pool.size += value,
+            "Peak cells in use" => pool.peak_in_use += value,
+            "Alloc failures" => pool.alloc_failures += value,
+            _ => {}
+        }
+    }
+    clients
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn udp_tables_give_each_sockets_local_port_and_drops() {
+        let udp = "\
+   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  123: 0100007F:14B8 00000000:0000 07 00000000 00000000 00 00000000:00000000 00000000     0        0 1001 2 0000000000000000 0
+  124: 0100007F:14B9 00000000:0000 07 00000000 00030000 00 00000000:00000000 00000000     0        0 1002 2 0000000000000000 17
+";
+        assert_eq!(parse_udp_drops(udp), [(5304, 0), (5305, 17)]);
+        let udp6 = "\
+  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  7: 00000000000000000000000000000000:14B9 00000000000000000000000000000000:0000 07 00000000 00000000 00 00000000:00000000 00000000     0        0 2001 2 0000000000000000 5
+";
+        assert_eq!(parse_udp_drops(udp6), [(5305, 5)]);
+    }
+
+    #[test]
+    fn sequencer_clients_give_their_input_and_output_pools_by_name() {
+        let clients = "\
+Client info
+  cur  clients : 4
+  peak clients : 4
+  max  clients : 192
+
+Client   0 : \"System\" [Kernel Legacy]
+  Port   0 : \"Timer\" (Rwe-)
+Client 128 : \"rtpmidid-5304\" [User Legacy]
+  Port   0 : \"Network\" (RWe-)
+  Output pool :
+    Pool size          : 2000
+    Cells in use       : 0
+    Peak cells in use  : 3
+    Alloc success      : 900
+    Alloc failures     : 0
+  Input pool :
+    Pool size          : 2000
+    Cells in use       : 12
+    Peak cells in use  : 2000
+    Alloc success      : 123456
+    Alloc failures     : 42
+Client 129 : \"midihub-sidecar\" [User Legacy]
+  Port   0 : \"announce\" (-We-)
+  Output pool :
+    Pool size          : 500
+    Cells in use       : 0
+    Peak cells in use  : 0
+    Alloc success      : 0
+    Alloc failures     : 0
+  Input pool :
+    Pool size          : 200
+    Cells in use       : 0
+    Peak cells in use  : 4
+    Alloc success      : 10
+    Alloc failures     : 0
+";
+        let pools = parse_seq_clients(clients);
+        assert_eq!(
+            pools.keys().collect::<Vec<_>>(),
+            ["midihub-sidecar", "rtpmidid-5304"]
+        );
+        assert_eq!(
+            pools["rtpmidid-5304"].input,
+            SeqPool {
+                size: 2000,
+                peak_in_use: 2000,
+                alloc_failures: 42
+            }
+        );
+        assert_eq!(pools["rtpmidid-5304"].output.peak_in_use, 3);
+        assert_eq!(pools["midihub-sidecar"].input.size, 200);
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

@@ -5,7 +5,7 @@
 //! [`real_alsa`] and [`sidecar`] for tests on a real sequencer with the real rtpmidid and the
 //! hub-sidecar binary; [`browser`], the page in headless Chromium; [`conditions`] and [`http`],
 //! small helpers the tests share; [`bench`], what the
-//! benchmarks share.
+//! benchmarks share (host facts, a process's footprint, the kernel's loss counters).
 
 pub mod applemidi;
 pub mod bench;
