@@ -127,8 +127,17 @@ pub enum PeerError {
 pub struct Participant {
     session: Arc<Session>,
     hub_session_name: String,
-    received_midi: tokio::sync::Mutex<mpsc::UnboundedReceiver<Result<Vec<u8>, PeerError>>>,
+    received_midi: tokio::sync::Mutex<mpsc::UnboundedReceiver<Result<ReceivedMidi, PeerError>>>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// An RTP-MIDI packet the participant received, and when its socket gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMidi {
+    pub packet: wire::MidiPacket,
+    /// When the participant's reader took it from the socket: a caller that reads it later
+    /// can tell its own lag from the network's.
+    pub at: Instant,
 }
 
 /// What the background tasks share with the participant.
@@ -237,6 +246,19 @@ impl Participant {
     /// The next MIDI command list received on the data port (delta times dropped, running status
     /// written out, a recovery journal skipped), or `None` after `timeout`.
     pub async fn recv_midi(&self, timeout: Duration) -> Result<Option<Vec<u8>>, PeerError> {
+        Ok(self
+            .recv_midi_packet(timeout)
+            .await?
+            .map(|received| received.packet.commands))
+    }
+
+    /// The next RTP-MIDI packet received on the data port, whole: its RTP sequence number (a
+    /// gap says a packet the hub sent never arrived), its commands as [`Participant::recv_midi`]
+    /// gives them ([`wire::messages`] splits them) and when it arrived; `None` after `timeout`.
+    pub async fn recv_midi_packet(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<ReceivedMidi>, PeerError> {
         let mut received = self.received_midi.lock().await;
         match tokio::time::timeout(timeout, received.recv()).await {
             Err(_elapsed) => Ok(None),
@@ -477,7 +499,7 @@ impl Session {
     /// Background: MIDI goes to the participant's queue, CK is answered, RS and the rest ignored.
     async fn read_data_port(
         self: Arc<Self>,
-        midi_sender: mpsc::UnboundedSender<Result<Vec<u8>, PeerError>>,
+        midi_sender: mpsc::UnboundedSender<Result<ReceivedMidi, PeerError>>,
     ) {
         let mut buffer = vec![0; RECEIVE_BUFFER_LEN];
         loop {
@@ -499,10 +521,11 @@ impl Session {
                 self.handle_session_packet(PortKind::Data, bytes).await;
                 continue;
             }
-            let commands = wire::decode_midi_packet(bytes)
-                .map(|packet| packet.commands)
+            let at = Instant::now();
+            let received = wire::decode_midi_packet(bytes)
+                .map(|packet| ReceivedMidi { packet, at })
                 .map_err(PeerError::from);
-            if midi_sender.send(commands).is_err() {
+            if midi_sender.send(received).is_err() {
                 return; // the participant is gone
             }
         }
@@ -814,6 +837,45 @@ mod tests {
         assert_eq!(sent.commands, [0x90, 0x3C, 0x64]);
         assert_eq!(sent.ssrc, participant.ssrc());
         assert_eq!(bytes[12], 0x03, "short header, no journal");
+    }
+
+    #[tokio::test]
+    async fn every_command_of_a_packet_arrives_with_the_packets_sequence_number() {
+        let hub = ScriptedHub::bind().await;
+        let joining = tokio::spawn(Participant::join(hub.address(), "peer-m", options()));
+        hub.accept(PortKind::Control).await;
+        let (_, data_from) = hub.accept(PortKind::Data).await;
+        hub.answer_clock_sync().await;
+        let participant = joining.await.unwrap().unwrap();
+
+        let before = Instant::now();
+        for (sequence, list) in [
+            (7_u16, &[0x90, 0x3C, 0x64, 0x00, 0x80, 0x3C, 0x40][..]),
+            (9, &[0x91, 0x40, 0x01]),
+        ] {
+            let packet = wire::encode_midi_packet(sequence, 0, 0x0000_1234, list).unwrap();
+            hub.send(PortKind::Data, &packet, data_from).await;
+        }
+
+        let first = participant
+            .recv_midi_packet(Duration::from_secs(2))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.packet.sequence, 7);
+        assert_eq!(
+            wire::messages(&first.packet.commands),
+            [&[0x90, 0x3C, 0x64][..], &[0x80, 0x3C, 0x40]],
+            "both commands of one packet"
+        );
+        assert!(first.at >= before);
+        let second = participant
+            .recv_midi_packet(Duration::from_secs(2))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.packet.sequence, 9);
+        assert_eq!(second.packet.commands, [0x91, 0x40, 0x01]);
     }
 
     #[tokio::test]

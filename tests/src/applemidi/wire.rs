@@ -412,11 +412,7 @@ fn strip_delta_times(list: &[u8], first_has_delta: bool) -> Result<Vec<u8>, Wire
             }
             0xF8..=0xFF => {} // real-time: no data, leaves running status alone
             _ => {
-                let data_len = match status {
-                    0x80..=0xBF | 0xE0..=0xEF | 0xF2 => 2,
-                    0xC0..=0xDF | 0xF1 | 0xF3 => 1,
-                    _ => 0,
-                };
+                let data_len = data_len(status);
                 let data = list
                     .get(position..position + data_len)
                     .ok_or(WireError::Malformed(
@@ -434,6 +430,40 @@ fn strip_delta_times(list: &[u8], first_has_delta: bool) -> Result<Vec<u8>, Wire
         }
     }
     Ok(commands)
+}
+
+/// Data bytes after a status byte, for every status but SysEx's (which runs to its end).
+fn data_len(status: u8) -> usize {
+    match status {
+        0x80..=0xBF | 0xE0..=0xEF | 0xF2 => 2,
+        0xC0..=0xDF | 0xF1 | 0xF3 => 1,
+        _ => 0,
+    }
+}
+
+/// The single MIDI messages of a received command list ([`MidiPacket::commands`], where every
+/// message has its status byte): a packet may carry several, and a test that counts notes
+/// must count each. A SysEx segment is one message up to its end byte; a message cut short
+/// (never in a decoded list) ends the list.
+pub fn messages(commands: &[u8]) -> Vec<&[u8]> {
+    let mut messages = Vec::new();
+    let mut position = 0;
+    while position < commands.len() {
+        let status = commands[position];
+        let len = match status {
+            0xF0 | 0xF7 => commands[position + 1..]
+                .iter()
+                .position(|b| matches!(b, 0xF7 | 0xF0 | 0xF4))
+                .map_or(commands.len() - position, |end| end + 2),
+            _ => 1 + data_len(status),
+        };
+        let Some(message) = commands.get(position..position + len) else {
+            break;
+        };
+        messages.push(message);
+        position += len;
+    }
+    messages
 }
 
 /// A delta time is 1 to 4 bytes; every byte but the last has its top bit set.
@@ -678,6 +708,29 @@ mod tests {
             packet.commands,
             [0x90, 0x3C, 0x64, 0x90, 0x40, 0x64, 0xF8, 0x90, 0x43, 0x00]
         );
+    }
+
+    #[test]
+    fn a_list_of_several_commands_splits_into_single_messages() {
+        // note off, delta 0, note on, delta 0, running-status note on, clock, SysEx
+        let list = [
+            0x80, 0x3C, 0x10, 0x00, 0x91, 0x3E, 0x20, 0x00, 0x40, 0x21, 0x00, 0xF8, 0x00, 0xF0,
+            0x7D, 0x01, 0xF7,
+        ];
+        let mut payload = vec![0x80, list.len() as u8];
+        payload.extend_from_slice(&list);
+        let packet = decode_midi_packet(&rtp(&payload)).unwrap();
+        assert_eq!(
+            messages(&packet.commands),
+            [
+                &[0x80, 0x3C, 0x10][..],
+                &[0x91, 0x3E, 0x20],
+                &[0x91, 0x40, 0x21],
+                &[0xF8],
+                &[0xF0, 0x7D, 0x01, 0xF7],
+            ]
+        );
+        assert_eq!(messages(&[0x90, 0x3C]), Vec::<&[u8]>::new(), "cut short");
     }
 
     #[test]
