@@ -11,8 +11,10 @@
 //! was too slow); a message missing without a gap is one rtpmidid never sent (its room
 //! sockets' drops, its sequencer client's failed allocations, its log and its exit say why).
 //!
-//! It prints its figures and asserts nothing, but for one thing: when 8 × 20 loses a note it
-//! says so on a line of its own and exits with status 1.
+//! It prints its figures and asserts nothing, but for one thing: when 8 × 20 loses a note (or
+//! cannot even be set up, rtpmidid dying meanwhile) it says so on a `FAIL:` line of its own and
+//! exits with status 1. A phase that cannot be set up in three attempts is reported, not
+//! measured.
 //!
 //! Needs `RTPMIDID_BIN` and `/dev/snd/seq` (run inside shared/alsa-vm, as the real-ALSA tier
 //! does); prints why and exits 0 otherwise.
@@ -72,14 +74,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let must_pass_losses = runtime.block_on(run(rtpmidid));
-    if !must_pass_losses.is_empty() {
-        for (config, lost) in must_pass_losses {
+    let must_pass_failures = runtime.block_on(run(rtpmidid));
+    if !must_pass_failures.is_empty() {
+        for failure in must_pass_failures {
             println!(
-                "FAIL: {} players x {} notes/s with {} lost {lost} notes; it must lose none",
-                MUST_PASS.players,
-                MUST_PASS.notes_per_second,
-                config.label()
+                "FAIL: {} players x {} notes/s {failure}; it must lose none",
+                MUST_PASS.players, MUST_PASS.notes_per_second,
             );
         }
         std::process::exit(1);
@@ -144,7 +144,8 @@ impl Config {
     }
 }
 
-async fn run(rtpmidid: PathBuf) -> Vec<(Config, u64)> {
+/// Runs every phase and prints the figures; returns how the must-pass load failed, if it did.
+async fn run(rtpmidid: PathBuf) -> Vec<String> {
     let started = Instant::now();
     let sidecar_binary = Path::new(env!("CARGO_BIN_EXE_hub-sidecar"));
     let guard_flag = has_note_guard_flag(sidecar_binary);
@@ -165,6 +166,7 @@ async fn run(rtpmidid: PathBuf) -> Vec<(Config, u64)> {
     };
 
     let mut results = Vec::new();
+    let mut not_run = Vec::new();
     for load in [MUST_PASS, REPORTED] {
         for config in [Config::Bare, Config::Guarded] {
             eprintln!(
@@ -173,26 +175,41 @@ async fn run(rtpmidid: PathBuf) -> Vec<(Config, u64)> {
                 load.notes_per_second,
                 config.label()
             );
-            results.push(run_phase(&mut hub, load, config).await);
+            match run_phase(&mut hub, load, config).await {
+                Ok(result) => results.push(result),
+                Err(failure) => not_run.push((load, config, failure)),
+            }
         }
     }
     hub.daemon.stop().await;
 
     println!();
     print_results(&results, guard_flag);
+    for (load, config, failure) in &not_run {
+        println!(
+            "NOT MEASURED: {} x {} notes/s, {}: {failure}",
+            load.players,
+            load.notes_per_second,
+            config.label()
+        );
+    }
     println!("whole run: {:.0} s", started.elapsed().as_secs_f64());
     let _ = std::fs::remove_dir_all(&dir);
-    results
+    let is_must_pass = |load: &Load| {
+        load.players == MUST_PASS.players && load.notes_per_second == MUST_PASS.notes_per_second
+    };
+    let lost = results
         .iter()
-        .filter(|result| {
-            result.load.players == MUST_PASS.players
-                && result.load.notes_per_second == MUST_PASS.notes_per_second
-        })
+        .filter(|result| is_must_pass(&result.load))
         .filter_map(|result| {
             let lost = result.room.lost_notes() + result.other_room.lost_notes();
-            (lost > 0).then_some((result.config, lost))
-        })
-        .collect()
+            (lost > 0).then(|| format!("with {} lost {lost} notes", result.config.label()))
+        });
+    let not_measured = not_run
+        .iter()
+        .filter(|(load, _, _)| is_must_pass(load))
+        .map(|(_, config, _)| format!("with {} could not be set up", config.label()));
+    lost.chain(not_measured).collect()
 }
 
 /// Whether this build's sidecar has the global `--note-guard <on|off>` flag.
@@ -358,7 +375,7 @@ fn warnings(log: &str) -> Vec<String> {
 /// How often a phase's set-up (sidecar, joins, wiring) is tried before the benchmark gives up.
 const SETUP_ATTEMPTS: usize = 3;
 
-async fn run_phase(hub: &mut Hub, load: Load, config: Config) -> PhaseResult {
+async fn run_phase(hub: &mut Hub, load: Load, config: Config) -> Result<PhaseResult, String> {
     let mut setup_failures = Vec::new();
     let mut attempts = 0;
     let (sidecar, players) = loop {
@@ -373,7 +390,11 @@ async fn run_phase(hub: &mut Hub, load: Load, config: Config) -> PhaseResult {
                 eprintln!("set-up failed, trying again: {failure}");
                 setup_failures.push(failure);
             }
-            Err(failure) => panic!("set-up failed {SETUP_ATTEMPTS} times, last: {failure}"),
+            Err(failure) => {
+                return Err(format!(
+                    "set-up failed {SETUP_ATTEMPTS} times, the last: {failure}"
+                ));
+            }
         }
     };
 
@@ -382,14 +403,18 @@ async fn run_phase(hub: &mut Hub, load: Load, config: Config) -> PhaseResult {
     let pools_before = seq_client_pools();
     let players: Vec<Arc<Player>> = players.into_iter().map(Arc::new).collect();
     let rtpmidid_pid = hub.daemon.pid().expect("rtpmidid runs");
-    let (((heard, footprint), rtpmidid_footprint), bench_footprint) = Footprint::measure(
-        std::process::id(),
-        Footprint::measure(
+    let ((((heard, footprint), rtpmidid_footprint), bench_footprint), rtpmidid_pause) =
+        Pause::measure(
             rtpmidid_pid,
-            Footprint::measure(sidecar.pid(), play(&players, load)),
-        ),
-    )
-    .await;
+            Footprint::measure(
+                std::process::id(),
+                Footprint::measure(
+                    rtpmidid_pid,
+                    Footprint::measure(sidecar.pid(), play(&players, load)),
+                ),
+            ),
+        )
+        .await;
     let rtpmidid_died = hub.check_daemon().await;
     let udp_after = udp_drops_by_port();
     let pools_after = seq_client_pools();
@@ -467,7 +492,7 @@ async fn run_phase(hub: &mut Hub, load: Load, config: Config) -> PhaseResult {
     );
     let sidecar_problems = warnings(&sidecar_log);
 
-    PhaseResult {
+    Ok(PhaseResult {
         load,
         config,
         room: heard.in_room(ROOM),
@@ -492,9 +517,10 @@ async fn run_phase(hub: &mut Hub, load: Load, config: Config) -> PhaseResult {
         footprint,
         rtpmidid_footprint,
         bench_footprint,
+        rtpmidid_pause,
         rtpmidid_died,
         setup_failures,
-    }
+    })
 }
 
 /// When each note-on was sent, per player id and note number, in nanoseconds since `origin`
@@ -879,6 +905,98 @@ async fn play(players: &[Arc<Player>], load: Load) -> Played {
     played
 }
 
+/// rtpmidid's longest pause while the players play: the longest time its CPU time did not
+/// grow, sampled every 50 ms, and whether it was waiting for a CPU (runnable) or for something
+/// else (asleep, and where in the kernel; or dead), and how busy the machine's CPUs were
+/// meanwhile: a whole VM that stalls shows as a pause of everything on an idle machine.
+#[derive(Clone, Debug, Default)]
+struct Pause {
+    longest: Duration,
+    runnable_samples: usize,
+    sleeping_samples: usize,
+    /// The kernel function it slept in most often during the pause.
+    wchan: String,
+    /// The machine's CPUs' busy share during the pause, in percent.
+    machine_busy_percent: f64,
+}
+
+impl Pause {
+    /// Samples process `pid` while `work` runs.
+    async fn measure<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (T, Pause) {
+        let (stop, mut stopped) = watch::channel(false);
+        let sampler = tokio::spawn(async move {
+            let mut longest = Pause::default();
+            let mut ticks = bench::process_cpu_ticks(pid);
+            let mut since = Instant::now();
+            let mut machine_since = machine_ticks();
+            let mut states: Vec<(char, String)> = Vec::new();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = stopped.changed() => return longest,
+                }
+                let now_ticks = bench::process_cpu_ticks(pid);
+                if now_ticks != ticks {
+                    ticks = now_ticks;
+                    since = Instant::now();
+                    machine_since = machine_ticks();
+                    states.clear();
+                    continue;
+                }
+                let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        stat.rsplit_once(") ")
+                            .and_then(|(_, rest)| rest.chars().next())
+                    })
+                    .unwrap_or('?');
+                let wchan =
+                    std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+                states.push((state, wchan));
+                if since.elapsed() > longest.longest {
+                    let (busy, total) = machine_ticks();
+                    let busy = busy.saturating_sub(machine_since.0) as f64;
+                    let total = total.saturating_sub(machine_since.1).max(1) as f64;
+                    let mut wchans: BTreeMap<&str, usize> = BTreeMap::new();
+                    for (_, wchan) in states.iter().filter(|(state, _)| *state != 'R') {
+                        *wchans.entry(wchan.as_str()).or_default() += 1;
+                    }
+                    longest = Pause {
+                        longest: since.elapsed(),
+                        runnable_samples: states.iter().filter(|(state, _)| *state == 'R').count(),
+                        sleeping_samples: states.iter().filter(|(state, _)| *state != 'R').count(),
+                        wchan: wchans
+                            .into_iter()
+                            .max_by_key(|(_, count)| *count)
+                            .map_or(String::new(), |(wchan, _)| wchan.to_string()),
+                        machine_busy_percent: busy * 100.0 / total,
+                    };
+                }
+            }
+        });
+        let output = work.await;
+        let _ = stop.send(true);
+        (output, sampler.await.unwrap_or_default())
+    }
+}
+
+/// The machine's busy and total CPU ticks so far, from the first line of /proc/stat.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    // idle and iowait are the 4th and 5th.
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
 /// One phase's figures.
 struct PhaseResult {
     load: Load,
@@ -902,6 +1020,7 @@ struct PhaseResult {
     rtpmidid_footprint: Footprint,
     /// This benchmark's own process: the players.
     bench_footprint: Footprint,
+    rtpmidid_pause: Pause,
     /// How rtpmidid exited, if it died while the players played.
     rtpmidid_died: Option<String>,
     /// Set-ups that failed before this phase's (and why).
@@ -1019,6 +1138,17 @@ fn print_results(results: &[PhaseResult], guard_flag: bool) {
                 .map_or(String::new(), |status| format!(
                     "; DIED while the players played ({status}), started again"
                 ))
+        );
+        let pause = &result.rtpmidid_pause;
+        println!(
+            "  rtpmidid's longest pause (no CPU time, 50 ms samples): {} ms, runnable in {} \
+             samples (waiting for a CPU), not in {} (asleep, or dead; most in {:?}); the \
+             machine's CPUs {:.0} % busy meanwhile",
+            pause.longest.as_millis(),
+            pause.runnable_samples,
+            pause.sleeping_samples,
+            pause.wchan,
+            pause.machine_busy_percent
         );
         println!(
             "  sent by the hub, never read by a player: {} (RTP sequence gaps); the players' \
