@@ -1,5 +1,7 @@
 //! Prometheus metrics of the sidecar: participants per room, refusals by the rooms'
-//! allow-lists, round trips, wiring changes and errors.
+//! allow-lists, round trips, wiring changes, how fast joins are wired, and errors.
+
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -57,6 +59,7 @@ pub struct Metrics {
     wiring_changes: Family<ChangeLabels, Counter>,
     notes_released: Family<RoomLabels, Counter>,
     panics: Counter,
+    wiring_reaction: Histogram,
     errors: Family<SourceLabels, Counter>,
 }
 
@@ -71,6 +74,10 @@ impl Default for Metrics {
         let wiring_changes = Family::<ChangeLabels, Counter>::default();
         let notes_released = Family::<RoomLabels, Counter>::default();
         let panics = Counter::default();
+        // Fine enough to tell 1, 2 and 5 ms apart: the sidecar's share of a join's wait.
+        let wiring_reaction = Histogram::new([
+            0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ]);
         let errors = Family::<SourceLabels, Counter>::default();
         registry.register(
             "participants",
@@ -103,6 +110,11 @@ impl Default for Metrics {
             panics.clone(),
         );
         registry.register(
+            "wiring_reaction_seconds",
+            "Time from the sequencer's announcement of a joining participant's port (as the sidecar read it) to the last subscription the join called for",
+            wiring_reaction.clone(),
+        );
+        registry.register(
             "errors",
             "Errors, by source (control, sequencer, publish, guard)",
             errors.clone(),
@@ -115,6 +127,7 @@ impl Default for Metrics {
             wiring_changes,
             notes_released,
             panics,
+            wiring_reaction,
             errors,
         }
     }
@@ -170,6 +183,11 @@ impl Metrics {
         count("remove", removed);
     }
 
+    /// Records how long a join took to wire, from the announcement of its port.
+    pub fn observe_wiring_reaction(&self, reaction: Duration) {
+        self.wiring_reaction.observe(reaction.as_secs_f64());
+    }
+
     /// Counts an error.
     pub fn error(&self, source: ErrorSource) {
         self.errors
@@ -210,5 +228,19 @@ mod tests {
             text.contains("midihub_sidecar_refusals_total{room=\"5006\"} 1\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn wiring_reactions_fall_in_millisecond_buckets() {
+        let metrics = Metrics::default();
+        metrics.observe_wiring_reaction(Duration::from_micros(1_500));
+        metrics.observe_wiring_reaction(Duration::from_millis(4));
+        let text = exposition(&metrics);
+        for (bound, count) in [("0.001", 0), ("0.002", 1), ("0.003", 1), ("0.005", 2)] {
+            let line = format!(
+                "midihub_sidecar_wiring_reaction_seconds_bucket{{le=\"{bound}\"}} {count}\n"
+            );
+            assert!(text.contains(&line), "{line} in {text}");
+        }
     }
 }

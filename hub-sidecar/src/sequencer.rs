@@ -15,6 +15,7 @@ use std::io::ErrorKind;
 use std::ops::ControlFlow;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use alsa::seq::{
     Addr, ClientIter, Connect, Event, EventType, PortCap, PortIter, PortSubscribe,
@@ -41,6 +42,14 @@ pub enum SequencerEvent {
     /// The kernel dropped announcements because our input queue was full: whatever the caller
     /// tracks from events may be stale, so it should take a fresh [`Sequencer::snapshot`].
     EventsLost,
+}
+
+/// An announcement and the moment the sequencer thread read it from the kernel: how long the
+/// rest of the sidecar takes to act on it is measured from there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub event: SequencerEvent,
+    pub read_at: Instant,
 }
 
 /// One port of a client, as the sequencer lists it.
@@ -132,7 +141,7 @@ impl Sequencer {
     /// stops (the `Sequencer` was dropped, or `poll()` failed fatally).
     pub fn start(
         own_name: &str,
-    ) -> Result<(Sequencer, async_mpsc::UnboundedReceiver<SequencerEvent>), SequencerError> {
+    ) -> Result<(Sequencer, async_mpsc::UnboundedReceiver<Announcement>), SequencerError> {
         let c_name = CString::new(own_name)
             .map_err(|_| SequencerError::InvalidClientName(own_name.to_owned()))?;
         let seq = Seq::open(None, None, true).map_err(|error| SequencerError::Open { error })?;
@@ -257,7 +266,7 @@ fn run(
     seq: Seq,
     wake_reader: WakeReader,
     commands: mpsc::Receiver<Command>,
-    events: async_mpsc::UnboundedSender<SequencerEvent>,
+    events: async_mpsc::UnboundedSender<Announcement>,
 ) {
     sequencer_thread::serve(
         THREAD_NAME,
@@ -298,18 +307,24 @@ fn handle_command(seq: &Seq, command: Command) {
 }
 
 /// Reads every pending announcement without blocking and forwards the ones we translate.
-fn forward_announcements(seq: &Seq, events: &async_mpsc::UnboundedSender<SequencerEvent>) {
+fn forward_announcements(seq: &Seq, events: &async_mpsc::UnboundedSender<Announcement>) {
     let mut input = seq.input();
     loop {
         let translated = match input.event_input() {
-            Ok(event) => translate(&event),
+            Ok(event) => translate(&event).map(|event| Announcement {
+                event,
+                read_at: Instant::now(),
+            }),
             Err(error) => {
                 match sequencer_thread::errno_kind(&error) {
                     ErrorKind::WouldBlock => {}
                     // ENOSPC: the kernel's input pool overflowed and announcements were lost.
                     ErrorKind::StorageFull => {
                         tracing::warn!("sequencer input overrun: announcements were lost");
-                        let _ = events.send(SequencerEvent::EventsLost);
+                        let _ = events.send(Announcement {
+                            event: SequencerEvent::EventsLost,
+                            read_at: Instant::now(),
+                        });
                     }
                     _ => tracing::warn!(%error, "cannot read a sequencer event"),
                 }

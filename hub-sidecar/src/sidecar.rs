@@ -30,9 +30,14 @@ use crate::publish::Sink;
 use crate::report::{Due, Report, Throttle, WiringState};
 use crate::roster::Roster;
 use crate::rtpmidid::control::ControlClient;
-use crate::sequencer::{Sequencer, SequencerEvent};
+use crate::sequencer::{Announcement, Sequencer};
 use crate::step::{self, Memory, Outcome};
 use crate::wiring::{Rooms, WiringPlan};
+
+/// The log target of the line each wired join gets (at debug): `reaction_ms`, from the
+/// announcement of its port to its last subscription. The join→wired benchmark reads it; it
+/// can be turned on alone (`RUST_LOG=info,hub_sidecar::reaction=debug`).
+pub const REACTION_LOG_TARGET: &str = "hub_sidecar::reaction";
 
 /// How the loop paces itself.
 #[derive(Clone, Debug)]
@@ -136,7 +141,7 @@ impl Sidecar {
     /// the hub goes away) or the sequencer thread stops.
     pub async fn run(
         mut self,
-        mut events: UnboundedReceiver<SequencerEvent>,
+        mut events: UnboundedReceiver<Announcement>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), SidecarError> {
         tokio::pin!(shutdown);
@@ -151,14 +156,14 @@ impl Sidecar {
                 .then(|| Instant::now() + self.pacing.retry);
             tokio::select! {
                 () = &mut shutdown => break,
-                event = events.recv() => {
-                    let Some(event) = event else {
+                announcement = events.recv() => {
+                    let Some(announcement) = announcement else {
                         return Err(SidecarError::SequencerStopped);
                     };
                     // One pass serves every announcement that is already queued.
-                    self.note(event);
-                    while let Ok(event) = events.try_recv() {
-                        self.note(event);
+                    self.note(announcement);
+                    while let Ok(announcement) = events.try_recv() {
+                        self.note(announcement);
                     }
                 }
                 changed = self.rules.changed(), if rules_may_change => {
@@ -210,10 +215,10 @@ impl Sidecar {
         Ok(())
     }
 
-    /// Takes note of a sequencer announcement.
-    fn note(&mut self, event: SequencerEvent) {
-        tracing::debug!(?event, "sequencer announcement");
-        self.memory.note(&event, Instant::now().into_std());
+    /// Takes note of a sequencer announcement, as of when the sequencer thread read it.
+    fn note(&mut self, announcement: Announcement) {
+        tracing::debug!(event = ?announcement.event, "sequencer announcement");
+        self.memory.note(&announcement.event, announcement.read_at);
     }
 
     /// Takes what the guard did into the metrics; `None`: its thread stopped (logged, and the
@@ -288,6 +293,7 @@ impl Sidecar {
     async fn pass(&mut self) -> Report {
         let health = self.health.clone();
         let metrics = &health.metrics;
+        let started = Instant::now();
         let status = match self.control.status().await {
             Ok(status) => status,
             Err(error) => {
@@ -303,6 +309,7 @@ impl Sidecar {
                 tracing::warn!(%warning, "part of rtpmidid's status was skipped");
             }
         }
+        let status_read = Instant::now();
         let snapshot = match self.sequencer.snapshot(&status.alsa_name).await {
             Ok(snapshot) => snapshot,
             Err(error) => {
@@ -314,7 +321,8 @@ impl Sidecar {
                 ));
             }
         };
-        let now = Instant::now().into_std();
+        let snapshot_read = Instant::now();
+        let now = snapshot_read.into_std();
         let rules = self.rules.borrow_and_update().clone();
         let plan = match step::plan(
             &self.memory,
@@ -327,7 +335,18 @@ impl Sidecar {
             Ok(plan) => plan,
             Err(wiring) => return self.memory.report(wiring),
         };
+        let planned = Instant::now();
         let failures = self.rewire(&plan.wiring).await;
+        let rewired = Instant::now();
+        tracing::debug!(
+            status = ?(status_read - started),
+            snapshot = ?(snapshot_read - status_read),
+            plan = ?(planned - snapshot_read),
+            rewire = ?(rewired - planned),
+            subscriptions = plan.wiring.add.len() + plan.wiring.remove.len(),
+            "pass phases"
+        );
+        // After the wiring, so that a join's reaction does not wait for the guard.
         self.guard_watch(plan.playing()).await;
         let Outcome {
             changes,
@@ -358,6 +377,11 @@ impl Sidecar {
             tracing::warn!(%error, "cannot announce joins and leaves");
         }
         metrics.wiring_changed(figures.added, figures.removed);
+        for (port, announced) in figures.wired_joins {
+            let reaction = rewired.into_std().saturating_duration_since(announced);
+            metrics.observe_wiring_reaction(reaction);
+            tracing::debug!(target: REACTION_LOG_TARGET, %port, reaction_ms = reaction.as_secs_f64() * 1000.0, "join wired");
+        }
         for (room, count) in figures.participants {
             metrics.set_participants(room, count);
         }

@@ -94,6 +94,9 @@ pub struct Plan {
     refused: BTreeSet<roster::Key>,
     /// The announced ports still waiting for an explanation.
     unexplained: BTreeMap<PortAddr, Instant>,
+    /// The announced ports this look explains as playing participants (joins), with when they
+    /// were announced: once the plan is carried out, they are wired.
+    joins: Vec<(PortAddr, Instant)>,
 }
 
 impl Plan {
@@ -149,11 +152,17 @@ pub fn plan(
         .into_iter()
         .filter(|p| existing.contains(&p.port))
         .collect();
+    let joins = participants
+        .iter()
+        .filter(|p| p.plays)
+        .filter_map(|p| Some((p.port, *memory.unexplained.get(&p.port)?)))
+        .collect();
     Ok(Plan {
         wiring: wiring::plan(&participants, &snapshot.subscriptions),
         participants,
         refused,
         unexplained,
+        joins,
     })
 }
 
@@ -179,6 +188,9 @@ pub struct Figures {
     /// Subscriptions the plan added and removed.
     pub added: usize,
     pub removed: usize,
+    /// The ports of the joins this pass wired, with when the sequencer announced them (none
+    /// when a subscription failed: those joins are not known to be wired).
+    pub wired_joins: Vec<(PortAddr, Instant)>,
 }
 
 /// Carries `plan` into `memory` and says what came of the pass: `failures` are why some of
@@ -212,6 +224,11 @@ pub fn conclude(
         new_round_trips: new_round_trips(&mut memory.round_trips, status, &plan.refused),
         added: plan.wiring.add.len(),
         removed: plan.wiring.remove.len(),
+        wired_joins: if failures.is_empty() {
+            plan.joins
+        } else {
+            Vec::new()
+        },
     };
     let wiring = if failures.is_empty() {
         let playing = plan.participants.iter().filter(|p| p.plays).count();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use alsa::PollDescriptors;
 use alsa::seq::{EvNote, Event, EventType, PortCap, PortType, Seq};
-use hub_sidecar::sequencer::{Sequencer, SequencerError, SequencerEvent};
+use hub_sidecar::sequencer::{Announcement, Sequencer, SequencerError, SequencerEvent};
 use hub_sidecar::wiring::{PortAddr, Subscription};
 use midihub_tests::real_alsa::sequencer_or_skip;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -113,7 +113,7 @@ fn subscription(from: PortAddr, to: PortAddr) -> Subscription {
 
 /// Waits for `wanted`, skipping other announcements; returns how long it took.
 async fn wait_for(
-    events: &mut UnboundedReceiver<SequencerEvent>,
+    events: &mut UnboundedReceiver<Announcement>,
     wanted: &SequencerEvent,
     started: Instant,
     within: Duration,
@@ -121,8 +121,8 @@ async fn wait_for(
     let deadline = started + within;
     let elapsed = tokio::time::timeout_at(deadline.into(), async {
         loop {
-            let event = events.recv().await.expect("event channel closed");
-            if &event == wanted {
+            let announcement = events.recv().await.expect("event channel closed");
+            if &announcement.event == wanted {
                 return started.elapsed();
             }
         }

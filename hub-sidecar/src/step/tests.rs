@@ -358,6 +358,71 @@ fn a_port_or_client_that_exits_needs_no_explanation() {
 }
 
 #[test]
+fn a_join_is_wired_by_the_pass_that_explains_its_port_and_keeps_its_announcement_time() {
+    let announced_at = Instant::now();
+    let mut memory = announced(&[2], announced_at);
+    let later = announced_at + Duration::from_millis(30);
+
+    let nobody_yet = pass(
+        &mut memory,
+        &status(vec![]),
+        &sequencer(&[1, 2], &[]),
+        later,
+    );
+    assert!(
+        nobody_yet.figures.wired_joins.is_empty(),
+        "a port the status does not name yet is no join yet"
+    );
+
+    let outcome = pass(
+        &mut memory,
+        &alice_and_bob(),
+        &sequencer(&[1, 2], &[]),
+        later,
+    );
+    assert_eq!(outcome.figures.wired_joins, [(port(2), announced_at)]);
+
+    let again = pass(
+        &mut memory,
+        &alice_and_bob(),
+        &sequencer(&[1, 2], &[link(1, 2), link(2, 1)]),
+        later,
+    );
+    assert!(
+        again.figures.wired_joins.is_empty(),
+        "each join counts once"
+    );
+}
+
+#[test]
+fn a_join_whose_subscriptions_failed_or_that_does_not_play_is_not_counted_as_wired() {
+    let start = Instant::now();
+    let mut memory = announced(&[1, 2], start);
+    let status = alice_and_bob();
+    let plan = plan_now(&memory, &status, &sequencer(&[1, 2], &[]));
+    let failures = ["cannot subscribe 128:1 -> 128:2: busy".to_owned()];
+    let outcome = conclude(
+        &mut memory,
+        &status,
+        plan,
+        &failures,
+        at("2026-11-25T19:00:00Z"),
+    );
+    assert!(outcome.figures.wired_joins.is_empty());
+
+    let mut memory = announced(&[1, 3], start);
+    let band = band_and_strangers();
+    let rules = only(5004, &["203.0.113.0/24"]);
+    let plan = plan_with(&memory, &band, &sequencer(&[1, 2, 3, 4], &[]), &rules);
+    let outcome = conclude(&mut memory, &band, plan, &[], at("2026-11-25T19:00:00Z"));
+    assert_eq!(
+        outcome.figures.wired_joins,
+        [(port(1), start)],
+        "Mallory, on port 3, is refused: never wired"
+    );
+}
+
+#[test]
 fn each_round_trip_sample_is_counted_once() {
     let mut memory = Memory::default();
     let ports = sequencer(&[1, 2], &[]);
