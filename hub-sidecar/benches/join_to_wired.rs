@@ -5,8 +5,16 @@
 //! churn. Both approaches run in one process on one machine, so their ratio is what counts:
 //! inside the ALSA VM (software emulation) absolute figures are several times too slow.
 //!
+//! Beside each join→wired figure it prints the sidecar's own share of it: from the moment its
+//! sequencer thread read the announcement of the joiner's port to the moment the join's last
+//! subscription was made, exact per join, from the `join wired` lines of the sidecar's log
+//! (`hub_sidecar::reaction` at debug; the same figure as `midihub_sidecar_wiring_reaction_seconds`).
+//!
 //! Needs `RTPMIDID_BIN` and `/dev/snd/seq` (run inside shared/alsa-vm, as the real-ALSA tier
-//! does); prints why and exits 0 otherwise.
+//! does); prints why and exits 0 otherwise. While iterating, `JOIN_TO_WIRED_POLLER_SECONDS`
+//! shortens the poller's window and `JOIN_TO_WIRED_SIDECAR_LOG` sets the sidecar's `RUST_LOG`
+//! (its phases are logged at `hub_sidecar::sidecar=debug`) and `JOIN_TO_WIRED_SAVE_LOG` names a
+//! file to keep its log in; the figures to quote come from a run without the first two.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -40,6 +48,8 @@ const SIDECAR_JOINS: usize = 200;
 /// crowd of joiners would make each poll take far longer than its period.
 const POLLER_JOINERS: usize = 2;
 const POLLER_WINDOW: Duration = Duration::from_secs(150);
+/// The sidecar's log filter: info, and the line of each wired join.
+const SIDECAR_LOG: &str = "info,hub_sidecar::reaction=debug";
 /// Distinct (note, velocity) pairs the sender cycles through; velocity 0 would be a note-off.
 const NOTE_CODES: usize = 128 * 127;
 
@@ -69,7 +79,10 @@ async fn run(rtpmidid: PathBuf) {
         "127.0.0.1:9183",
         dir.join("sidecar.log"),
     )
-    .env("RUST_LOG", "info")
+    .env(
+        "RUST_LOG",
+        std::env::var("JOIN_TO_WIRED_SIDECAR_LOG").unwrap_or_else(|_| SIDECAR_LOG.to_string()),
+    )
     .spawn();
     let sender = join(ROOM_A, "sender").await;
     let listener = join(ROOM_A, "listener").await;
@@ -87,6 +100,8 @@ async fn run(rtpmidid: PathBuf) {
 
     let residents = Residents::start(sender, listener);
     eprintln!("measuring {SIDECAR_JOINS} joins wired by the sidecar");
+    // The residents' joins are not measured: only what the log says from here on counts.
+    let log_before_joins = sidecar.log_text().len();
     let (sidecar_samples, churn) = Footprint::measure(
         sidecar.pid(),
         measure_joins(JoinPlan {
@@ -100,11 +115,19 @@ async fn run(rtpmidid: PathBuf) {
     .await;
     // In attach mode the sidecar leaves rtpmidid running.
     let (_, sidecar_log) = sidecar.terminate().await;
+    let reactions = reactions_in(sidecar_log.get(log_before_joins..).unwrap_or_default());
+    if let Some(path) = std::env::var_os("JOIN_TO_WIRED_SAVE_LOG") {
+        std::fs::write(&path, &sidecar_log).unwrap();
+    }
 
     // Part 2: the original approach, on the same daemon, the sidecar gone.
+    let poll_joins_for = std::env::var("JOIN_TO_WIRED_POLLER_SECONDS")
+        .ok()
+        .and_then(|seconds| seconds.parse().ok())
+        .map_or(POLLER_WINDOW, Duration::from_secs);
     eprintln!(
         "measuring joins wired by the AconnectPoller for {} s",
-        POLLER_WINDOW.as_secs()
+        poll_joins_for.as_secs()
     );
     let poller = AconnectPoller::start(client.clone(), POLL_PERIOD);
     let children_before = children_cpu_ticks();
@@ -112,7 +135,7 @@ async fn run(rtpmidid: PathBuf) {
     let poller_samples = measure_joins(JoinPlan {
         workers: POLLER_JOINERS,
         per_worker: None,
-        until: Some(Instant::now() + POLLER_WINDOW),
+        until: Some(Instant::now() + poll_joins_for),
         // A random pause puts each join at a random phase of the poll period, as real
         // participants arrive; without it the joiners would fall into step with the polls.
         pause_before_join: POLL_PERIOD,
@@ -140,6 +163,7 @@ async fn run(rtpmidid: PathBuf) {
         "wiring", "count", "missed", "p50 ms", "p90 ms", "p99 ms", "max ms", "transit p50"
     );
     sidecar_samples.print_row("hub-sidecar (sequential joins)");
+    reactions.print_row("  of which the sidecar's share (its log)");
     poller_samples.print_row(&format!(
         "AconnectPoller, {} s poll ({} joiners at once)",
         POLL_PERIOD.as_secs(),
@@ -158,6 +182,10 @@ async fn run(rtpmidid: PathBuf) {
         "missed: heard nothing within {} s (+Nj: N joins failed); transit p50: from the send \
          of the first note heard to its arrival, part of each sample",
         GIVE_UP_AFTER.as_secs()
+    );
+    println!(
+        "the sidecar's share: from its sequencer thread reading the joiner's port announcement \
+         to the join's last subscription, exact per join (count: joins it wired)"
     );
     println!();
     println!("hub-sidecar process footprint");
@@ -368,6 +396,21 @@ async fn join_repeatedly(plan: Arc<JoinPlan>, worker: usize) -> Samples {
         let _ = joiner.leave().await;
     }
     samples
+}
+
+/// The sidecar's reaction to each join, from the `reaction_ms` of its `join wired` log lines.
+fn reactions_in(log: &str) -> Samples {
+    let latencies = log
+        .lines()
+        .filter(|line| line.contains("join wired"))
+        .filter_map(|line| line.split_once("reaction_ms=")?.1.split_whitespace().next())
+        .filter_map(|milliseconds| milliseconds.parse::<f64>().ok())
+        .map(|milliseconds| Duration::from_secs_f64(milliseconds / 1000.0))
+        .collect();
+    Samples {
+        latencies,
+        ..Samples::default()
+    }
 }
 
 /// A uniformly random duration in [0, `max`).
