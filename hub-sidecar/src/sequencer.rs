@@ -24,7 +24,7 @@ use alsa::seq::{
 use tokio::sync::{mpsc as async_mpsc, oneshot};
 
 use crate::sequencer_thread::{self, WakeReader, Waker};
-use crate::wiring::{PortAddr, Subscription};
+use crate::wiring::{PortAddr, Subscription, WiringPlan};
 
 /// Name of the thread that owns the sequencer handle (visible in `ps -T`, `top -H`).
 const THREAD_NAME: &str = "alsa-sequencer";
@@ -109,6 +109,17 @@ pub enum SequencerError {
     ThreadGone,
 }
 
+impl SequencerError {
+    /// The subscription a failed subscribe or unsubscribe was about.
+    pub fn subscription(&self) -> Option<Subscription> {
+        match self {
+            SequencerError::Subscribe { subscription, .. }
+            | SequencerError::Unsubscribe { subscription, .. } => Some(*subscription),
+            _ => None,
+        }
+    }
+}
+
 /// Handle to the sequencer thread. Dropping it stops the thread and waits for it (the thread
 /// answers within a request's time, so the wait is short even on an async worker).
 pub struct Sequencer {
@@ -130,6 +141,10 @@ enum Command {
     Unsubscribe {
         subscription: Subscription,
         reply: oneshot::Sender<Result<(), SequencerError>>,
+    },
+    Rewire {
+        plan: WiringPlan,
+        reply: oneshot::Sender<Vec<SequencerError>>,
     },
     Stop,
 }
@@ -235,6 +250,16 @@ impl Sequencer {
         answer.await.map_err(|_| SequencerError::ThreadGone)?
     }
 
+    /// Removes the plan's `remove` subscriptions, then makes its `add` ones, in one request to
+    /// the thread (a join's subscriptions are made together, not one round trip each); returns
+    /// the errors of those that failed, each naming its subscription. As with [`Self::subscribe`]
+    /// and [`Self::unsubscribe`], a subscription already there, or already gone, is success.
+    pub async fn rewire(&self, plan: WiringPlan) -> Result<Vec<SequencerError>, SequencerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Rewire { plan, reply })?;
+        answer.await.map_err(|_| SequencerError::ThreadGone)
+    }
+
     fn send(&self, command: Command) -> Result<(), SequencerError> {
         self.commands
             .send(command)
@@ -301,6 +326,12 @@ fn handle_command(seq: &Seq, command: Command) {
             reply,
         } => {
             let _ = reply.send(unsubscribe(seq, subscription));
+        }
+        Command::Rewire { plan, reply } => {
+            let removed = plan.remove.into_iter().map(|s| unsubscribe(seq, s));
+            let added = plan.add.into_iter().map(|s| subscribe(seq, s));
+            let failures = removed.chain(added).filter_map(Result::err).collect();
+            let _ = reply.send(failures);
         }
         Command::Stop => {}
     }
