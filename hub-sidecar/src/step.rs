@@ -14,7 +14,7 @@ use crate::report::{Report, WiringState};
 use crate::roster::{self, Changes, Roster};
 use crate::rtpmidid::status::RtpmididStatus;
 use crate::sequencer::{ClientSnapshot, SequencerEvent};
-use crate::wiring::{self, ParticipantPort, PortAddr, Rooms, WiringPlan};
+use crate::wiring::{self, ParticipantPort, PortAddr, Rooms, Subscription, WiringPlan};
 
 /// What the loop carries from one pass to the next.
 #[derive(Clone, Debug, Default)]
@@ -27,6 +27,12 @@ pub struct Memory {
     /// participant's port can show up in the sequencer a moment before it does in `status`),
     /// with when they were announced.
     unexplained: BTreeMap<PortAddr, Instant>,
+    /// Ports of joins whose wiring a pass could not complete (a subscription failed), with
+    /// when they were announced: a later pass that completes it wires them.
+    joining: BTreeMap<PortAddr, Instant>,
+    /// The subscriptions the last pass made and removed: the kernel announces each, and those
+    /// announcements call for no look of their own.
+    echoes: BTreeSet<(bool, Subscription)>,
     /// What rtpmidid's last status could not explain, logged when it changes.
     status_warnings: Vec<String>,
 }
@@ -40,20 +46,31 @@ impl Memory {
         }
     }
 
-    /// Takes note of a sequencer announcement received at `now`.
-    pub fn note(&mut self, event: &SequencerEvent, now: Instant) {
+    /// Takes note of a sequencer announcement received at `now`; whether it calls for a look
+    /// at rtpmidid and the sequencer (the announcement of a change the last pass made itself
+    /// does not).
+    pub fn note(&mut self, event: &SequencerEvent, now: Instant) -> bool {
         match event {
             SequencerEvent::PortStart(port) => {
                 self.unexplained.insert(*port, now);
             }
             SequencerEvent::PortExit(port) => {
                 self.unexplained.remove(port);
+                self.joining.remove(port);
             }
             SequencerEvent::ClientExit(client) => {
                 self.unexplained.retain(|port, _| port.client != *client);
+                self.joining.retain(|port, _| port.client != *client);
+            }
+            SequencerEvent::Subscribed(subscription) => {
+                return !self.echoes.remove(&(true, *subscription));
+            }
+            SequencerEvent::Unsubscribed(subscription) => {
+                return !self.echoes.remove(&(false, *subscription));
             }
             _ => {}
         }
+        true
     }
 
     /// Whether announced ports wait for rtpmidid's status to explain them: the loop then looks
@@ -94,8 +111,9 @@ pub struct Plan {
     refused: BTreeSet<roster::Key>,
     /// The announced ports still waiting for an explanation.
     unexplained: BTreeMap<PortAddr, Instant>,
-    /// The announced ports this look explains as playing participants (joins), with when they
-    /// were announced: once the plan is carried out, they are wired.
+    /// The announced ports this look explains as playing participants (joins), and the joins a
+    /// failed pass left, with when they were announced: once the plan is carried out, they are
+    /// wired.
     joins: Vec<(PortAddr, Instant)>,
 }
 
@@ -155,7 +173,10 @@ pub fn plan(
     let joins = participants
         .iter()
         .filter(|p| p.plays)
-        .filter_map(|p| Some((p.port, *memory.unexplained.get(&p.port)?)))
+        .filter_map(|p| {
+            let announced = memory.unexplained.get(&p.port);
+            Some((p.port, *announced.or_else(|| memory.joining.get(&p.port))?))
+        })
         .collect();
     Ok(Plan {
         wiring: wiring::plan(&participants, &snapshot.subscriptions),
@@ -189,7 +210,7 @@ pub struct Figures {
     pub added: usize,
     pub removed: usize,
     /// The ports of the joins this pass wired, with when the sequencer announced them (none
-    /// when a subscription failed: those joins are not known to be wired).
+    /// when a subscription failed: those joins count as wired at the next pass that completes).
     pub wired_joins: Vec<(PortAddr, Instant)>,
 }
 
@@ -204,6 +225,9 @@ pub fn conclude(
     now: jiff::Timestamp,
 ) -> Outcome {
     memory.unexplained = plan.unexplained;
+    memory.echoes = (plan.wiring.add.iter().map(|s| (true, *s)))
+        .chain(plan.wiring.remove.iter().map(|s| (false, *s)))
+        .collect();
     let changes = memory
         .roster
         .update(&status.participants, &plan.refused, now);
@@ -225,8 +249,10 @@ pub fn conclude(
         added: plan.wiring.add.len(),
         removed: plan.wiring.remove.len(),
         wired_joins: if failures.is_empty() {
+            memory.joining.clear();
             plan.joins
         } else {
+            memory.joining = plan.joins.into_iter().collect();
             Vec::new()
         },
     };

@@ -423,6 +423,68 @@ fn a_join_whose_subscriptions_failed_or_that_does_not_play_is_not_counted_as_wir
 }
 
 #[test]
+fn a_join_a_failed_pass_could_not_wire_is_wired_by_the_next_pass_that_completes() {
+    let announced_at = Instant::now();
+    let mut memory = announced(&[2], announced_at);
+    let status = alice_and_bob();
+    let plan = plan_now(&memory, &status, &sequencer(&[1, 2], &[]));
+    let failures = ["cannot subscribe 128:1 -> 128:2: busy".to_owned()];
+    conclude(
+        &mut memory,
+        &status,
+        plan,
+        &failures,
+        at("2026-11-25T19:00:00Z"),
+    );
+
+    let outcome = pass(
+        &mut memory,
+        &status,
+        &sequencer(&[1, 2], &[link(2, 1)]),
+        Instant::now(),
+    );
+    assert_eq!(outcome.figures.wired_joins, [(port(2), announced_at)]);
+}
+
+#[test]
+fn the_announcements_of_a_pass_own_changes_call_for_no_look_but_others_do() {
+    let now = Instant::now();
+    let mut memory = Memory::default();
+    let leaving = ParticipantStatus {
+        connected: false,
+        ..participant("Bob", 2, 2, 5004)
+    };
+    pass(
+        &mut memory,
+        &status(vec![participant("Alice", 1, 1, 5004), leaving]),
+        &sequencer(&[1, 2], &[link(1, 2)]),
+        now,
+    );
+    assert!(
+        !memory.note(&SequencerEvent::Unsubscribed(link(1, 2)), now),
+        "the sidecar removed that link itself"
+    );
+    assert!(
+        memory.note(&SequencerEvent::Unsubscribed(link(1, 2)), now),
+        "each change is echoed once: a second announcement is someone else's"
+    );
+    assert!(
+        memory.note(&SequencerEvent::Subscribed(link(2, 1)), now),
+        "someone else's subscription is looked at"
+    );
+    assert!(memory.note(&SequencerEvent::PortStart(port(3)), now));
+
+    let mut memory = Memory::default();
+    pass(&mut memory, &alice_and_bob(), &sequencer(&[1, 2], &[]), now);
+    assert!(!memory.note(&SequencerEvent::Subscribed(link(1, 2)), now));
+    assert!(!memory.note(&SequencerEvent::Subscribed(link(2, 1)), now));
+    assert!(
+        memory.note(&SequencerEvent::Unsubscribed(link(2, 1)), now),
+        "a link the sidecar made and someone removed is looked at again"
+    );
+}
+
+#[test]
 fn each_round_trip_sample_is_counted_once() {
     let mut memory = Memory::default();
     let ports = sequencer(&[1, 2], &[]);
