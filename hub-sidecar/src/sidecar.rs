@@ -13,6 +13,7 @@
 //! This is the shell: the control socket, the sequencer, the sink, the clock, the logs and the
 //! metrics. What a pass decides is [`crate::step`]'s.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,9 +31,9 @@ use crate::publish::Sink;
 use crate::report::{Due, Report, Throttle, WiringState};
 use crate::roster::Roster;
 use crate::rtpmidid::control::ControlClient;
-use crate::sequencer::{Announcement, Sequencer};
+use crate::sequencer::{Announcement, Sequencer, SequencerError};
 use crate::step::{self, Memory, Outcome};
-use crate::wiring::{Rooms, WiringPlan};
+use crate::wiring::{Rooms, Subscription, WiringPlan};
 
 /// The log target of the line each wired join gets (at debug): `reaction_ms`, from the
 /// announcement of its port to its last subscription. The join→wired benchmark reads it; it
@@ -87,6 +88,8 @@ pub struct Sidecar {
     /// The rooms' allow-lists, read at every pass; a change also starts a pass. Their sender
     /// may be gone (local mode's lists never change): the last lists stay in force.
     rules: watch::Receiver<RoomRules>,
+    /// rtpmidid's ALSA client name as its last status gave it.
+    alsa_name: Option<String>,
     /// The stuck-note guard, unless it is off or its thread stopped.
     guard: Option<NoteGuard>,
     /// Requests for the hub-wide panic, while their sender lives.
@@ -121,6 +124,7 @@ impl Sidecar {
             rules,
             guard: None,
             panics: None,
+            alsa_name: None,
         }
     }
 
@@ -160,10 +164,14 @@ impl Sidecar {
                     let Some(announcement) = announcement else {
                         return Err(SidecarError::SequencerStopped);
                     };
-                    // One pass serves every announcement that is already queued.
-                    self.note(announcement);
+                    // One pass serves every announcement that is already queued; the echoes
+                    // of the last pass's own changes call for none.
+                    let mut look = self.note(announcement);
                     while let Ok(announcement) = events.try_recv() {
-                        self.note(announcement);
+                        look |= self.note(announcement);
+                    }
+                    if !look {
+                        continue;
                     }
                 }
                 changed = self.rules.changed(), if rules_may_change => {
@@ -215,10 +223,11 @@ impl Sidecar {
         Ok(())
     }
 
-    /// Takes note of a sequencer announcement, as of when the sequencer thread read it.
-    fn note(&mut self, announcement: Announcement) {
+    /// Takes note of a sequencer announcement, as of when the sequencer thread read it;
+    /// whether it calls for a pass.
+    fn note(&mut self, announcement: Announcement) -> bool {
         tracing::debug!(event = ?announcement.event, "sequencer announcement");
-        self.memory.note(&announcement.event, announcement.read_at);
+        self.memory.note(&announcement.event, announcement.read_at)
     }
 
     /// Takes what the guard did into the metrics; `None`: its thread stopped (logged, and the
@@ -294,7 +303,18 @@ impl Sidecar {
         let health = self.health.clone();
         let metrics = &health.metrics;
         let started = Instant::now();
-        let status = match self.control.status().await {
+        // rtpmidid takes its time to answer (it looks up every participant's address), so the
+        // sequencer is read meanwhile, under the client name the daemon gave last time.
+        let status = async {
+            let status = self.control.status().await;
+            (status, Instant::now())
+        };
+        let early_snapshot = async {
+            let name = self.alsa_name.as_deref()?;
+            Some((name, self.sequencer.snapshot(name).await, Instant::now()))
+        };
+        let ((status, status_read), early_snapshot) = tokio::join!(status, early_snapshot);
+        let status = match status {
             Ok(status) => status,
             Err(error) => {
                 metrics.error(ErrorSource::Control);
@@ -309,8 +329,15 @@ impl Sidecar {
                 tracing::warn!(%warning, "part of rtpmidid's status was skipped");
             }
         }
-        let status_read = Instant::now();
-        let snapshot = match self.sequencer.snapshot(&status.alsa_name).await {
+        let (snapshot, snapshot_read) = match early_snapshot {
+            Some((name, snapshot, read)) if name == status.alsa_name => (snapshot, read),
+            _ => (
+                self.sequencer.snapshot(&status.alsa_name).await,
+                Instant::now(),
+            ),
+        };
+        self.alsa_name = Some(status.alsa_name.clone());
+        let snapshot = match snapshot {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 metrics.error(ErrorSource::Sequencer);
@@ -321,15 +348,14 @@ impl Sidecar {
                 ));
             }
         };
-        let snapshot_read = Instant::now();
-        let now = snapshot_read.into_std();
+        let looked = Instant::now();
         let rules = self.rules.borrow_and_update().clone();
         let plan = match step::plan(
             &self.memory,
             &status,
             &snapshot,
             &rules,
-            now,
+            looked.into_std(),
             self.pacing.retry_for,
         ) {
             Ok(plan) => plan,
@@ -340,8 +366,8 @@ impl Sidecar {
         let rewired = Instant::now();
         tracing::debug!(
             status = ?(status_read - started),
-            snapshot = ?(snapshot_read - status_read),
-            plan = ?(planned - snapshot_read),
+            snapshot = ?(snapshot_read - started),
+            plan = ?(planned - looked),
             rewire = ?(rewired - planned),
             subscriptions = plan.wiring.add.len() + plan.wiring.remove.len(),
             "pass phases"
@@ -380,7 +406,16 @@ impl Sidecar {
         for (port, announced) in figures.wired_joins {
             let reaction = rewired.into_std().saturating_duration_since(announced);
             metrics.observe_wiring_reaction(reaction);
-            tracing::debug!(target: REACTION_LOG_TARGET, %port, reaction_ms = reaction.as_secs_f64() * 1000.0, "join wired");
+            let milliseconds = |duration: Duration| duration.as_secs_f64() * 1000.0;
+            tracing::debug!(
+                target: REACTION_LOG_TARGET,
+                %port,
+                reaction_ms = milliseconds(reaction),
+                before_pass_ms = milliseconds(started.into_std().saturating_duration_since(announced)),
+                status_ms = milliseconds(status_read - started),
+                rewire_ms = milliseconds(rewired - planned),
+                "join wired"
+            );
         }
         for (room, count) in figures.participants {
             metrics.set_participants(room, count);
@@ -395,22 +430,27 @@ impl Sidecar {
         report
     }
 
-    /// Removes and adds the plan's subscriptions; returns why those that failed did.
+    /// Removes and adds the plan's subscriptions, all in one request to the sequencer thread;
+    /// returns why those that failed did.
     async fn rewire(&self, plan: &WiringPlan) -> Vec<String> {
-        let mut failures = Vec::new();
-        for subscription in &plan.remove {
-            match self.sequencer.unsubscribe(*subscription).await {
-                Ok(()) => tracing::info!(%subscription, "unwired"),
-                Err(error) => failures.push(error.to_string()),
-            }
+        if plan.add.is_empty() && plan.remove.is_empty() {
+            return Vec::new();
         }
-        for subscription in &plan.add {
-            match self.sequencer.subscribe(*subscription).await {
-                Ok(()) => tracing::info!(%subscription, "wired"),
-                Err(error) => failures.push(error.to_string()),
-            }
+        let errors = match self.sequencer.rewire(plan.clone()).await {
+            Ok(errors) => errors,
+            Err(error) => return vec![error.to_string()],
+        };
+        let failed: BTreeSet<Subscription> = errors
+            .iter()
+            .filter_map(SequencerError::subscription)
+            .collect();
+        for subscription in plan.remove.iter().filter(|s| !failed.contains(s)) {
+            tracing::info!(%subscription, "unwired");
         }
-        failures
+        for subscription in plan.add.iter().filter(|s| !failed.contains(s)) {
+            tracing::info!(%subscription, "wired");
+        }
+        errors.iter().map(ToString::to_string).collect()
     }
 }
 
