@@ -11,15 +11,17 @@
 //! (`hub_sidecar::reaction` at debug; the same figure as `midihub_sidecar_wiring_reaction_seconds`).
 //!
 //! Needs `RTPMIDID_BIN` and `/dev/snd/seq` (run inside shared/alsa-vm, as the real-ALSA tier
-//! does); prints why and exits 0 otherwise. While iterating, `JOIN_TO_WIRED_POLLER_SECONDS`
-//! shortens the poller's window and `JOIN_TO_WIRED_SIDECAR_LOG` sets the sidecar's `RUST_LOG`
-//! (its phases are logged at `hub_sidecar::sidecar=debug`) and `JOIN_TO_WIRED_SAVE_LOG` names a
-//! file to keep its log in; the figures to quote come from a run without the first two.
+//! does); prints why and exits 0 otherwise. `JOIN_TO_WIRED_SIDECAR_BIN` measures another build of
+//! the sidecar (a baseline) in place of this checkout's. While iterating,
+//! `JOIN_TO_WIRED_POLLER_SECONDS` shortens the poller's window, `JOIN_TO_WIRED_SIDECAR_LOG` sets
+//! the sidecar's `RUST_LOG` (its phases are logged at `hub_sidecar::sidecar=debug`) and
+//! `JOIN_TO_WIRED_SAVE_LOG` names a file to keep its log in; the figures to quote come from a
+//! run without the first two.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,8 +75,14 @@ async fn run(rtpmidid: PathBuf) {
     let daemon = Rtpmidid::start(&rtpmidid, &dir, "bench", &ports).await;
 
     // Part 1 and 3: the hub-sidecar.
+    // Another build of the sidecar (a baseline) may be measured instead of this checkout's.
+    let sidecar_binary = std::env::var_os("JOIN_TO_WIRED_SIDECAR_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_hub-sidecar")),
+        PathBuf::from,
+    );
+    println!("hub-sidecar: {}", sidecar_binary.display());
     let sidecar = SidecarProcess::attach(
-        Path::new(env!("CARGO_BIN_EXE_hub-sidecar")),
+        &sidecar_binary,
         &daemon.control_socket,
         "127.0.0.1:9183",
         dir.join("sidecar.log"),
@@ -163,7 +171,18 @@ async fn run(rtpmidid: PathBuf) {
         "wiring", "count", "missed", "p50 ms", "p90 ms", "p99 ms", "max ms", "transit p50"
     );
     sidecar_samples.print_row("hub-sidecar (sequential joins)");
-    reactions.print_row("  of which the sidecar's share (its log)");
+    reactions
+        .total
+        .print_row("  of which the sidecar's share (its log)");
+    reactions
+        .before_pass
+        .print_row("    announcement -> its pass starts");
+    reactions
+        .status
+        .print_row("    the pass's rtpmidid status call");
+    reactions
+        .own_work
+        .print_row("    the rest: snapshot, plan, subscriptions");
     poller_samples.print_row(&format!(
         "AconnectPoller, {} s poll ({} joiners at once)",
         POLL_PERIOD.as_secs(),
@@ -185,7 +204,9 @@ async fn run(rtpmidid: PathBuf) {
     );
     println!(
         "the sidecar's share: from its sequencer thread reading the joiner's port announcement \
-         to the join's last subscription, exact per join (count: joins it wired)"
+         to the join's last subscription, exact per join (count: joins it wired); the status \
+         call runs beside the snapshot, so the rest is what the sidecar adds after rtpmidid \
+         answered"
     );
     println!();
     println!("hub-sidecar process footprint");
@@ -398,19 +419,48 @@ async fn join_repeatedly(plan: Arc<JoinPlan>, worker: usize) -> Samples {
     samples
 }
 
-/// The sidecar's reaction to each join, from the `reaction_ms` of its `join wired` log lines.
-fn reactions_in(log: &str) -> Samples {
-    let latencies = log
-        .lines()
-        .filter(|line| line.contains("join wired"))
-        .filter_map(|line| line.split_once("reaction_ms=")?.1.split_whitespace().next())
-        .filter_map(|milliseconds| milliseconds.parse::<f64>().ok())
-        .map(|milliseconds| Duration::from_secs_f64(milliseconds / 1000.0))
-        .collect();
-    Samples {
-        latencies,
-        ..Samples::default()
+/// The sidecar's share of each join, and its parts, from the sidecar's `join wired` lines.
+#[derive(Default)]
+struct Reactions {
+    /// From the announcement of the joiner's port to the join's last subscription.
+    total: Samples,
+    /// From the announcement to the start of the pass that wired the join.
+    before_pass: Samples,
+    /// That pass's wait for rtpmidid's `status`.
+    status: Samples,
+    /// The rest: what the sidecar took beyond the two above.
+    own_work: Samples,
+}
+
+fn reactions_in(log: &str) -> Reactions {
+    let field = |line: &str, name: &str| -> Option<Duration> {
+        let value = line
+            .split_once(&format!(" {name}="))?
+            .1
+            .split_whitespace()
+            .next()?;
+        let milliseconds: f64 = value.parse().ok()?;
+        Some(Duration::from_secs_f64(milliseconds / 1000.0))
+    };
+    let mut reactions = Reactions::default();
+    for line in log.lines().filter(|line| line.contains("join wired")) {
+        let Some(total) = field(line, "reaction_ms") else {
+            continue;
+        };
+        reactions.total.latencies.push(total);
+        // The parts, from a sidecar that logs them.
+        if let (Some(before_pass), Some(status)) =
+            (field(line, "before_pass_ms"), field(line, "status_ms"))
+        {
+            reactions.before_pass.latencies.push(before_pass);
+            reactions.status.latencies.push(status);
+            reactions
+                .own_work
+                .latencies
+                .push(total.saturating_sub(before_pass + status));
+        }
     }
+    reactions
 }
 
 /// A uniformly random duration in [0, `max`).
