@@ -332,7 +332,9 @@ async fn a_guard_that_reads_nothing_costs_the_others_no_note() {
             // second command of a packet would need.
             alice.send_midi(&[0x90, note, 100]).await.unwrap();
             alice.send_midi(&[0x80, note, 0]).await.unwrap();
-            if index % 10 == 9 {
+            // About 800 events a second: what is measured is the guard's input, not how
+            // fast rtpmidid's room socket can take packets (the load benchmark's subject).
+            if index % 2 == 1 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
