@@ -342,7 +342,7 @@ async fn set_up(
                 let (_, log) = sidecar.terminate().await;
                 return Err(format!(
                     "{name} cannot join room {room}: {error}; the sidecar's warnings: {}",
-                    warnings(&log).join(" | ")
+                    notable(&log).join(" | ")
                 ));
             }
         }
@@ -359,16 +359,18 @@ async fn set_up(
         }
         return Err(format!(
             "the sidecar did not wire {links} links within {WIRED_WITHIN:?}; its warnings: {}",
-            warnings(&log).join(" | ")
+            notable(&log).join(" | ")
         ));
     }
     Ok((sidecar, players))
 }
 
-/// The warning and error lines of a log.
-fn warnings(log: &str) -> Vec<String> {
+/// The lines of a sidecar's log worth showing: warnings, errors, and the subscriptions it
+/// removed itself (a link removed while the players play loses their packets until it is
+/// made again).
+fn notable(log: &str) -> Vec<String> {
     log.lines()
-        .filter(|line| line.contains("ERROR") || line.contains("WARN"))
+        .filter(|line| line.contains("ERROR") || line.contains("WARN") || line.contains(" unwired"))
         .map(str::to_string)
         .collect()
 }
@@ -491,7 +493,7 @@ async fn run_phase(hub: &mut Hub, load: Load, config: Config) -> Result<PhaseRes
         "rtpmidid kept the players' links after they left: {:?}",
         aconnect_view(&hub.client)
     );
-    let sidecar_problems = warnings(&sidecar_log);
+    let sidecar_problems = notable(&sidecar_log);
 
     Ok(PhaseResult {
         load,
@@ -1180,7 +1182,7 @@ fn print_results(results: &[PhaseResult], guard_flag: bool) {
         );
         println!(
             "  sidecar: {:.1} % of one core, RSS {:.1} MiB (max {:.1}); its sequencer clients \
-             lost {} events; {} warnings or errors in its log",
+             lost {} events; {} warnings, errors or removed links in its log",
             result.footprint.cpu_percent(),
             result.footprint.rss_end_kib as f64 / 1024.0,
             result.footprint.rss_max_kib as f64 / 1024.0,
