@@ -36,11 +36,6 @@ use crate::wiring::{PortAddr, Rooms, Subscription};
 /// Name of the guard's thread (visible in `ps -T`, `top -H`).
 const THREAD_NAME: &str = "midihub-guard";
 
-/// Events the kernel keeps for the guard's client before it drops some: 2000 is the kernel's
-/// maximum (the default is 200). A full chord with pedals from every participant of a busy
-/// hub, arriving while the thread is busy sending a release, must not overflow it.
-const INPUT_POOL: u32 = 2000;
-
 /// The guard's input buffer in the ALSA library, in bytes (the default is a page).
 const INPUT_BUFFER_BYTES: u32 = 64 * 1024;
 
@@ -124,7 +119,7 @@ impl Guard {
         let setup = |step: &'static str| move |error| SequencerError::Setup { step, error };
         seq.set_client_name(&c_name)
             .map_err(setup("set the client name"))?;
-        seq.set_client_pool_input(INPUT_POOL)
+        seq.set_client_pool_input(sequencer_thread::INPUT_POOL)
             .map_err(setup("raise the client's input pool"))?;
         seq.input()
             .set_input_buffer_size(INPUT_BUFFER_BYTES)

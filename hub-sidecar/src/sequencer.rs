@@ -165,6 +165,11 @@ impl Sequencer {
                 step: "set the client name",
                 error,
             })?;
+        seq.set_client_pool_input(sequencer_thread::INPUT_POOL)
+            .map_err(|error| SequencerError::Setup {
+                step: "raise the client's input pool",
+                error,
+            })?;
         let announce_port = seq
             .create_simple_port(
                 c"announcements",

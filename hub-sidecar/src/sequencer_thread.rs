@@ -14,6 +14,12 @@ use alsa::PollDescriptors;
 use alsa::poll::pollfd;
 use alsa::seq::Seq;
 
+/// Events the kernel keeps for a client of ours before it drops some: 2000, the kernel's
+/// maximum (the default is 200). The guard's input carries every note of every room, and must
+/// not overflow while its thread sends a release; the wiring client's carries the
+/// announcement of every port and subscription (16 participants joining at once make over 250).
+pub(crate) const INPUT_POOL: u32 = 2000;
+
 /// The writing end of a thread's wake-up socket: a byte written here wakes it out of `poll()`.
 pub(crate) struct Waker(UnixStream);
 
