@@ -19,7 +19,6 @@
 //! one burst and goes out at once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CString;
 use std::ops::ControlFlow;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -113,14 +112,8 @@ impl Guard {
     pub fn start(
         own_name: &str,
     ) -> Result<(Guard, async_mpsc::UnboundedReceiver<GuardEvent>), SequencerError> {
-        let c_name = CString::new(own_name)
-            .map_err(|_| SequencerError::InvalidClientName(own_name.to_owned()))?;
-        let seq = Seq::open(None, None, true).map_err(|error| SequencerError::Open { error })?;
+        let seq = sequencer_thread::open_client(own_name)?;
         let setup = |step: &'static str| move |error| SequencerError::Setup { step, error };
-        seq.set_client_name(&c_name)
-            .map_err(setup("set the client name"))?;
-        seq.set_client_pool_input(sequencer_thread::INPUT_POOL)
-            .map_err(setup("raise the client's input pool"))?;
         seq.input()
             .set_input_buffer_size(INPUT_BUFFER_BYTES)
             .map_err(setup("raise the input buffer size"))?;

@@ -10,7 +10,6 @@
 //! cases the event receiver closes and later requests fail with [`SequencerError::ThreadGone`].
 
 use std::collections::BTreeSet;
-use std::ffi::CString;
 use std::io::ErrorKind;
 use std::ops::ControlFlow;
 use std::sync::mpsc;
@@ -157,19 +156,7 @@ impl Sequencer {
     pub fn start(
         own_name: &str,
     ) -> Result<(Sequencer, async_mpsc::UnboundedReceiver<Announcement>), SequencerError> {
-        let c_name = CString::new(own_name)
-            .map_err(|_| SequencerError::InvalidClientName(own_name.to_owned()))?;
-        let seq = Seq::open(None, None, true).map_err(|error| SequencerError::Open { error })?;
-        seq.set_client_name(&c_name)
-            .map_err(|error| SequencerError::Setup {
-                step: "set the client name",
-                error,
-            })?;
-        seq.set_client_pool_input(sequencer_thread::INPUT_POOL)
-            .map_err(|error| SequencerError::Setup {
-                step: "raise the client's input pool",
-                error,
-            })?;
+        let seq = sequencer_thread::open_client(own_name)?;
         let announce_port = seq
             .create_simple_port(
                 c"announcements",

@@ -4,6 +4,7 @@
 //! ([`crate::sequencer`]) and the stuck-note guard ([`crate::guard`]), each with its own handle
 //! and thread.
 
+use std::ffi::CString;
 use std::io::{ErrorKind, Read, Write};
 use std::ops::ControlFlow;
 use std::os::fd::AsRawFd;
@@ -14,11 +15,27 @@ use alsa::PollDescriptors;
 use alsa::poll::pollfd;
 use alsa::seq::Seq;
 
+use crate::sequencer::SequencerError;
+
 /// Events the kernel keeps for a client of ours before it drops some: 2000, the kernel's
 /// maximum (the default is 200). The guard's input carries every note of every room, and must
 /// not overflow while its thread sends a release; the wiring client's carries the
 /// announcement of every port and subscription (16 participants joining at once make over 250).
 pub(crate) const INPUT_POOL: u32 = 2000;
+
+/// Opens a non-blocking sequencer client named `own_name` with the input pool of
+/// [`INPUT_POOL`] events: what both of our clients (the wiring's and the guard's) start with.
+pub(crate) fn open_client(own_name: &str) -> Result<Seq, SequencerError> {
+    let c_name = CString::new(own_name)
+        .map_err(|_| SequencerError::InvalidClientName(own_name.to_owned()))?;
+    let seq = Seq::open(None, None, true).map_err(|error| SequencerError::Open { error })?;
+    let setup = |step: &'static str| move |error| SequencerError::Setup { step, error };
+    seq.set_client_name(&c_name)
+        .map_err(setup("set the client name"))?;
+    seq.set_client_pool_input(INPUT_POOL)
+        .map_err(setup("raise the client's input pool"))?;
+    Ok(seq)
+}
 
 /// The writing end of a thread's wake-up socket: a byte written here wakes it out of `poll()`.
 pub(crate) struct Waker(UnixStream);

@@ -180,11 +180,11 @@ impl Sidecar {
                         continue;
                     }
                 }
-                event = next_guard_event(&mut self.guard) => {
+                event = recv_or_pending(self.guard.as_mut().map(|guard| &mut guard.events)) => {
                     self.guard_did(event);
                     continue;
                 }
-                request = next_panic_request(&mut self.panics) => {
+                request = recv_or_pending(self.panics.as_mut()) => {
                     match request {
                         Some(request) => self.panic(request).await,
                         None => self.panics = None,
@@ -454,20 +454,11 @@ impl Sidecar {
     }
 }
 
-/// What the guard did next; never, without a guard.
-async fn next_guard_event(guard: &mut Option<NoteGuard>) -> Option<GuardEvent> {
-    match guard {
-        Some(guard) => guard.events.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The next panic request (`None`: no more will come); never, without requests.
-async fn next_panic_request(
-    requests: &mut Option<UnboundedReceiver<PanicRequest>>,
-) -> Option<PanicRequest> {
-    match requests {
-        Some(requests) => requests.recv().await,
+/// The next message of `receiver` (`None`: no more will come); never, without a receiver (no
+/// guard, no panic requests).
+async fn recv_or_pending<T>(receiver: Option<&mut UnboundedReceiver<T>>) -> Option<T> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,
     }
 }
