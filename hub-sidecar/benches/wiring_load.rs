@@ -30,7 +30,7 @@ use midihub_api::HubPort;
 use midihub_api::rtpmidid_config::alsa_client_name;
 use midihub_tests::applemidi::{JoinOptions, Participant, ReceivedMidi, wire};
 use midihub_tests::bench::{
-    self, Footprint, SeqClientPools, percentile, seq_client_pools, udp_drops_by_port,
+    self, Footprint, SeqClientPools, SequenceGaps, percentile, seq_client_pools, udp_drops_by_port,
 };
 use midihub_tests::real_alsa::{
     Rtpmidid, aconnect_view, loopback, room, rtpmidid_or_skip, scratch_dir, wait_until,
@@ -501,7 +501,11 @@ async fn run_phase(hub: &mut Hub, load: Load, config: Config) -> Result<PhaseRes
         room: heard.in_room(ROOM),
         other_room: heard.in_room(OTHER_ROOM),
         crossed: heard.receivers.iter().map(|heard| heard.crossed).sum(),
-        rtp_gaps: heard.receivers.iter().map(|heard| heard.rtp_gaps).sum(),
+        rtp_gaps: heard
+            .receivers
+            .iter()
+            .map(|heard| heard.rtp_gaps.missing)
+            .sum(),
         player_socket_drops,
         hub_socket_drops,
         rtpmidid_alsa_lost,
@@ -631,8 +635,7 @@ struct Heard {
     unreadable: u64,
     /// Packets missing between the RTP sequence numbers of those that arrived: the hub sent
     /// them and they were lost on the way (the player's socket, or rtpmidid's send).
-    rtp_gaps: u64,
-    last_sequence: Option<u16>,
+    rtp_gaps: SequenceGaps,
     /// From the send of a note-on to its arrival at the player's socket.
     latencies: Vec<Duration>,
     /// From a packet's arrival at the player's socket to its count here: the test process's
@@ -646,14 +649,7 @@ impl Heard {
         let mut new = 0;
         let counted_at = Instant::now();
         self.read_lags.push(counted_at - received.at);
-        let sequence = received.packet.sequence;
-        if let Some(last) = self.last_sequence {
-            let step = sequence.wrapping_sub(last);
-            if (1..0x8000).contains(&step) {
-                self.rtp_gaps += u64::from(step - 1);
-            }
-        }
-        self.last_sequence = Some(sequence);
+        self.rtp_gaps.observe(received.packet.sequence);
         for message in wire::messages(&received.packet.commands) {
             let Some((note, on)) = Note::decode(message) else {
                 self.unreadable += 1;

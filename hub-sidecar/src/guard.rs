@@ -32,6 +32,9 @@ use crate::sequencer::{SequencerError, alsa_addr, port_addr};
 use crate::sequencer_thread::{self, WakeReader, Waker, would_block};
 use crate::wiring::{PortAddr, Rooms, Subscription};
 
+/// The guard's sequencer client's name in a hub (`aconnect -l`, /proc/asound/seq/clients).
+pub const CLIENT_NAME: &str = "midihub-guard";
+
 /// Name of the guard's thread (visible in `ps -T`, `top -H`).
 const THREAD_NAME: &str = "midihub-guard";
 

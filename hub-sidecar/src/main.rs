@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hub_sidecar::allow::{AllowList, RoomRules};
-use hub_sidecar::guard::Guard;
+use hub_sidecar::guard::{self, Guard};
 use hub_sidecar::health::Health;
 use hub_sidecar::http;
 use hub_sidecar::hub_rules;
@@ -252,7 +252,7 @@ async fn run(args: Args) -> Result<(), Error> {
     .with_panics(panics);
     let sidecar = match args.note_guard {
         Switch::On => {
-            let (guard, guard_events) = Guard::start("midihub-guard")?;
+            let (guard, guard_events) = Guard::start(guard::CLIENT_NAME)?;
             sidecar.with_guard(guard, guard_events)
         }
         Switch::Off => {

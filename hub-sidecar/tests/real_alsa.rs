@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hub_sidecar::guard;
 use midihub_tests::applemidi::Participant;
 use midihub_tests::real_alsa::{
     Rtpmidid, aconnect_view, join, room, rtpmidid_or_skip, scratch_dir, sequencer_client_ids,
@@ -88,7 +89,7 @@ async fn assert_wired(
                 *seen.entry(known).or_default() += 1;
             }
         }
-        let guards = sequencer_client_ids("midihub-guard");
+        let guards = sequencer_client_ids(guard::CLIENT_NAME);
         let guard_links: BTreeSet<(i32, (i32, i32))> = view
             .external_links
             .iter()

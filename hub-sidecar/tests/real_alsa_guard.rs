@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use alsa::PollDescriptors;
 use alsa::seq::{PortCap, PortType, Seq};
-use hub_sidecar::guard::{Guard, GuardEvent};
+use hub_sidecar::guard::{self, Guard, GuardEvent};
 use hub_sidecar::midi::{Channel, ChannelEvent, Note, Pedal};
 use hub_sidecar::wiring::{PortAddr, Rooms};
 use midihub_tests::real_alsa::sequencer_or_skip;
@@ -185,7 +185,7 @@ async fn a_participant_leaving_mid_chord_is_released_for_its_room_only() {
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
-    let (guard, mut done) = Guard::start("midihub-guard").unwrap();
+    let (guard, mut done) = Guard::start(guard::CLIENT_NAME).unwrap();
     // Before the room below is watched: watching it forgets the warm-up room.
     warm_up(&guard, &mut done).await;
     let alice = Participant::new("guard-test-alice");
@@ -264,7 +264,7 @@ async fn a_participant_who_let_go_of_everything_leaves_without_a_release() {
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
-    let (guard, mut done) = Guard::start("midihub-guard").unwrap();
+    let (guard, mut done) = Guard::start(guard::CLIENT_NAME).unwrap();
     let alice = Participant::new("guard-test-alice");
     let bob = Participant::new("guard-test-bob");
     let carol = Participant::new("guard-test-carol");
@@ -301,7 +301,7 @@ async fn a_participant_said_to_have_left_is_released_for_the_rest_of_its_room() 
         return;
     }
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
-    let (guard, mut done) = Guard::start("midihub-guard").unwrap();
+    let (guard, mut done) = Guard::start(guard::CLIENT_NAME).unwrap();
     let alice = Participant::new("guard-test-alice");
     let bob = Participant::new("guard-test-bob");
     guard

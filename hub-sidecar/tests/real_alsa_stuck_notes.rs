@@ -27,8 +27,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use hub_sidecar::guard::CLIENT_NAME as GUARD_CLIENT;
 use midihub_api::rtpmidid_config::alsa_client_name;
 use midihub_tests::applemidi::{JoinOptions, Participant};
+use midihub_tests::bench::{SequenceGaps, seq_client_pools, udp_drops_by_port};
 use midihub_tests::http::{http_get, http_post};
 use midihub_tests::real_alsa::{
     Rtpmidid, aconnect_view, join, loopback, room, rtpmidid_or_skip, scratch_dir, wait_until,
@@ -191,6 +193,82 @@ async fn receive(
     (received, last)
 }
 
+/// How many messages `participant` receives (up to `count`, within `within`), and the packets
+/// missing between the RTP sequence numbers of those it read.
+async fn receive_counting_gaps(
+    participant: &Participant,
+    count: usize,
+    within: Duration,
+) -> (usize, SequenceGaps) {
+    let deadline = Instant::now() + within;
+    let mut received = 0;
+    let mut gaps = SequenceGaps::default();
+    while received < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(packet) = participant.recv_midi_packet(left).await.unwrap() else {
+            break;
+        };
+        gaps.observe(packet.packet.sequence);
+        received += messages(&packet.packet.commands).len();
+    }
+    (received, gaps)
+}
+
+/// The kernel's loss counters where a message from room a's participants to `listener` can be
+/// lost: rtpmidid's room data socket (input drops), the listener's socket, rtpmidid's and the
+/// guard's sequencer event pools (a full guard makes the kernel refuse rtpmidid's deliveries).
+#[derive(Clone, Copy, Default)]
+struct Losses {
+    room_socket_drops: u64,
+    listener_socket_drops: u64,
+    rtpmidid_pool_failures: u64,
+    guard_pool_failures: u64,
+}
+
+impl Losses {
+    fn read(hub: &Hub, listener: &Participant) -> Losses {
+        let drops = udp_drops_by_port();
+        let pools = seq_client_pools();
+        let failures = |name: &str| {
+            pools.get(name).map_or(0, |pools| {
+                pools.input.alloc_failures + pools.output.alloc_failures
+            })
+        };
+        Losses {
+            room_socket_drops: drops.get(&(hub.a + 1)).copied().unwrap_or_default(),
+            listener_socket_drops: drops
+                .get(&listener.local_data_port())
+                .copied()
+                .unwrap_or_default(),
+            rtpmidid_pool_failures: failures(&hub.client),
+            guard_pool_failures: failures(GUARD_CLIENT),
+        }
+    }
+
+    fn since(self, before: Losses) -> Losses {
+        Losses {
+            room_socket_drops: self.room_socket_drops - before.room_socket_drops,
+            listener_socket_drops: self.listener_socket_drops - before.listener_socket_drops,
+            rtpmidid_pool_failures: self.rtpmidid_pool_failures - before.rtpmidid_pool_failures,
+            guard_pool_failures: self.guard_pool_failures - before.guard_pool_failures,
+        }
+    }
+}
+
+impl std::fmt::Display for Losses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rtpmidid's room socket dropped {} packets on input, the listener's socket {}; \
+             failed event allocations: rtpmidid {}, the guard {}",
+            self.room_socket_drops,
+            self.listener_socket_drops,
+            self.rtpmidid_pool_failures,
+            self.guard_pool_failures
+        )
+    }
+}
+
 /// Asserts that `participant` receives nothing for [`SILENT_FOR`].
 async fn assert_silent(participant: &Participant, context: &str) {
     let received = participant.recv_midi(SILENT_FOR).await.unwrap();
@@ -323,6 +401,7 @@ async fn a_guard_that_reads_nothing_costs_the_others_no_note() {
     // The whole sidecar stops: its guard reads nothing while alice plays 1,800 events, nearly
     // what its input holds (2,000).
     let pid = nix::unistd::Pid::from_raw(i32::try_from(hub.sidecar.pid()).unwrap());
+    let losses_before = Losses::read(&hub, &bob);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
     const PAIRS: usize = 900;
     let sender = async {
@@ -339,13 +418,16 @@ async fn a_guard_that_reads_nothing_costs_the_others_no_note() {
             }
         }
     };
-    let receiver = receive(&bob, 2 * PAIRS, Duration::from_secs(60));
-    let ((), (received, _)) = tokio::join!(sender, receiver);
+    let receiver = receive_counting_gaps(&bob, 2 * PAIRS, Duration::from_secs(60));
+    let ((), (received, gaps)) = tokio::join!(sender, receiver);
+    let losses = Losses::read(&hub, &bob).since(losses_before);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
     assert_eq!(
-        received.len(),
+        received,
         2 * PAIRS,
-        "bob must hear every event alice played while the guard read nothing\n{}",
+        "bob must hear every event alice played while the guard read nothing; where they were \
+         lost: {losses}, {} packets rtpmidid sent never reached bob (RTP sequence gaps)\n{}",
+        gaps.missing,
         hub.logs()
     );
     // The guard goes on: alice's next note still reaches bob.

@@ -203,11 +203,12 @@ impl Participant {
     }
 
     pub fn local_control_port(&self) -> u16 {
-        self.session
-            .control
-            .local_addr()
-            .map(|address| address.port())
-            .unwrap_or_default()
+        local_port(&self.session.control)
+    }
+
+    /// The local port MIDI arrives on (the control port + 1).
+    pub fn local_data_port(&self) -> u16 {
+        local_port(&self.session.data)
     }
 
     pub fn ssrc(&self) -> u32 {
@@ -578,6 +579,13 @@ impl Session {
 }
 
 /// The local address to reach a hub at `hub_ip` from: loopback for loopback, any otherwise.
+fn local_port(socket: &UdpSocket) -> u16 {
+    socket
+        .local_addr()
+        .map(|address| address.port())
+        .unwrap_or_default()
+}
+
 fn local_address_for(hub_ip: IpAddr) -> IpAddr {
     match (hub_ip, hub_ip.is_loopback()) {
         (IpAddr::V4(_), true) => IpAddr::V4(Ipv4Addr::LOCALHOST),

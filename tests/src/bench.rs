@@ -153,6 +153,27 @@ pub fn percentile(values: &[Duration], fraction: f64) -> Option<Duration> {
     sorted.get(rank - 1).copied()
 }
 
+/// Packets missing between the RTP sequence numbers a receiver saw: packets the hub sent
+/// that never arrived (lost at the receiver's socket or in the hub's send).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SequenceGaps {
+    last: Option<u16>,
+    pub missing: u64,
+}
+
+impl SequenceGaps {
+    /// Counts the packets skipped before `sequence`. A number at or behind the newest one (a
+    /// duplicate, or a packet that came late: counted missing already, loopback does not
+    /// reorder) changes nothing.
+    pub fn observe(&mut self, sequence: u16) {
+        let step = self.last.map_or(1, |last| sequence.wrapping_sub(last));
+        if (1..0x8000).contains(&step) {
+            self.missing += u64::from(step - 1);
+            self.last = Some(sequence);
+        }
+    }
+}
+
 /// Datagrams the kernel dropped per local UDP port, IPv4 and IPv6 sockets together, from
 /// /proc/net/udp and /proc/net/udp6: a socket drops what arrives while its receive buffer is
 /// full, i.e. what its reader was too slow to take.
@@ -260,6 +281,17 @@ pub fn parse_seq_clients(text: &str) -> BTreeMap<String, SeqClientPools> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_gaps_count_skipped_packets_across_the_wrap_and_not_reordered_ones() {
+        let mut gaps = SequenceGaps::default();
+        for sequence in [65_533, 65_534, 1, 2, 2, 1, 5] {
+            gaps.observe(sequence);
+        }
+        // 65535 and 0 skipped at the wrap, 3 and 4 before 5; the repeated 2 and the late 1
+        // change nothing.
+        assert_eq!(gaps.missing, 4);
+    }
 
     #[test]
     fn udp_tables_give_each_sockets_local_port_and_drops() {

@@ -132,9 +132,7 @@ impl Rtpmidid {
         let _ = std::fs::remove_file(&control_socket);
         let log = ini.with_extension("log");
         let log_file = std::fs::File::create(&log).expect("writable scratch dir");
-        let child = Command::new(binary)
-            .arg("--ini")
-            .arg(ini)
+        let child = image_name_service(binary, ini)
             .stdout(Stdio::from(log_file.try_clone().expect("log file")))
             .stderr(Stdio::from(log_file))
             .kill_on_drop(true)
@@ -173,6 +171,45 @@ impl Rtpmidid {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// The host-name lookup of the rtpmidid image (images/rtpmidid.Dockerfile writes this line into
+/// its /etc/nsswitch.conf): `status` names each participant's addresses with `getnameinfo`, so
+/// the lookup decides how long rtpmidid, single-threaded, answers instead of forwarding MIDI.
+pub const IMAGE_HOSTS_LOOKUP: &str = "hosts: files";
+
+/// The command that runs rtpmidid on `ini`. Inside the test VM (`ALSA_VM` set; root) it runs as
+/// in its image: in a mount namespace of its own, over this machine's /etc/nsswitch.conf with
+/// the hosts line replaced by [`IMAGE_HOSTS_LOOKUP`] (the VM's own, `files dns` with no DNS
+/// server to answer, made each `status` several times slower). Elsewhere it runs plainly.
+fn image_name_service(binary: &Path, ini: &Path) -> Command {
+    if std::env::var_os("ALSA_VM").is_none() {
+        let mut command = Command::new(binary);
+        command.arg("--ini").arg(ini);
+        return command;
+    }
+    let system = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
+    let nsswitch = ini.with_extension("nsswitch.conf");
+    std::fs::write(&nsswitch, with_hosts_lookup(&system)).expect("writable scratch dir");
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/nsswitch.conf && exec "$2" --ini "$3""#)
+        .arg("sh")
+        .arg(&nsswitch)
+        .arg(binary)
+        .arg(ini);
+    command
+}
+
+/// `nsswitch` with its hosts line (added if it has none) replaced by [`IMAGE_HOSTS_LOOKUP`].
+pub fn with_hosts_lookup(nsswitch: &str) -> String {
+    let mut lines: Vec<&str> = nsswitch
+        .lines()
+        .filter(|line| !line.starts_with("hosts:"))
+        .collect();
+    lines.push(IMAGE_HOSTS_LOOKUP);
+    lines.join("\n") + "\n"
 }
 
 /// The `result` of rtpmidid's `status` through its control socket, as raw JSON (`None` while
@@ -371,6 +408,22 @@ client 129: 'midihub-sidecar' [type=user,pid=232]
         assert_eq!(
             client_ids(text, "midihub-guard"),
             BTreeSet::from([130, 132])
+        );
+    }
+
+    #[test]
+    fn rtpmidid_runs_with_the_images_hosts_lookup() {
+        let system = "passwd: files\nhosts:          files dns\nnetworks: files\n";
+        assert_eq!(
+            with_hosts_lookup(system),
+            "passwd: files\nnetworks: files\nhosts: files\n"
+        );
+        assert_eq!(with_hosts_lookup(""), "hosts: files\n");
+        let dockerfile = include_str!("../../images/rtpmidid.Dockerfile");
+        assert!(
+            dockerfile.contains(&format!("s/^hosts:.*/{IMAGE_HOSTS_LOOKUP}/")),
+            "images/rtpmidid.Dockerfile no longer sets {IMAGE_HOSTS_LOOKUP:?}: change \
+             IMAGE_HOSTS_LOOKUP with it"
         );
     }
 
