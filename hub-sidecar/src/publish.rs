@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::guard::PanicSent;
 use crate::report::Report;
 use crate::roster::Changes;
+use crate::roster::Published;
 
 /// A report could not be published.
 #[derive(Debug, thiserror::Error)]
@@ -164,17 +165,21 @@ pub struct KubernetesSink {
 }
 
 impl KubernetesSink {
-    /// Reads the hub (for Events, and for the participants a previous sidecar published).
+    /// Reads the hub (for Events), and returns with the sink the participants and refusals a
+    /// previous sidecar published.
     pub async fn connect(
         client: Client,
         namespace: &str,
         name: &str,
         pod: Option<String>,
-    ) -> Result<(Self, Vec<Participant>), kube::Error> {
+    ) -> Result<(Self, Published), kube::Error> {
         let api = Api::<MidiHub>::namespaced(client.clone(), namespace);
         let hub = api.get(name).await?;
         let status = hub.status.clone().unwrap_or_default();
-        let previous = status.participants.unwrap_or_default();
+        let previous = Published {
+            participants: status.participants.unwrap_or_default(),
+            refused: status.refused.unwrap_or_default(),
+        };
         let reporter = Reporter {
             controller: SIDECAR_FIELD_MANAGER.to_string(),
             instance: pod,

@@ -20,8 +20,17 @@ pub struct Roster {
     joined: BTreeMap<Key, Participant>,
     /// Participants a previous sidecar published and that have not been seen again yet.
     inherited: Vec<Participant>,
+    /// Refusals a previous sidecar published and that have not been seen again yet.
+    inherited_refused: Vec<RefusedParticipant>,
     /// Connected participants their room's allow-list refuses, each since it was first.
     refused: BTreeMap<Key, RefusedParticipant>,
+}
+
+/// Who a sidecar published as there: what the next one takes over.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Published {
+    pub participants: Vec<Participant>,
+    pub refused: Vec<RefusedParticipant>,
 }
 
 /// What changed between two looks.
@@ -36,12 +45,14 @@ pub struct Changes {
 }
 
 impl Roster {
-    /// A roster that takes over the participants a previous sidecar published: those still
-    /// there keep their join time (matched by room, name and address) and are not announced
-    /// again; those gone by the first look are announced as having left.
-    pub fn inherit(previous: Vec<Participant>) -> Self {
+    /// A roster that takes over the participants and refusals a previous sidecar published:
+    /// those still there keep their join (or refusal) time, matched by room, name and address,
+    /// and are not announced again; participants gone by the first look are announced as
+    /// having left (a refused one who went was never anyone's news).
+    pub fn inherit(previous: Published) -> Self {
         Self {
-            inherited: previous,
+            inherited: previous.participants,
+            inherited_refused: previous.refused,
             ..Self::default()
         }
     }
@@ -61,8 +72,13 @@ impl Roster {
         for status in reported.iter().filter(|p| p.connected) {
             let key = (status.room_port, status.ssrc);
             if refused.contains(&key) {
-                let refusal = match self.refused.get(&key) {
-                    Some(known) => refusal(status, known.since.clone()),
+                let known = self
+                    .refused
+                    .get(&key)
+                    .map(|known| known.since.clone())
+                    .or_else(|| self.take_inherited_refusal(status));
+                let refusal = match known {
+                    Some(since) => refusal(status, since),
                     None => {
                         let refusal = refusal(status, Time(now));
                         changes.refused.push(refusal.clone());
@@ -89,6 +105,7 @@ impl Roster {
                 .map(|(_, participant)| participant.clone()),
         );
         changes.left.append(&mut self.inherited);
+        self.inherited_refused.clear();
         self.joined = current;
         self.refused = current_refused;
         changes
@@ -110,14 +127,29 @@ impl Roster {
     }
 
     fn take_inherited(&mut self, status: &ParticipantStatus) -> Option<Participant> {
-        let address = status.remote_endpoint();
-        let position = self.inherited.iter().position(|p| {
-            p.port == i32::from(status.room_port)
-                && p.name == status.name
-                && p.remote_address == address
-        })?;
+        let position = self
+            .inherited
+            .iter()
+            .position(|p| is_same(status, p.port, &p.name, &p.remote_address))?;
         Some(self.inherited.remove(position))
     }
+
+    /// The time an inherited refusal of `status` began, taken out of the inherited ones.
+    fn take_inherited_refusal(&mut self, status: &ParticipantStatus) -> Option<Time> {
+        let position = self
+            .inherited_refused
+            .iter()
+            .position(|p| is_same(status, p.port, &p.name, &p.remote_address))?;
+        Some(self.inherited_refused.remove(position).since)
+    }
+}
+
+/// Whether a published entry (room, name, address) is the participant rtpmidid reports in
+/// `status`: across a sidecar restart the SSRC is not published, so these identify it.
+fn is_same(status: &ParticipantStatus, port: i32, name: &str, address: &str) -> bool {
+    port == i32::from(status.room_port)
+        && name == status.name
+        && address == status.remote_endpoint()
 }
 
 fn published(status: &ParticipantStatus, joined_at: Option<Time>) -> Participant {

@@ -133,14 +133,6 @@ enum Command {
         client_name: String,
         reply: oneshot::Sender<ClientSnapshot>,
     },
-    Subscribe {
-        subscription: Subscription,
-        reply: oneshot::Sender<Result<(), SequencerError>>,
-    },
-    Unsubscribe {
-        subscription: Subscription,
-        reply: oneshot::Sender<Result<(), SequencerError>>,
-    },
     Rewire {
         plan: WiringPlan,
         reply: oneshot::Sender<Vec<SequencerError>>,
@@ -222,30 +214,10 @@ impl Sequencer {
         answer.await.map_err(|_| SequencerError::ThreadGone)
     }
 
-    /// Subscribes `subscription.to` to `subscription.from`. Already subscribed is success.
-    pub async fn subscribe(&self, subscription: Subscription) -> Result<(), SequencerError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Subscribe {
-            subscription,
-            reply,
-        })?;
-        answer.await.map_err(|_| SequencerError::ThreadGone)?
-    }
-
-    /// Removes a subscription. Not subscribed, or a port already gone, is success.
-    pub async fn unsubscribe(&self, subscription: Subscription) -> Result<(), SequencerError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Unsubscribe {
-            subscription,
-            reply,
-        })?;
-        answer.await.map_err(|_| SequencerError::ThreadGone)?
-    }
-
     /// Removes the plan's `remove` subscriptions, then makes its `add` ones, in one request to
     /// the thread (a join's subscriptions are made together, not one round trip each); returns
-    /// the errors of those that failed, each naming its subscription. As with [`Self::subscribe`]
-    /// and [`Self::unsubscribe`], a subscription already there, or already gone, is success.
+    /// the errors of those that failed, each naming its subscription. A subscription already
+    /// there, or already gone (a port that is gone takes its subscriptions with it), is success.
     pub async fn rewire(&self, plan: WiringPlan) -> Result<Vec<SequencerError>, SequencerError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Rewire { plan, reply })?;
@@ -306,18 +278,6 @@ fn handle_command(seq: &Seq, command: Command) {
     match command {
         Command::Snapshot { client_name, reply } => {
             let _ = reply.send(snapshot(seq, &client_name));
-        }
-        Command::Subscribe {
-            subscription,
-            reply,
-        } => {
-            let _ = reply.send(subscribe(seq, subscription));
-        }
-        Command::Unsubscribe {
-            subscription,
-            reply,
-        } => {
-            let _ = reply.send(unsubscribe(seq, subscription));
         }
         Command::Rewire { plan, reply } => {
             let removed = plan.remove.into_iter().map(|s| unsubscribe(seq, s));

@@ -147,13 +147,7 @@ pub fn plan(
             ),
         ));
     };
-    let participants = participant_ports(status, client, rules);
-    let refused = status
-        .participants
-        .iter()
-        .filter(|p| p.connected && !rules.admits(p.room_port, p.address))
-        .map(|p| (p.room_port, p.ssrc))
-        .collect();
+    let (participants, refused) = participant_ports(status, client, rules);
     let existing: BTreeSet<PortAddr> = snapshot.ports.iter().map(|p| p.addr).collect();
     let known: BTreeSet<PortAddr> = participants.iter().map(|p| p.port).collect();
     let unexplained = memory
@@ -296,28 +290,30 @@ fn new_round_trips(
     new
 }
 
-/// The ALSA ports of the participants rtpmidid reports, on the daemon's client; those who
-/// play are the connected ones their room's list admits.
+/// The ALSA ports of the participants rtpmidid reports, on the daemon's client (those who
+/// play are the connected ones their room's list admits), and the connected participants their
+/// room's list refuses, whether or not their ports exist.
 fn participant_ports(
     status: &RtpmididStatus,
     client: i32,
     rules: &RoomRules,
-) -> Vec<ParticipantPort> {
-    status
-        .participants
-        .iter()
-        .filter_map(|participant| {
-            Some(ParticipantPort {
-                port: PortAddr {
-                    client,
-                    port: participant.alsa_port?,
-                },
+) -> (Vec<ParticipantPort>, BTreeSet<roster::Key>) {
+    let mut ports = Vec::new();
+    let mut refused = BTreeSet::new();
+    for participant in &status.participants {
+        let admitted = rules.admits(participant.room_port, participant.address);
+        if participant.connected && !admitted {
+            refused.insert((participant.room_port, participant.ssrc));
+        }
+        if let Some(port) = participant.alsa_port {
+            ports.push(ParticipantPort {
+                port: PortAddr { client, port },
                 room: participant.room_port,
-                plays: participant.connected
-                    && rules.admits(participant.room_port, participant.address),
-            })
-        })
-        .collect()
+                plays: participant.connected && admitted,
+            });
+        }
+    }
+    (ports, refused)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use hub_sidecar::publish::KubernetesSink;
 use hub_sidecar::report::{Report, WiringState};
-use hub_sidecar::roster::Changes;
+use hub_sidecar::roster::{Changes, Published};
 use midihub_api::contract::{SIDECAR_FIELD_MANAGER, WIRING_CONDITION};
 use midihub_api::{Latency, Participant, RefusedParticipant};
 use midihub_tests::conditions::json_condition;
@@ -64,7 +64,7 @@ async fn participants_latency_and_wiring_reach_the_status_under_the_sidecars_fie
         KubernetesSink::connect(fake.client(), "default", "jam", Some("pod-1".into()))
             .await
             .unwrap();
-    assert!(previous.is_empty());
+    assert_eq!(previous, Published::default());
     let report = Report {
         participants: vec![participant("Alice", 20.0), participant("Bob", 41.0)],
         refused: vec![stranger()],
@@ -299,16 +299,24 @@ async fn each_join_and_leave_is_an_event_of_its_own_naming_its_participant() {
 }
 
 #[tokio::test]
-async fn a_restarted_sidecar_takes_over_the_published_participants() {
-    let fake = fake_with_hub(Some(
-        json!({"participants": [serde_json::to_value(participant("Alice", 20.0)).unwrap()],
-                          "participantCount": 1}),
-    ))
+async fn a_restarted_sidecar_takes_over_the_published_participants_and_refusals() {
+    let mallory = stranger();
+    let fake = fake_with_hub(Some(json!({
+        "participants": [serde_json::to_value(participant("Alice", 20.0)).unwrap()],
+        "participantCount": 1,
+        "refused": [serde_json::to_value(&mallory).unwrap()],
+    })))
     .await;
     let (_, previous) = KubernetesSink::connect(fake.client(), "default", "jam", None)
         .await
         .unwrap();
-    assert_eq!(previous, vec![participant("Alice", 20.0)]);
+    assert_eq!(
+        previous,
+        Published {
+            participants: vec![participant("Alice", 20.0)],
+            refused: vec![mallory],
+        }
+    );
 }
 
 #[tokio::test]

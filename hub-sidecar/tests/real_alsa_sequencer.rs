@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use alsa::PollDescriptors;
 use alsa::seq::{EvNote, Event, EventType, PortCap, PortType, Seq};
 use hub_sidecar::sequencer::{Announcement, Sequencer, SequencerError, SequencerEvent};
-use hub_sidecar::wiring::{PortAddr, Subscription};
+use hub_sidecar::wiring::{PortAddr, Subscription, WiringPlan};
 use midihub_tests::real_alsa::sequencer_or_skip;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -112,6 +112,21 @@ fn subscription(from: PortAddr, to: PortAddr) -> Subscription {
 }
 
 /// Waits for `wanted`, skipping other announcements; returns how long it took.
+/// Makes `subscriptions` in one request to the sequencer's thread; each must succeed.
+async fn subscribe(sequencer: &Sequencer, subscriptions: &[Subscription]) {
+    rewire(sequencer, Vec::new(), subscriptions.to_vec()).await;
+}
+
+/// Removes `subscriptions` in one request; each must succeed.
+async fn unsubscribe(sequencer: &Sequencer, subscriptions: &[Subscription]) {
+    rewire(sequencer, subscriptions.to_vec(), Vec::new()).await;
+}
+
+async fn rewire(sequencer: &Sequencer, remove: Vec<Subscription>, add: Vec<Subscription>) {
+    let errors = sequencer.rewire(WiringPlan { remove, add }).await.unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
 async fn wait_for(
     events: &mut UnboundedReceiver<Announcement>,
     wanted: &SequencerEvent,
@@ -243,10 +258,13 @@ async fn subscriptions_are_idempotent_and_seen_by_the_kernel() {
     };
     let alpha_to_other_client = subscription(alpha, midi_through);
 
-    sequencer.subscribe(alpha_to_bravo).await.unwrap();
-    sequencer.subscribe(alpha_to_bravo).await.unwrap();
-    sequencer.subscribe(bravo_to_alpha).await.unwrap();
-    sequencer.subscribe(alpha_to_other_client).await.unwrap();
+    subscribe(
+        &sequencer,
+        &[alpha_to_bravo, bravo_to_alpha, alpha_to_other_client],
+    )
+    .await;
+    // Again: already there is success.
+    subscribe(&sequencer, &[alpha_to_bravo]).await;
 
     let snapshot = sequencer.snapshot("test-peer-subscribe").await.unwrap();
     let within_peer = BTreeSet::from([alpha_to_bravo, bravo_to_alpha]);
@@ -262,8 +280,8 @@ async fn subscriptions_are_idempotent_and_seen_by_the_kernel() {
         );
     }
 
-    sequencer.unsubscribe(alpha_to_bravo).await.unwrap();
-    sequencer.unsubscribe(alpha_to_bravo).await.unwrap();
+    unsubscribe(&sequencer, &[alpha_to_bravo]).await;
+    unsubscribe(&sequencer, &[alpha_to_bravo]).await;
     let snapshot = sequencer.snapshot("test-peer-subscribe").await.unwrap();
     assert_eq!(snapshot.subscriptions, BTreeSet::from([bravo_to_alpha]));
     let kernel_view = aconnect_subscriptions();
@@ -272,10 +290,10 @@ async fn subscriptions_are_idempotent_and_seen_by_the_kernel() {
 
     // A port that is gone takes its subscriptions with it: unsubscribing is still fine.
     peer.seq.delete_port(bravo.port).unwrap();
-    sequencer.unsubscribe(bravo_to_alpha).await.unwrap();
+    unsubscribe(&sequencer, &[bravo_to_alpha]).await;
     let snapshot = sequencer.snapshot("test-peer-subscribe").await.unwrap();
     assert!(snapshot.subscriptions.is_empty(), "{snapshot:?}");
-    sequencer.unsubscribe(alpha_to_other_client).await.unwrap();
+    unsubscribe(&sequencer, &[alpha_to_other_client]).await;
     assert!(!aconnect_subscriptions().contains(&alpha_to_other_client));
 }
 
@@ -288,16 +306,30 @@ async fn subscribing_a_missing_port_is_an_error_naming_the_subscription() {
     let (sequencer, _events) = Sequencer::start("midihub-sidecar").unwrap();
     let peer = TestPeer::new("test-peer-missing");
     let alpha = peer.add_port("alpha");
+    let bravo = peer.add_port("bravo");
     let nowhere = PortAddr {
         client: peer.client,
         port: 42,
     };
 
-    let error = sequencer
-        .subscribe(subscription(alpha, nowhere))
+    let alpha_to_nowhere = subscription(alpha, nowhere);
+    let alpha_to_bravo = subscription(alpha, bravo);
+    let errors = sequencer
+        .rewire(WiringPlan {
+            remove: Vec::new(),
+            add: vec![alpha_to_nowhere, alpha_to_bravo],
+        })
         .await
-        .unwrap_err();
+        .unwrap();
 
+    // The other subscription of the same request is made.
+    let [error] = errors.as_slice() else {
+        panic!("one error expected: {errors:?}");
+    };
+    assert!(
+        aconnect_subscriptions().contains(&alpha_to_bravo),
+        "{alpha_to_bravo} of the same request is missing"
+    );
     assert!(
         matches!(error, SequencerError::Subscribe { .. }),
         "{error:?}"
@@ -319,7 +351,7 @@ async fn announcements_arrive_as_they_happen() {
     // the host's file system, which can take hundreds of milliseconds once.
     let warm_up = TestPeer::new("test-peer-announce-warm-up");
     let warm_up_subscription = subscription(warm_up.add_port("one"), warm_up.add_port("two"));
-    sequencer.subscribe(warm_up_subscription).await.unwrap();
+    subscribe(&sequencer, &[warm_up_subscription]).await;
     wait_for(
         &mut events,
         &SequencerEvent::Subscribed(warm_up_subscription),
@@ -353,10 +385,7 @@ async fn announcements_arrive_as_they_happen() {
     let bravo = peer.add_port("bravo");
 
     // Timed from the subscription's existence, not from the request's round trip.
-    sequencer
-        .subscribe(subscription(alpha, bravo))
-        .await
-        .unwrap();
+    subscribe(&sequencer, &[subscription(alpha, bravo)]).await;
     let started = Instant::now();
     let subscribed = wait_for(
         &mut events,
@@ -408,7 +437,7 @@ async fn a_note_travels_through_a_subscription_the_sequencer_made() {
     peer.send_note_on(alice, 59);
     assert_eq!(peer.receive_note_on(bob, Duration::from_millis(200)), None);
 
-    sequencer.subscribe(subscription(alice, bob)).await.unwrap();
+    subscribe(&sequencer, &[subscription(alice, bob)]).await;
     let sent = Instant::now();
     peer.send_note_on(alice, 60);
     let received = peer.receive_note_on(bob, Duration::from_secs(2));

@@ -103,7 +103,10 @@ fn after_a_restart_known_participants_keep_their_join_time_and_are_not_announced
         &nobody_refused(),
         at("2026-11-25T19:00:00Z"),
     );
-    let mut after = Roster::inherit(before.participants());
+    let mut after = Roster::inherit(Published {
+        participants: before.participants(),
+        refused: before.refused(),
+    });
     // Alice is still there; Bob left while the sidecar was down.
     let changes = after.update(
         &[status("Alice", 5004, 11, 7000)],
@@ -221,7 +224,10 @@ fn after_a_restart_an_inherited_participant_now_refused_has_left() {
         &nobody_refused(),
         at("2026-11-25T19:00:00Z"),
     );
-    let mut after = Roster::inherit(before.participants());
+    let mut after = Roster::inherit(Published {
+        participants: before.participants(),
+        refused: before.refused(),
+    });
     let changes = after.update(
         &[status("Bob", 5004, 12, 7002)],
         &BTreeSet::from([(5004, 12)]),
@@ -230,4 +236,41 @@ fn after_a_restart_an_inherited_participant_now_refused_has_left() {
     assert_eq!(names(&changes.left), ["Bob"]);
     assert_eq!(refused_names(&changes.refused), ["Bob"]);
     assert!(changes.joined.is_empty());
+}
+
+#[test]
+fn after_a_restart_a_participant_still_refused_keeps_its_refusal_time_and_is_not_told_again() {
+    let mut before = Roster::default();
+    before.update(
+        &[
+            status("Mallory", 5004, 13, 7004),
+            status("Eve", 5004, 14, 7006),
+        ],
+        &BTreeSet::from([(5004, 13), (5004, 14)]),
+        at("2026-11-25T19:00:00Z"),
+    );
+    let mut after = Roster::inherit(Published {
+        participants: before.participants(),
+        refused: before.refused(),
+    });
+    // Mallory is still there; Eve went while the sidecar was down.
+    let changes = after.update(
+        &[status("Mallory", 5004, 13, 7004)],
+        &BTreeSet::from([(5004, 13)]),
+        at("2026-11-25T19:30:00Z"),
+    );
+    assert_eq!(changes, Changes::default());
+    let refused = after.refused();
+    assert_eq!(refused_names(&refused), ["Mallory"]);
+    assert_eq!(refused[0].since, Time(at("2026-11-25T19:00:00Z")));
+    // Eve comes back later: refused anew, from then on.
+    let back = after.update(
+        &[
+            status("Mallory", 5004, 13, 7004),
+            status("Eve", 5004, 14, 7006),
+        ],
+        &BTreeSet::from([(5004, 13), (5004, 14)]),
+        at("2026-11-25T19:40:00Z"),
+    );
+    assert_eq!(refused_names(&back.refused), ["Eve"]);
 }
