@@ -20,7 +20,7 @@
 //! does); prints why and exits 0 otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +33,7 @@ use midihub_tests::bench::{
     self, Footprint, SeqClientPools, SequenceGaps, percentile, seq_client_pools, udp_drops_by_port,
 };
 use midihub_tests::real_alsa::{
-    Rtpmidid, aconnect_view, loopback, room, rtpmidid_or_skip, scratch_dir, wait_until,
+    Rtpmidid, aconnect_view, loopback, room, rtpmidid_or_skip, scratch_dir, status_json, wait_until,
 };
 use midihub_tests::sidecar::SidecarProcess;
 use tokio::sync::watch;
@@ -419,6 +419,14 @@ async fn run_phase(hub: &mut Hub, load: Load, config: Config) -> Result<PhaseRes
         )
         .await;
     let rtpmidid_died = hub.check_daemon().await;
+    let room_ssrcs: BTreeSet<u64> = players
+        .iter()
+        .filter(|player| player.room == ROOM)
+        .map(|player| u64::from(player.participant.ssrc()))
+        .collect();
+    let router = status_json(&hub.daemon.control_socket)
+        .await
+        .map(|status| RouterCounts::of(&status, &room_ssrcs));
     let udp_after = udp_drops_by_port();
     let pools_after = seq_client_pools();
     let rtpmidid_log = hub.daemon.log_text();
@@ -508,6 +516,7 @@ async fn run_phase(hub: &mut Hub, load: Load, config: Config) -> Result<PhaseRes
             .sum(),
         player_socket_drops,
         hub_socket_drops,
+        router,
         rtpmidid_alsa_lost,
         rtpmidid_input_peak,
         rtpmidid_input_size,
@@ -761,6 +770,69 @@ impl RoomTally {
     }
 }
 
+/// rtpmidid's own counters (the `stats` of its `status` router entries) summed over the players
+/// of room [`ROOM`] at the end of a phase (their entries are new in each phase): which of its
+/// steps a message that never left it did not pass.
+#[derive(Clone, Copy, Debug, Default)]
+struct RouterCounts {
+    /// Messages parsed from the players' packets (their network entries' `sent`).
+    parsed: u64,
+    /// Their ALSA entries' `recv`: messages given to be written to the sequencer. rtpmidid
+    /// 26.01 counts each twice here (the router and `local_alsa_peer_t::send_midi` both add one).
+    to_sequencer: u64,
+    /// Their ALSA entries' `sent`: messages read back from the sequencer at the players' ports.
+    from_sequencer: u64,
+    /// Their network entries' `recv`: messages given to be sent to the players.
+    to_network: u64,
+}
+
+impl RouterCounts {
+    /// The counters of the participants whose SSRC is in `ssrcs`, from a raw `status` result.
+    fn of(status: &serde_json::Value, ssrcs: &BTreeSet<u64>) -> RouterCounts {
+        let entries = status["router"].as_array().cloned().unwrap_or_default();
+        let by_id = |id: &serde_json::Value| entries.iter().find(|entry| entry["id"] == *id);
+        let count =
+            |entry: &serde_json::Value, key: &str| entry["stats"][key].as_u64().unwrap_or(0);
+        let mut counts = RouterCounts::default();
+        for network in entries.iter().filter(|entry| {
+            entry["type"] == "network_rtpmidi_peer_t"
+                && entry["peer"]["remote"]["ssrc"]
+                    .as_u64()
+                    .is_some_and(|ssrc| ssrcs.contains(&ssrc))
+        }) {
+            counts.parsed += count(network, "sent");
+            counts.to_network += count(network, "recv");
+            let alsa = network["send_to"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(by_id)
+                .find(|entry| entry["type"] == "local_alsa_peer_t");
+            if let Some(alsa) = alsa {
+                counts.to_sequencer += count(alsa, "recv");
+                counts.from_sequencer += count(alsa, "sent");
+            }
+        }
+        counts
+    }
+
+    fn print(&self, room: &RoomTally) {
+        // Each note is two messages; each is written once and read back at every other player.
+        let played = 2 * room.sent;
+        let fanned_out = 2 * room.expected;
+        println!(
+            "  rtpmidid's router counters, room {ROOM}: parsed {} of {played} messages played, \
+             gave {} to the sequencer (counted twice: {} expected), read back {} of {fanned_out}, \
+             gave {} of {fanned_out} to the network",
+            self.parsed,
+            self.to_sequencer,
+            2 * played,
+            self.from_sequencer,
+            self.to_network
+        );
+    }
+}
+
 /// Every player plays and listens; returns once the senders are done and the receivers have
 /// heard nothing for [`QUIET_FOR`] (or [`DRAIN_AT_MOST`] passed).
 async fn play(players: &[Arc<Player>], load: Load) -> Played {
@@ -1006,6 +1078,8 @@ struct PhaseResult {
     rtp_gaps: u64,
     player_socket_drops: u64,
     hub_socket_drops: u64,
+    /// rtpmidid's own counters for the room's players (`None`: it did not answer).
+    router: Option<RouterCounts>,
     rtpmidid_alsa_lost: u64,
     rtpmidid_input_peak: u64,
     rtpmidid_input_size: u64,
@@ -1124,6 +1198,10 @@ fn print_results(results: &[PhaseResult], guard_flag: bool) {
             result.rtpmidid_input_size,
             result.log_problems.len()
         );
+        match result.router {
+            Some(router) => router.print(&result.room),
+            None => println!("  rtpmidid's router counters: it did not answer `status`"),
+        }
         for line in result.log_problems.iter().take(3) {
             println!("    rtpmidid: {}", line.trim());
         }
