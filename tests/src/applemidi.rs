@@ -46,6 +46,9 @@ pub struct JoinOptions {
     /// Local address to bind (e.g. 127.0.0.2, to come from another address of loopback's
     /// 127.0.0.0/8); `None`: loopback for a hub on loopback, any address otherwise.
     pub local_address: Option<IpAddr>,
+    /// The RTP sequence number of the first MIDI packet; `None`: a random one, as RFC 3550
+    /// asks (a real session's numbers take every value in time).
+    pub first_sequence: Option<u16>,
 }
 
 impl Default for JoinOptions {
@@ -55,6 +58,7 @@ impl Default for JoinOptions {
             timeout: Duration::from_secs(2),
             control_port: None,
             local_address: None,
+            first_sequence: None,
         }
     }
 }
@@ -180,7 +184,11 @@ impl Participant {
             clock_origin: Instant::now(),
             pending_clock_sync: Mutex::new(None),
             last_round_trip_nanos: AtomicU64::new(NO_ROUND_TRIP),
-            next_sequence: AtomicU16::new(random_nonzero_u32() as u16),
+            next_sequence: AtomicU16::new(
+                options
+                    .first_sequence
+                    .unwrap_or(random_nonzero_u32() as u16),
+            ),
         });
 
         let hub_session_name = session.invite(PortKind::Control, options.timeout).await?;
@@ -213,6 +221,11 @@ impl Participant {
 
     pub fn ssrc(&self) -> u32 {
         self.session.ssrc
+    }
+
+    /// The RTP sequence number the next MIDI packet this participant sends will carry.
+    pub fn next_sequence(&self) -> u16 {
+        self.session.next_sequence.load(Ordering::Relaxed)
     }
 
     pub fn name(&self) -> &str {
@@ -750,6 +763,7 @@ mod tests {
             timeout: Duration::from_millis(500),
             control_port: None,
             local_address: None,
+            first_sequence: None,
         }
     }
 
