@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1
 # The rtpmidid image: the RTP-MIDI (AppleMIDI) daemon of every hub pod, built from a pinned
 # upstream release of github.com/davidmoreno/rtpmidid (daemon GPL-3.0+, library LGPL-2.1+).
-# The image carries it unmodified; its source is the upstream tag named below.
+# Its source is the upstream tag named below with midihub's patches applied
+# (images/rtpmidid-patches/, each saying what it fixes; scripts/build-rtpmidid builds the same
+# for the tests).
 #
-# Build it from the repository root (nothing from the context is used; the source is cloned
-# from upstream at the pinned tag):
+# Build it from the repository root (the context gives the patches; the source is cloned from
+# upstream at the pinned tag):
 #
 #   docker build -f images/rtpmidid.Dockerfile -t midihub/rtpmidid:26.01 .
 #   docker build -f images/rtpmidid.Dockerfile --build-arg RTPMIDID_VERSION=26.01 -t midihub/rtpmidid:26.01 .
@@ -29,6 +31,8 @@ ARG RTPMIDID_VERSION=26.01
 WORKDIR /src
 # With the tag checked out, the build's `git describe` stamps the release into `rtpmidid --version`.
 RUN git clone --depth 1 --branch "v${RTPMIDID_VERSION}" https://github.com/davidmoreno/rtpmidid .
+COPY images/rtpmidid-patches/ /patches/
+RUN for patch in /patches/*.patch; do git apply --verbose "$patch" || exit 1; done
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DENABLE_TESTS=OFF \
     && ninja -C build src/rtpmidid \
     && install -D -m 0755 build/src/rtpmidid /out/rtpmidid
@@ -36,7 +40,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DENABLE_TESTS=OFF \
 FROM ${DEBIAN_IMAGE}
 ARG RTPMIDID_VERSION=26.01
 LABEL org.opencontainers.image.title="rtpmidid" \
-      org.opencontainers.image.description="rtpmidid ${RTPMIDID_VERSION}, the RTP-MIDI daemon of midihub's hub pods, built from the upstream release" \
+      org.opencontainers.image.description="rtpmidid ${RTPMIDID_VERSION}, the RTP-MIDI daemon of midihub's hub pods, built from the upstream release with midihub's patches" \
       org.opencontainers.image.version="${RTPMIDID_VERSION}" \
       org.opencontainers.image.source="https://github.com/davidmoreno/rtpmidid" \
       org.opencontainers.image.licenses="GPL-3.0-or-later AND LGPL-2.1-or-later" \

@@ -687,6 +687,9 @@ struct Played {
     receivers: Vec<Heard>,
     /// Notes each player id sent (note-on and note-off both sent).
     sent: BTreeMap<u8, u64>,
+    /// The messages sent in packets whose RTP sequence number spells an AppleMIDI command code
+    /// (`wire::spells_a_command`), which rtpmidid 26.01 without midihub's patch drops.
+    numbered_like_a_command: HashSet<(Note, bool)>,
     send_errors: u64,
     /// How late each tick's send was, after the tick's due time.
     send_lateness: Vec<Duration>,
@@ -717,6 +720,12 @@ impl Played {
             tally.expected += expected;
             tally.received += complete;
             tally.missing_messages += 2 * expected - heard.messages.len() as u64;
+            tally.missing_numbered_like_a_command += self
+                .numbered_like_a_command
+                .iter()
+                .filter(|(note, _)| note.player != heard.id && senders.contains(&note.player))
+                .filter(|message| !heard.messages.contains(message))
+                .count() as u64;
             tally.duplicates += heard.duplicates + heard.unreadable;
             let mut missing = senders
                 .iter()
@@ -756,6 +765,8 @@ struct RoomTally {
     /// Notes whose note-on and note-off both arrived.
     received: u64,
     missing_messages: u64,
+    /// Of those, the messages of packets numbered like a command (see `Played`).
+    missing_numbered_like_a_command: u64,
     /// The lowest and highest number of a note missing somewhere, and at how many receivers
     /// something is missing: losses at the very end would mean the count stopped too early.
     missing_span: Option<(u16, u16)>,
@@ -896,6 +907,7 @@ async fn play(players: &[Arc<Player>], load: Load) -> Played {
                 let mut lateness = Vec::with_capacity(notes_each as usize);
                 let mut sent = 0;
                 let mut errors = 0;
+                let mut numbered_like_a_command = Vec::new();
                 let mut previous: Option<Note> = None;
                 for number in 0..notes_each as u16 {
                     let due = ticker.tick().await;
@@ -912,6 +924,10 @@ async fn play(players: &[Arc<Player>], load: Load) -> Played {
                     }
                     packet.extend_from_slice(&note.on());
                     send_times.record(note);
+                    if wire::spells_a_command(player.participant.next_sequence()) {
+                        numbered_like_a_command.extend(previous.map(|previous| (previous, false)));
+                        numbered_like_a_command.push((note, true));
+                    }
                     match player.participant.send_midi(&packet).await {
                         Ok(()) if previous.is_some() => sent += 1,
                         Ok(()) => {}
@@ -921,12 +937,15 @@ async fn play(players: &[Arc<Player>], load: Load) -> Played {
                 }
                 ticker.tick().await;
                 if let Some(last) = previous {
+                    if wire::spells_a_command(player.participant.next_sequence()) {
+                        numbered_like_a_command.push((last, false));
+                    }
                     match player.participant.send_midi(&last.off()).await {
                         Ok(()) => sent += 1,
                         Err(_) => errors += 1,
                     }
                 }
-                (player.id, sent, errors, lateness)
+                (player.id, sent, errors, lateness, numbered_like_a_command)
             })
         })
         .collect();
@@ -934,12 +953,16 @@ async fn play(players: &[Arc<Player>], load: Load) -> Played {
     let mut played = Played {
         receivers: Vec::new(),
         sent: BTreeMap::new(),
+        numbered_like_a_command: HashSet::new(),
         send_errors: 0,
         send_lateness: Vec::new(),
     };
     for sender in senders {
-        let (id, sent, errors, lateness) = sender.await.unwrap();
+        let (id, sent, errors, lateness, numbered_like_a_command) = sender.await.unwrap();
         played.sent.insert(id, sent);
+        played
+            .numbered_like_a_command
+            .extend(numbered_like_a_command);
         played.send_errors += errors;
         played.send_lateness.extend(lateness);
     }
@@ -1113,8 +1136,16 @@ impl PhaseResult {
     /// Messages the hub never sent: missing at the players without a gap in the RTP sequence
     /// numbers of what it sent them.
     fn never_sent(&self) -> u64 {
-        (self.room.missing_messages + self.other_room.missing_messages)
-            .saturating_sub(self.rtp_gaps)
+        self.missing_messages().saturating_sub(self.rtp_gaps)
+    }
+
+    fn missing_messages(&self) -> u64 {
+        self.room.missing_messages + self.other_room.missing_messages
+    }
+
+    /// Missing messages that were in packets numbered like a command (see `Played`).
+    fn missing_numbered_like_a_command(&self) -> u64 {
+        self.room.missing_numbered_like_a_command + self.other_room.missing_numbered_like_a_command
     }
 }
 
@@ -1172,9 +1203,12 @@ fn print_results(results: &[PhaseResult], guard_flag: bool) {
     println!("where messages were lost (a note is 2 messages; counts over all receivers)");
     for result in results {
         println!("{}:", result.title());
-        let missing = result.room.missing_messages + result.other_room.missing_messages;
         println!(
-            "  missing at the players: {missing} messages; duplicates or unreadable: {}",
+            "  missing at the players: {} messages, {} of them in packets whose RTP sequence \
+             number spells an AppleMIDI command (rtpmidid 26.01 without midihub's patch drops \
+             those); duplicates or unreadable: {}",
+            result.missing_messages(),
+            result.missing_numbered_like_a_command(),
             result.room.duplicates + result.other_room.duplicates
         );
         if let Some((first, last)) = result.room.missing_span {
@@ -1275,16 +1309,26 @@ fn print_results(results: &[PhaseResult], guard_flag: bool) {
 
 /// Where this phase lost its messages, in a few words.
 fn verdict(result: &PhaseResult) -> String {
-    let missing = result.room.missing_messages + result.other_room.missing_messages;
-    if missing == 0 && result.crossed == 0 {
+    if result.missing_messages() == 0 && result.crossed == 0 {
         return "nothing lost, nothing crossed rooms".to_string();
     }
     let mut places = Vec::new();
+    if result.missing_numbered_like_a_command() > 0 {
+        places.push(format!(
+            "{} in packets numbered like a command (an rtpmidid without midihub's patch?)",
+            result.missing_numbered_like_a_command()
+        ));
+    }
     if let Some(status) = &result.rtpmidid_died {
         places.push(format!("rtpmidid died ({status})"));
     }
-    if result.never_sent() > 0 {
-        places.push(format!("{} in the hub (never sent)", result.never_sent()));
+    let otherwise_never_sent = result
+        .never_sent()
+        .saturating_sub(result.missing_numbered_like_a_command());
+    if otherwise_never_sent > 0 {
+        places.push(format!(
+            "{otherwise_never_sent} (more) in the hub (never sent)"
+        ));
     }
     if result.rtp_gaps > 0 {
         let whose = if result.player_socket_drops > 0 {

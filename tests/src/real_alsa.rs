@@ -22,7 +22,7 @@ use crate::applemidi::{JoinOptions, Participant};
 /// to run and a missing piece is a failure, not a skip.
 pub fn rtpmidid_or_skip(test: &str) -> Option<PathBuf> {
     let reason = match std::env::var_os("RTPMIDID_BIN") {
-        None => "RTPMIDID_BIN is not set (the path printed by shared/rtpmidid/build)".to_string(),
+        None => "RTPMIDID_BIN is not set (the path printed by scripts/build-rtpmidid)".to_string(),
         Some(path) if !Path::new(&path).is_file() => {
             format!("RTPMIDID_BIN={} is not a file", Path::new(&path).display())
         }

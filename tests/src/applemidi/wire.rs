@@ -18,6 +18,23 @@ const COMMAND_REJECT: [u8; 2] = *b"NO";
 const COMMAND_END: [u8; 2] = *b"BY";
 const COMMAND_CLOCK_SYNC: [u8; 2] = *b"CK";
 const COMMAND_RECEIVER_FEEDBACK: [u8; 2] = *b"RS";
+
+/// Every AppleMIDI command code (what follows the 0xFFFF signature).
+pub const COMMAND_CODES: [[u8; 2]; 6] = [
+    COMMAND_INVITATION,
+    COMMAND_ACCEPT,
+    COMMAND_REJECT,
+    COMMAND_END,
+    COMMAND_CLOCK_SYNC,
+    COMMAND_RECEIVER_FEEDBACK,
+];
+
+/// Whether an RTP sequence number spells an AppleMIDI command code: rtpmidid 26.01 without
+/// midihub's patch took such a packet for a command and dropped it.
+pub fn spells_a_command(sequence: u16) -> bool {
+    COMMAND_CODES.contains(&sequence.to_be_bytes())
+}
+
 const CLOCK_SYNC_LEN: usize = 36;
 const RECEIVER_FEEDBACK_LEN: usize = 12;
 const RTP_HEADER_LEN: usize = 12;
