@@ -31,7 +31,7 @@ use crate::publish::Sink;
 use crate::report::{Due, Report, Throttle, WiringState};
 use crate::roster::Roster;
 use crate::rtpmidid::control::ControlClient;
-use crate::sequencer::{Announcement, Sequencer, SequencerError};
+use crate::sequencer::{Announcement, Sequencer, SequencerError, SequencerEvent};
 use crate::step::{self, Memory, Outcome};
 use crate::wiring::{Rooms, Subscription, WiringPlan};
 
@@ -200,19 +200,24 @@ impl Sidecar {
                     continue;
                 }
             }
-            let started = Instant::now();
-            let report = self.pass().await;
-            tracing::debug!(took = ?started.elapsed(), wiring = %report.wiring.reason, "pass");
-            let now = Instant::now().into_std();
-            self.health.beat(&report, now);
-            pending = match self.throttle.due(&report, now) {
-                Due::Now => {
-                    self.publish(report).await;
-                    None
-                }
-                Due::At(at) => Some((Instant::from_std(at), report)),
-                Due::Never => None,
-            };
+            // A pass that read announcements calling for a look of their own runs another.
+            let mut look = true;
+            while look {
+                let started = Instant::now();
+                let report;
+                (report, look) = self.pass(&mut events).await;
+                tracing::debug!(took = ?started.elapsed(), wiring = %report.wiring.reason, "pass");
+                let now = Instant::now().into_std();
+                self.health.beat(&report, now);
+                pending = match self.throttle.due(&report, now) {
+                    Due::Now => {
+                        self.publish(report).await;
+                        None
+                    }
+                    Due::At(at) => Some((Instant::from_std(at), report)),
+                    Due::Never => None,
+                };
+            }
         }
         let farewell = Report {
             participants: Vec::new(),
@@ -298,8 +303,9 @@ impl Sidecar {
         }
     }
 
-    /// One look at rtpmidid and the sequencer, and the wiring made right.
-    async fn pass(&mut self) -> Report {
+    /// One look at rtpmidid and the sequencer, and the wiring made right; whether announcements
+    /// read during it call for another look.
+    async fn pass(&mut self, events: &mut UnboundedReceiver<Announcement>) -> (Report, bool) {
         let health = self.health.clone();
         let metrics = &health.metrics;
         let started = Instant::now();
@@ -319,18 +325,32 @@ impl Sidecar {
             Err(error) => {
                 metrics.error(ErrorSource::Control);
                 tracing::warn!(%error, "cannot read rtpmidid's status; the wiring is left as it is");
-                return self
+                let report = self
                     .memory
                     .report(WiringState::unknown(error.reason(), error.to_string()));
+                return (report, false);
             }
         };
+        // Read under the name the daemon still has, or not at all.
+        let early_snapshot = early_snapshot
+            .filter(|(name, _, _)| *name == status.alsa_name)
+            .map(|(_, snapshot, read)| (snapshot, read));
+        // What the sequencer announced while rtpmidid answered: a port that started meanwhile
+        // may be a join this status names already, so it is wired now, from a fresh look at
+        // the sequencer, rather than one more status call later.
+        let mut look_again = false;
+        let mut port_started = false;
+        while let Ok(announcement) = events.try_recv() {
+            port_started |= matches!(announcement.event, SequencerEvent::PortStart(_));
+            look_again |= self.note(announcement);
+        }
         if self.memory.warnings_changed(&status.warnings) {
             for warning in &status.warnings {
                 tracing::warn!(%warning, "part of rtpmidid's status was skipped");
             }
         }
         let (snapshot, snapshot_read) = match early_snapshot {
-            Some((name, snapshot, read)) if name == status.alsa_name => (snapshot, read),
+            Some((snapshot, read)) if !port_started => (snapshot, read),
             _ => (
                 self.sequencer.snapshot(&status.alsa_name).await,
                 Instant::now(),
@@ -342,10 +362,11 @@ impl Sidecar {
             Err(error) => {
                 metrics.error(ErrorSource::Sequencer);
                 tracing::warn!(%error, "cannot read the sequencer");
-                return self.memory.report(WiringState::unknown(
+                let report = self.memory.report(WiringState::unknown(
                     reasons::SEQUENCER_ERROR,
                     error.to_string(),
                 ));
+                return (report, look_again);
             }
         };
         let looked = Instant::now();
@@ -359,7 +380,7 @@ impl Sidecar {
             self.pacing.retry_for,
         ) {
             Ok(plan) => plan,
-            Err(wiring) => return self.memory.report(wiring),
+            Err(wiring) => return (self.memory.report(wiring), look_again),
         };
         let planned = Instant::now();
         let failures = self.rewire(&plan.wiring).await;
@@ -427,7 +448,7 @@ impl Sidecar {
             metrics.error(ErrorSource::Sequencer);
             tracing::warn!(?failures, "some subscriptions could not be changed");
         }
-        report
+        (report, look_again)
     }
 
     /// Removes and adds the plan's subscriptions, all in one request to the sequencer thread;
