@@ -54,13 +54,6 @@ COPY --from=builder /out/rtpmidid /usr/local/bin/rtpmidid
 RUN libraries="$(ldd /usr/local/bin/rtpmidid)" \
     && case "$libraries" in *"not found"*) echo "$libraries" >&2; exit 1 ;; esac \
     && mkdir -p /etc/rtpmidid /run/rtpmidid
-# Host names from /etc/hosts only, never DNS: rtpmidid's `status` names each participant by
-# getnameinfo() without NI_NUMERICHOST, four lookups per participant per call. With DNS a
-# participant whose address has a PTR record would be reported by name (which no room
-# allow-list can match: the sidecar refuses it) and every call would wait on reverse DNS
-# while rtpmidid, single-threaded, forwards no MIDI. With files only, addresses stay numeric.
-RUN sed -i 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf \
-    && grep -qx 'hosts: files' /etc/nsswitch.conf
 # No USER: with the operator's default (privileged) device access the container runs as the
 # image's user and must open the node's /dev/snd/seq, which belongs to root and the audio group.
 # With device-plugin access the operator sets user 65532 and the audio group itself.

@@ -101,6 +101,30 @@ impl Rtpmidid {
     /// Writes the configuration for `ports` (hub name `hub_name`) into `dir` and starts the
     /// daemon; returns once it listens on every room's port.
     pub async fn start(binary: &Path, dir: &Path, hub_name: &str, ports: &[HubPort]) -> Rtpmidid {
+        Self::start_rooms(binary, dir, hub_name, ports, None).await
+    }
+
+    /// As [`Rtpmidid::start`], with `hosts` as the daemon's /etc/hosts: in a mount namespace of
+    /// its own, which needs root (the test VM has it).
+    pub async fn start_with_hosts_file(
+        binary: &Path,
+        dir: &Path,
+        hub_name: &str,
+        ports: &[HubPort],
+        hosts: &str,
+    ) -> Rtpmidid {
+        let hosts_file = dir.join("hosts");
+        std::fs::write(&hosts_file, hosts).expect("writable scratch dir");
+        Self::start_rooms(binary, dir, hub_name, ports, Some(&hosts_file)).await
+    }
+
+    async fn start_rooms(
+        binary: &Path,
+        dir: &Path,
+        hub_name: &str,
+        ports: &[HubPort],
+        hosts_file: Option<&Path>,
+    ) -> Rtpmidid {
         let control_socket = dir.join("control.sock");
         let config = RtpmididConfig {
             alsa_name: rtpmidid_config::alsa_client_name(ports),
@@ -110,7 +134,7 @@ impl Rtpmidid {
         let ini = dir.join("rtpmidid.ini");
         std::fs::write(&ini, rtpmidid_config::render(&config).expect("renderable"))
             .expect("writable scratch dir");
-        let daemon = Self::start_with_ini(binary, &ini, control_socket).await;
+        let daemon = Self::spawn(command(binary, &ini, hosts_file), &ini, control_socket).await;
         let wanted: Vec<u16> = config.rooms.iter().map(|room| room.port).collect();
         let mut listening = Vec::new();
         for _ in 0..500 {
@@ -129,15 +153,19 @@ impl Rtpmidid {
     /// Starts the daemon on an existing configuration file whose control socket is
     /// `control_socket`.
     pub async fn start_with_ini(binary: &Path, ini: &Path, control_socket: PathBuf) -> Rtpmidid {
+        Self::spawn(command(binary, ini, None), ini, control_socket).await
+    }
+
+    async fn spawn(mut command: Command, ini: &Path, control_socket: PathBuf) -> Rtpmidid {
         let _ = std::fs::remove_file(&control_socket);
         let log = ini.with_extension("log");
         let log_file = std::fs::File::create(&log).expect("writable scratch dir");
-        let child = image_name_service(binary, ini)
+        let child = command
             .stdout(Stdio::from(log_file.try_clone().expect("log file")))
             .stderr(Stdio::from(log_file))
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+            .unwrap_or_else(|error| panic!("cannot start rtpmidid ({command:?}): {error}"));
         let daemon = Rtpmidid {
             child,
             control_socket,
@@ -173,43 +201,23 @@ impl Rtpmidid {
     }
 }
 
-/// The host-name lookup of the rtpmidid image (images/rtpmidid.Dockerfile writes this line into
-/// its /etc/nsswitch.conf): `status` names each participant's addresses with `getnameinfo`, so
-/// the lookup decides how long rtpmidid, single-threaded, answers instead of forwarding MIDI.
-pub const IMAGE_HOSTS_LOOKUP: &str = "hosts: files";
-
-/// The command that runs rtpmidid on `ini`. Inside the test VM (`ALSA_VM` set; root) it runs as
-/// in its image: in a mount namespace of its own, over this machine's /etc/nsswitch.conf with
-/// the hosts line replaced by [`IMAGE_HOSTS_LOOKUP`] (the VM's own, `files dns` with no DNS
-/// server to answer, made each `status` several times slower). Elsewhere it runs plainly.
-fn image_name_service(binary: &Path, ini: &Path) -> Command {
-    if std::env::var_os("ALSA_VM").is_none() {
+/// The command that runs rtpmidid on `ini`; with `hosts_file`, in a mount namespace of its own
+/// where that file is /etc/hosts.
+fn command(binary: &Path, ini: &Path, hosts_file: Option<&Path>) -> Command {
+    let Some(hosts_file) = hosts_file else {
         let mut command = Command::new(binary);
         command.arg("--ini").arg(ini);
         return command;
-    }
-    let system = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
-    let nsswitch = ini.with_extension("nsswitch.conf");
-    std::fs::write(&nsswitch, with_hosts_lookup(&system)).expect("writable scratch dir");
+    };
     let mut command = Command::new("unshare");
     command
         .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount --bind "$1" /etc/nsswitch.conf && exec "$2" --ini "$3""#)
+        .arg(r#"mount --bind "$1" /etc/hosts && exec "$2" --ini "$3""#)
         .arg("sh")
-        .arg(&nsswitch)
+        .arg(hosts_file)
         .arg(binary)
         .arg(ini);
     command
-}
-
-/// `nsswitch` with its hosts line (added if it has none) replaced by [`IMAGE_HOSTS_LOOKUP`].
-pub fn with_hosts_lookup(nsswitch: &str) -> String {
-    let mut lines: Vec<&str> = nsswitch
-        .lines()
-        .filter(|line| !line.starts_with("hosts:"))
-        .collect();
-    lines.push(IMAGE_HOSTS_LOOKUP);
-    lines.join("\n") + "\n"
 }
 
 /// The `result` of rtpmidid's `status` through its control socket, as raw JSON (`None` while
@@ -408,22 +416,6 @@ client 129: 'midihub-sidecar' [type=user,pid=232]
         assert_eq!(
             client_ids(text, "midihub-guard"),
             BTreeSet::from([130, 132])
-        );
-    }
-
-    #[test]
-    fn rtpmidid_runs_with_the_images_hosts_lookup() {
-        let system = "passwd: files\nhosts:          files dns\nnetworks: files\n";
-        assert_eq!(
-            with_hosts_lookup(system),
-            "passwd: files\nnetworks: files\nhosts: files\n"
-        );
-        assert_eq!(with_hosts_lookup(""), "hosts: files\n");
-        let dockerfile = include_str!("../../images/rtpmidid.Dockerfile");
-        assert!(
-            dockerfile.contains(&format!("s/^hosts:.*/{IMAGE_HOSTS_LOOKUP}/")),
-            "images/rtpmidid.Dockerfile no longer sets {IMAGE_HOSTS_LOOKUP:?}: change \
-             IMAGE_HOSTS_LOOKUP with it"
         );
     }
 

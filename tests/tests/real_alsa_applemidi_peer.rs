@@ -318,3 +318,64 @@ async fn rtpmidid_delivers_a_midi_packet_whose_sequence_number_spells_a_command(
     daemon.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// rtpmidid's `status` gives each participant's address as text, never a name: 26.01 asked
+/// `getnameinfo` for host names (four lookups per participant on every `status`, on the thread
+/// that forwards MIDI), so a participant whose address the daemon's host lookup names came out
+/// by that name, which no room allow-list can match. The hub's rtpmidid carries a patch
+/// (images/rtpmidid-patches/0003); the release without it fails this test. rtpmidid runs with
+/// an /etc/hosts of its own that names the participant's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtpmidid_reports_a_participants_address_though_its_hosts_file_names_it() {
+    let Some(binary) = rtpmidid_or_skip("rtpmidid_reports_a_participants_address") else {
+        return;
+    };
+    const PORT: u16 = 5108;
+    let dir = scratch_dir("applemidi-addresses");
+    let rooms = [HubPort {
+        port: i32::from(PORT),
+        name: Some("room".into()),
+        allow: Vec::new(),
+    }];
+    let hosts =
+        "127.0.0.1 localhost\n127.0.0.2 pianist-at-home\n::ffff:127.0.0.2 pianist-at-home\n";
+    let daemon = Rtpmidid::start_with_hosts_file(&binary, &dir, "hub", &rooms, hosts).await;
+    let pianist = Participant::join(
+        ([127, 0, 0, 1], PORT).into(),
+        "pianist",
+        JoinOptions {
+            local_address: Some([127, 0, 0, 2].into()),
+            ..JoinOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let status = status_json(&daemon.control_socket)
+        .await
+        .expect("rtpmidid answers status");
+    let addresses: Vec<&str> = status["router"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["type"] == "network_rtpmidi_multi_listener_t")
+        .flat_map(|entry| entry["peers"].as_array().into_iter().flatten())
+        .chain(
+            status["router"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|entry| &entry["peer"])
+                .filter(|peer| peer.is_object()),
+        )
+        .map(|peer| peer["remote"]["hostname"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        addresses,
+        ["::ffff:127.0.0.2", "::ffff:127.0.0.2"],
+        "the pianist's address in the room's list and in its own entry (a name: this rtpmidid \
+         lacks images/rtpmidid-patches/0003)"
+    );
+    pianist.leave().await.unwrap();
+    daemon.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
