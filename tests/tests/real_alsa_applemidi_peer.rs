@@ -16,10 +16,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use midihub_api::HubPort;
 use midihub_tests::applemidi::{JoinOptions, Participant, wire};
 use midihub_tests::real_alsa::{
-    ClientView, Rtpmidid, aconnect_view, rtpmidid_or_skip, scratch_dir, status_json, wait_until,
+    ClientView, Rtpmidid, aconnect_view, room, rtpmidid_or_skip, scratch_dir, status_json,
+    wait_until,
 };
 
 const ROOM_A_PORT: u16 = 5004;
@@ -80,18 +80,7 @@ async fn participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_a
     };
     let started = Instant::now();
     let dir = scratch_dir("applemidi-peer");
-    let rooms = [
-        HubPort {
-            port: i32::from(ROOM_A_PORT),
-            name: Some("room-a".into()),
-            allow: Vec::new(),
-        },
-        HubPort {
-            port: i32::from(ROOM_B_PORT),
-            name: Some("room-b".into()),
-            allow: Vec::new(),
-        },
-    ];
+    let rooms = [room(ROOM_A_PORT, "room-a"), room(ROOM_B_PORT, "room-b")];
     let daemon = Rtpmidid::start(&binary, &dir, "hub", &rooms).await;
     eprintln!("rtpmidid listening after {:?}", started.elapsed());
 
@@ -249,15 +238,11 @@ async fn rtpmidid_delivers_a_midi_packet_whose_sequence_number_spells_a_command(
     };
     const PORT: u16 = 5104;
     let dir = scratch_dir("applemidi-sequence-numbers");
-    let rooms = [HubPort {
-        port: i32::from(PORT),
-        name: Some("room".into()),
-        allow: Vec::new(),
-    }];
+    let rooms = [room(PORT, "room")];
     let daemon = Rtpmidid::start(&binary, &dir, "hub", &rooms).await;
     let client_name = midihub_api::rtpmidid_config::alsa_client_name(&rooms);
-    let room: SocketAddr = ([127, 0, 0, 1], PORT).into();
-    let listener = Participant::join(room, "listener", JoinOptions::default())
+    let hub: SocketAddr = ([127, 0, 0, 1], PORT).into();
+    let listener = Participant::join(hub, "listener", JoinOptions::default())
         .await
         .unwrap();
     for (index, code) in wire::COMMAND_CODES.into_iter().enumerate() {
@@ -266,7 +251,7 @@ async fn rtpmidid_delivers_a_midi_packet_whose_sequence_number_spells_a_command(
         let code = String::from_utf8_lossy(&code);
         let name = format!("sender-{code}");
         let sender = Participant::join(
-            room,
+            hub,
             &name,
             JoinOptions {
                 first_sequence: Some(number - 1),
@@ -332,11 +317,7 @@ async fn rtpmidid_reports_a_participants_address_though_its_hosts_file_names_it(
     };
     const PORT: u16 = 5108;
     let dir = scratch_dir("applemidi-addresses");
-    let rooms = [HubPort {
-        port: i32::from(PORT),
-        name: Some("room".into()),
-        allow: Vec::new(),
-    }];
+    let rooms = [room(PORT, "room")];
     let hosts =
         "127.0.0.1 localhost\n127.0.0.2 pianist-at-home\n::ffff:127.0.0.2 pianist-at-home\n";
     let daemon = Rtpmidid::start_with_hosts_file(&binary, &dir, "hub", &rooms, hosts).await;
