@@ -40,6 +40,27 @@ pub fn rtpmidid_or_skip(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// Whether this process may run a program in a mount namespace of its own (`unshare --mount`:
+/// root, as in shared/alsa-vm), which [`Rtpmidid::start_with_hosts_file`] needs. Otherwise
+/// prints why the caller skips and returns false — except inside the VM, where it is a failure.
+pub fn mount_namespace_or_skip(test: &str) -> bool {
+    let probe = std::process::Command::new("unshare")
+        .args(["--mount", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if probe.is_ok_and(|status| status.success()) {
+        return true;
+    }
+    let reason = "cannot make a mount namespace here (`unshare --mount` needs root)";
+    assert!(
+        std::env::var_os("ALSA_VM").is_none(),
+        "{test}: inside the ALSA VM but {reason}"
+    );
+    eprintln!("SKIP {test}: {reason}");
+    false
+}
+
 /// Whether this machine has the real ALSA sequencer (`/dev/snd/seq`). Otherwise prints why
 /// the caller skips and returns false — except inside shared/alsa-vm (`ALSA_VM` set), where a
 /// missing sequencer is a failure.

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use midihub_tests::applemidi::{JoinOptions, Participant, wire};
 use midihub_tests::real_alsa::{
-    ClientView, Rtpmidid, aconnect_view, room, rtpmidid_or_skip, scratch_dir, status_json,
-    wait_until,
+    ClientView, Rtpmidid, aconnect_view, mount_namespace_or_skip, room, rtpmidid_or_skip,
+    scratch_dir, status_json, wait_until,
 };
 
 const ROOM_A_PORT: u16 = 5004;
@@ -312,9 +312,13 @@ async fn rtpmidid_delivers_a_midi_packet_whose_sequence_number_spells_a_command(
 /// an /etc/hosts of its own that names the participant's address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtpmidid_reports_a_participants_address_though_its_hosts_file_names_it() {
-    let Some(binary) = rtpmidid_or_skip("rtpmidid_reports_a_participants_address") else {
+    const TEST: &str = "rtpmidid_reports_a_participants_address";
+    let Some(binary) = rtpmidid_or_skip(TEST) else {
         return;
     };
+    if !mount_namespace_or_skip(TEST) {
+        return;
+    }
     const PORT: u16 = 5108;
     let dir = scratch_dir("applemidi-addresses");
     let rooms = [room(PORT, "room")];
