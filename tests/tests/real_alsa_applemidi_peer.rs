@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use midihub_tests::applemidi::{JoinOptions, Participant, wire};
 use midihub_tests::real_alsa::{
-    ClientView, Rtpmidid, aconnect_view, mount_namespace_or_skip, room, rtpmidid_or_skip,
+    ClientView, Rtpmidid, aconnect_view, loopback, mount_namespace_or_skip, room, rtpmidid_or_skip,
     scratch_dir, status_json, wait_until,
 };
 
@@ -84,8 +84,8 @@ async fn participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_a
     let daemon = Rtpmidid::start(&binary, &dir, "hub", &rooms).await;
     eprintln!("rtpmidid listening after {:?}", started.elapsed());
 
-    let room_a: SocketAddr = ([127, 0, 0, 1], ROOM_A_PORT).into();
-    let room_b: SocketAddr = ([127, 0, 0, 1], ROOM_B_PORT).into();
+    let room_a = loopback(ROOM_A_PORT);
+    let room_b = loopback(ROOM_B_PORT);
     let options = JoinOptions {
         ck_interval: Duration::from_millis(300),
         ..JoinOptions::default()
@@ -241,7 +241,7 @@ async fn rtpmidid_delivers_a_midi_packet_whose_sequence_number_spells_a_command(
     let rooms = [room(PORT, "room")];
     let daemon = Rtpmidid::start(&binary, &dir, "hub", &rooms).await;
     let client_name = midihub_api::rtpmidid_config::alsa_client_name(&rooms);
-    let hub: SocketAddr = ([127, 0, 0, 1], PORT).into();
+    let hub = loopback(PORT);
     let listener = Participant::join(hub, "listener", JoinOptions::default())
         .await
         .unwrap();
@@ -326,7 +326,7 @@ async fn rtpmidid_reports_a_participants_address_though_its_hosts_file_names_it(
         "127.0.0.1 localhost\n127.0.0.2 pianist-at-home\n::ffff:127.0.0.2 pianist-at-home\n";
     let daemon = Rtpmidid::start_with_hosts_file(&binary, &dir, "hub", &rooms, hosts).await;
     let pianist = Participant::join(
-        ([127, 0, 0, 1], PORT).into(),
+        loopback(PORT),
         "pianist",
         JoinOptions {
             local_address: Some([127, 0, 0, 2].into()),
@@ -338,20 +338,15 @@ async fn rtpmidid_reports_a_participants_address_though_its_hosts_file_names_it(
     let status = status_json(&daemon.control_socket)
         .await
         .expect("rtpmidid answers status");
+    // A room lists its participants under `peers`; a participant's own entry has its `peer`.
     let addresses: Vec<&str> = status["router"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|entry| entry["type"] == "network_rtpmidi_multi_listener_t")
-        .flat_map(|entry| entry["peers"].as_array().into_iter().flatten())
-        .chain(
-            status["router"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|entry| &entry["peer"])
-                .filter(|peer| peer.is_object()),
-        )
+        .flat_map(|entry| {
+            let peers = entry["peers"].as_array().into_iter().flatten();
+            peers.chain(entry.get("peer"))
+        })
         .map(|peer| peer["remote"]["hostname"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(
