@@ -30,7 +30,8 @@ use midihub_api::rtpmidid_config::alsa_client_name;
 use midihub_tests::applemidi::{JoinOptions, Participant};
 use midihub_tests::bench::{self, Footprint, children_cpu_ticks, cpu_percent, percentile};
 use midihub_tests::real_alsa::{
-    Rtpmidid, aconnect_view, join, loopback, room, rtpmidid_or_skip, scratch_dir, wait_until,
+    Rtpmidid, SeqAddr, aconnect_view, join, loopback, room, rtpmidid_or_skip, scratch_dir,
+    wait_until,
 };
 use midihub_tests::sidecar::SidecarProcess;
 use tokio::sync::watch;
@@ -176,13 +177,13 @@ async fn run(rtpmidid: PathBuf) {
         .print_row("  of which the sidecar's share (its log)");
     reactions
         .before_pass
-        .print_row("    announcement -> its pass starts");
+        .print_row("    announcement -> its pass starts, but for:");
     reactions
         .status
-        .print_row("    the pass's rtpmidid status call");
+        .print_row("    waiting for rtpmidid's status");
     reactions
         .own_work
-        .print_row("    the rest: snapshot, plan, subscriptions");
+        .print_row("    the pass: snapshot, plan, subscriptions");
     poller_samples.print_row(&format!(
         "AconnectPoller, {} s poll ({} joiners at once)",
         POLL_PERIOD.as_secs(),
@@ -204,9 +205,11 @@ async fn run(rtpmidid: PathBuf) {
     );
     println!(
         "the sidecar's share: from its sequencer thread reading the joiner's port announcement \
-         to the join's last subscription, exact per join (count: joins it wired); the status \
-         call runs beside the snapshot, so the rest is what the sidecar adds after rtpmidid \
-         answered"
+         to the join's last subscription, exact per join (count: joins it wired); waiting for \
+         rtpmidid's status: the part of a status call after the announcement that the pass \
+         waited for ({} of {} joins waited for none: wired from the announcement)",
+        reactions.wired_without_status(),
+        reactions.total.latencies.len()
     );
     println!();
     println!("hub-sidecar process footprint");
@@ -424,12 +427,24 @@ async fn join_repeatedly(plan: Arc<JoinPlan>, worker: usize) -> Samples {
 struct Reactions {
     /// From the announcement of the joiner's port to the join's last subscription.
     total: Samples,
-    /// From the announcement to the start of the pass that wired the join.
+    /// From the announcement to the start of the pass that wired the join, without the part
+    /// below.
     before_pass: Samples,
-    /// That pass's wait for rtpmidid's `status`.
+    /// Of that, the wait for a call for rtpmidid's `status` that ended after the announcement
+    /// (0: the pass went by a status read before it).
     status: Samples,
-    /// The rest: what the sidecar took beyond the two above.
+    /// The pass: what the sidecar took once it started.
     own_work: Samples,
+}
+
+impl Reactions {
+    fn wired_without_status(&self) -> usize {
+        self.status
+            .latencies
+            .iter()
+            .filter(|wait| wait.is_zero())
+            .count()
+    }
 }
 
 fn reactions_in(log: &str) -> Reactions {
@@ -452,12 +467,15 @@ fn reactions_in(log: &str) -> Reactions {
         if let (Some(before_pass), Some(status)) =
             (field(line, "before_pass_ms"), field(line, "status_ms"))
         {
-            reactions.before_pass.latencies.push(before_pass);
+            reactions
+                .before_pass
+                .latencies
+                .push(before_pass.saturating_sub(status));
             reactions.status.latencies.push(status);
             reactions
                 .own_work
                 .latencies
-                .push(total.saturating_sub(before_pass + status));
+                .push(total.saturating_sub(before_pass));
         }
     }
     reactions
@@ -524,17 +542,19 @@ fn poll_once(client: &str) -> (usize, usize) {
     let Some(view) = aconnect_view(client) else {
         return (0, 0);
     };
-    let missing: BTreeSet<(i32, i32)> = view
+    // Each room's participants are the ports of its own client.
+    let missing: BTreeSet<(SeqAddr, SeqAddr)> = view
         .ports
         .keys()
         .flat_map(|from| view.ports.keys().map(move |to| (*from, *to)))
-        .filter(|(from, to)| from != to && !view.internal_links.contains(&(*from, *to)))
+        .filter(|(from, to)| from != to && from.0 == to.0)
+        .filter(|link| !view.internal_links.contains(link))
         .collect();
     let mut failed = 0;
-    for (from, to) in &missing {
+    for ((from_client, from_port), (to_client, to_port)) in &missing {
         let connected = std::process::Command::new("aconnect")
-            .arg(format!("{}:{from}", view.id))
-            .arg(format!("{}:{to}", view.id))
+            .arg(format!("{from_client}:{from_port}"))
+            .arg(format!("{to_client}:{to_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()

@@ -119,6 +119,11 @@ impl RoomRules {
         (Self(rules), problems)
     }
 
+    /// Whether the room on control port `room` has no list, so that anyone may play in it.
+    pub fn admits_everyone(&self, room: u16) -> bool {
+        !self.0.contains_key(&room)
+    }
+
     /// Whether a participant at `address` may play in the room on control port `room`.
     pub fn admits(&self, room: u16, address: Option<IpAddr>) -> bool {
         match self.0.get(&room) {

@@ -58,13 +58,15 @@ pub struct PortInfo {
     pub name: String,
 }
 
-/// A client's ports and the subscriptions between them, read from the kernel at one moment.
+/// A client's ports and the subscriptions between them, and those of some more clients (the
+/// daemon's sessions'), read from the kernel at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientSnapshot {
-    /// The client's id; `None` when no client has the requested name.
+    /// The named client's id; `None` when no client has the requested name.
     pub client: Option<i32>,
+    /// The ports of the named client, then those of the other clients asked for, in order.
     pub ports: Vec<PortInfo>,
-    /// Subscriptions whose sender and receiver are both ports of this client.
+    /// Subscriptions between two ports of one of those clients.
     pub subscriptions: BTreeSet<Subscription>,
 }
 
@@ -131,6 +133,7 @@ pub struct Sequencer {
 enum Command {
     Snapshot {
         client_name: String,
+        more_clients: Vec<i32>,
         reply: oneshot::Sender<ClientSnapshot>,
     },
     Rewire {
@@ -202,13 +205,19 @@ impl Sequencer {
         ))
     }
 
-    /// The client named `client_name` (the lowest id among clients of that name), its ports, and every subscription whose
-    /// sender and receiver are both ports of that client, read from the kernel.
-    /// `client` is `None` when no client has that name.
-    pub async fn snapshot(&self, client_name: &str) -> Result<ClientSnapshot, SequencerError> {
+    /// The client named `client_name` (the lowest id among clients of that name), its ports
+    /// and those of the clients `more_clients` (a client that is not there has none), and
+    /// every subscription whose sender and receiver are two ports of one of these clients,
+    /// read from the kernel. `client` is `None` when no client has that name.
+    pub async fn snapshot(
+        &self,
+        client_name: &str,
+        more_clients: &[i32],
+    ) -> Result<ClientSnapshot, SequencerError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Snapshot {
             client_name: client_name.to_owned(),
+            more_clients: more_clients.to_vec(),
             reply,
         })?;
         answer.await.map_err(|_| SequencerError::ThreadGone)
@@ -276,8 +285,12 @@ fn run(
 fn handle_command(seq: &Seq, command: Command) {
     // A requester that stopped waiting is not an error: send results are ignored.
     match command {
-        Command::Snapshot { client_name, reply } => {
-            let _ = reply.send(snapshot(seq, &client_name));
+        Command::Snapshot {
+            client_name,
+            more_clients,
+            reply,
+        } => {
+            let _ = reply.send(snapshot(seq, &client_name, &more_clients));
         }
         Command::Rewire { plan, reply } => {
             let removed = plan.remove.into_iter().map(|s| unsubscribe(seq, s));
@@ -355,7 +368,7 @@ pub(crate) fn alsa_addr(addr: PortAddr) -> Addr {
     }
 }
 
-fn snapshot(seq: &Seq, client_name: &str) -> ClientSnapshot {
+fn snapshot(seq: &Seq, client_name: &str, more_clients: &[i32]) -> ClientSnapshot {
     let Some(client) = ClientIter::new(seq)
         .find(|info| info.get_name().is_ok_and(|name| name == client_name))
         .map(|info| info.get_client())
@@ -364,7 +377,9 @@ fn snapshot(seq: &Seq, client_name: &str) -> ClientSnapshot {
     };
     let mut ports = Vec::new();
     let mut subscriptions = BTreeSet::new();
-    for info in PortIter::new(seq, client) {
+    let more_clients = more_clients.iter().copied().filter(|more| *more != client);
+    let clients = std::iter::once(client).chain(more_clients);
+    for info in clients.flat_map(|client| PortIter::new(seq, client)) {
         let addr = port_addr(info.addr());
         let name = match info.get_name() {
             Ok(name) => name.to_owned(),
@@ -377,7 +392,7 @@ fn snapshot(seq: &Seq, client_name: &str) -> ClientSnapshot {
         subscriptions.extend(
             PortSubscribeIter::new(seq, info.addr(), QuerySubsType::READ)
                 .map(|subscription| port_addr(subscription.get_dest()))
-                .filter(|to| to.client == client)
+                .filter(|to| to.client == addr.client)
                 .map(|to| Subscription { from: addr, to }),
         );
     }

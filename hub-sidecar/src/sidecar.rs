@@ -3,8 +3,12 @@
 //! subscriptions match the plan, and publish who is in the hub.
 //!
 //! Wiring is event-driven: a participant's port is wired as soon as the sequencer announces
-//! it, not at the next refresh. The kernel's own subscription list is the truth the plan is
-//! compared with, so a restart of the sidecar or of rtpmidid converges on the same wiring.
+//! it, not at the next refresh. Where each room has a sequencer client of its own (midihub's
+//! patched rtpmidid), the announcement of a port in a room without an allow-list is enough to
+//! wire it at once, from the last status; rtpmidid's status, asked for beside the loop (the
+//! loop never waits for it), then says who joined. The kernel's own subscription list is the
+//! truth the plan is compared with, so a restart of the sidecar or of rtpmidid converges on
+//! the same wiring.
 //!
 //! After each pass the stuck-note guard ([`crate::guard`]), when there is one, is told who plays
 //! in which room; a participant who is no longer there is its leave (the guard also hears a
@@ -15,6 +19,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,14 +35,17 @@ use crate::metrics::ErrorSource;
 use crate::publish::Sink;
 use crate::report::{Due, Report, Throttle, WiringState};
 use crate::roster::Roster;
-use crate::rtpmidid::control::ControlClient;
-use crate::sequencer::{Announcement, Sequencer, SequencerError, SequencerEvent};
+use crate::rtpmidid::control::{ControlClient, ControlError};
+use crate::rtpmidid::status::RtpmididStatus;
+use crate::sequencer::{Announcement, Sequencer, SequencerError};
 use crate::step::{self, Memory, Outcome};
 use crate::wiring::{Rooms, Subscription, WiringPlan};
 
 /// The log target of the line each wired join gets (at debug): `reaction_ms`, from the
-/// announcement of its port to its last subscription. The join→wired benchmark reads it; it
-/// can be turned on alone (`RUST_LOG=info,hub_sidecar::reaction=debug`).
+/// announcement of its port to its last subscription; `before_pass_ms`, of which until the
+/// pass that wired it started; `status_ms`, of which waiting for rtpmidid's status after the
+/// announcement (0: wired from the announcement and the last status). The join→wired
+/// benchmark reads it; it can be turned on alone (`RUST_LOG=info,hub_sidecar::reaction=debug`).
 pub const REACTION_LOG_TARGET: &str = "hub_sidecar::reaction";
 
 /// How the loop paces itself.
@@ -79,7 +87,7 @@ pub enum SidecarError {
 /// The loop, with what it talks to and what it remembers between passes.
 pub struct Sidecar {
     sequencer: Sequencer,
-    control: ControlClient,
+    control: Arc<ControlClient>,
     sink: Sink,
     health: Arc<Health>,
     pacing: Pacing,
@@ -88,13 +96,24 @@ pub struct Sidecar {
     /// The rooms' allow-lists, read at every pass; a change also starts a pass. Their sender
     /// may be gone (local mode's lists never change): the last lists stay in force.
     rules: watch::Receiver<RoomRules>,
-    /// rtpmidid's ALSA client name as its last status gave it.
-    alsa_name: Option<String>,
+    /// rtpmidid's last status, unless the last call for it failed.
+    last_status: Option<Arc<StatusRead>>,
     /// The stuck-note guard, unless it is off or its thread stopped.
     guard: Option<NoteGuard>,
     /// Requests for the hub-wide panic, while their sender lives.
     panics: Option<UnboundedReceiver<PanicRequest>>,
 }
+
+/// A status of rtpmidid's and when it was asked for and read.
+struct StatusRead {
+    status: RtpmididStatus,
+    asked: Instant,
+    read: Instant,
+}
+
+/// A call for rtpmidid's status under way, and what it gives.
+type StatusCall = Pin<Box<dyn Future<Output = StatusReply> + Send>>;
+type StatusReply = (Result<RtpmididStatus, ControlError>, Instant, Instant);
 
 /// The stuck-note guard as the loop drives it.
 struct NoteGuard {
@@ -115,7 +134,7 @@ impl Sidecar {
         let throttle = Throttle::new(pacing.min_publish_interval, pacing.latency_publish_interval);
         Self {
             sequencer,
-            control,
+            control: Arc::new(control),
             sink,
             health,
             pacing,
@@ -124,7 +143,7 @@ impl Sidecar {
             rules,
             guard: None,
             panics: None,
-            alsa_name: None,
+            last_status: None,
         }
     }
 
@@ -153,19 +172,25 @@ impl Sidecar {
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pending: Option<(Instant, Report)> = None;
         let mut rules_may_change = true;
+        // At most one call for rtpmidid's status at a time; one asked for meanwhile is made
+        // once it is answered (it may not have seen what called for it).
+        let mut status_call: Option<StatusCall> = None;
+        let mut status_wanted = true;
         loop {
-            let retry_at = self
-                .memory
-                .awaits_explanation()
+            if status_wanted && status_call.is_none() {
+                status_call = Some(self.call_status());
+                status_wanted = false;
+            }
+            let retry_at = (self.memory.awaits_explanation() && status_call.is_none())
                 .then(|| Instant::now() + self.pacing.retry);
-            tokio::select! {
+            let looked = tokio::select! {
                 () = &mut shutdown => break,
                 announcement = events.recv() => {
                     let Some(announcement) = announcement else {
                         return Err(SidecarError::SequencerStopped);
                     };
-                    // One pass serves every announcement that is already queued; the echoes
-                    // of the last pass's own changes call for none.
+                    // Every announcement already queued is taken in; the echoes of the last
+                    // pass's own changes call for no look.
                     let mut look = self.note(announcement);
                     while let Ok(announcement) = events.try_recv() {
                         look |= self.note(announcement);
@@ -173,12 +198,35 @@ impl Sidecar {
                     if !look {
                         continue;
                     }
+                    status_wanted = true;
+                    // A join of an open room on a client of its own is wired now.
+                    match &self.last_status {
+                        Some(last)
+                            if self
+                                .memory
+                                .joins_an_open_room(&last.status, &self.rules.borrow()) =>
+                        {
+                            last.clone()
+                        }
+                        _ => continue,
+                    }
+                }
+                reply = answer(&mut status_call) => {
+                    status_call = None;
+                    match self.status_read(reply) {
+                        Ok(read) => read,
+                        Err(report) => {
+                            pending = self.reported(report).await;
+                            continue;
+                        }
+                    }
                 }
                 changed = self.rules.changed(), if rules_may_change => {
-                    if changed.is_err() {
-                        rules_may_change = false;
-                        continue;
+                    match changed {
+                        Ok(()) => status_wanted = true,
+                        Err(_) => rules_may_change = false,
                     }
+                    continue;
                 }
                 event = recv_or_pending(self.guard.as_mut().map(|guard| &mut guard.events)) => {
                     self.guard_did(event);
@@ -191,33 +239,28 @@ impl Sidecar {
                     }
                     continue;
                 }
-                _ = refresh.tick() => {}
-                () = sleep_until(retry_at) => {}
+                _ = refresh.tick() => {
+                    status_wanted = true;
+                    continue;
+                }
+                () = sleep_until(retry_at) => {
+                    status_wanted = true;
+                    continue;
+                }
                 () = sleep_until(pending.as_ref().map(|(at, _)| *at)) => {
                     if let Some((_, report)) = pending.take() {
                         self.publish(report).await;
                     }
                     continue;
                 }
+            };
+            // Announcements still queued are taken in first, so that a port announced since
+            // the status was read is not taken for one it names.
+            while let Ok(announcement) = events.try_recv() {
+                status_wanted |= self.note(announcement);
             }
-            // A pass that read announcements calling for a look of their own runs another.
-            let mut look = true;
-            while look {
-                let started = Instant::now();
-                let report;
-                (report, look) = self.pass(&mut events).await;
-                tracing::debug!(took = ?started.elapsed(), wiring = %report.wiring.reason, "pass");
-                let now = Instant::now().into_std();
-                self.health.beat(&report, now);
-                pending = match self.throttle.due(&report, now) {
-                    Due::Now => {
-                        self.publish(report).await;
-                        None
-                    }
-                    Due::At(at) => Some((Instant::from_std(at), report)),
-                    Due::Never => None,
-                };
-            }
+            let report = self.pass(&looked).await;
+            pending = self.reported(report).await;
         }
         let farewell = Report {
             participants: Vec::new(),
@@ -226,6 +269,63 @@ impl Sidecar {
         };
         self.publish(farewell).await;
         Ok(())
+    }
+
+    /// A call for rtpmidid's status, made beside the loop.
+    fn call_status(&self) -> StatusCall {
+        let control = self.control.clone();
+        Box::pin(async move {
+            let asked = Instant::now();
+            let status = control.status().await;
+            (status, asked, Instant::now())
+        })
+    }
+
+    /// Takes rtpmidid's answer: the status to look with, or, when the call failed, the report
+    /// that says why (the wiring is left as it is).
+    fn status_read(
+        &mut self,
+        (status, asked, read): StatusReply,
+    ) -> Result<Arc<StatusRead>, Report> {
+        match status {
+            Ok(status) => {
+                if self.memory.warnings_changed(&status.warnings) {
+                    for warning in &status.warnings {
+                        tracing::warn!(%warning, "part of rtpmidid's status was skipped");
+                    }
+                }
+                let read = Arc::new(StatusRead {
+                    status,
+                    asked,
+                    read,
+                });
+                self.last_status = Some(read.clone());
+                Ok(read)
+            }
+            Err(error) => {
+                // Nothing is wired from what an unreachable daemon said last.
+                self.last_status = None;
+                self.health.metrics.error(ErrorSource::Control);
+                tracing::warn!(%error, "cannot read rtpmidid's status; the wiring is left as it is");
+                Err(self
+                    .memory
+                    .report(WiringState::unknown(error.reason(), error.to_string())))
+            }
+        }
+    }
+
+    /// Takes a pass's report into the health checks and publishes it now, or says when.
+    async fn reported(&mut self, report: Report) -> Option<(Instant, Report)> {
+        let now = Instant::now().into_std();
+        self.health.beat(&report, now);
+        match self.throttle.due(&report, now) {
+            Due::Now => {
+                self.publish(report).await;
+                None
+            }
+            Due::At(at) => Some((Instant::from_std(at), report)),
+            Due::Never => None,
+        }
     }
 
     /// Takes note of a sequencer announcement, as of when the sequencer thread read it;
@@ -303,92 +403,49 @@ impl Sidecar {
         }
     }
 
-    /// One look at rtpmidid and the sequencer, and the wiring made right; whether announcements
-    /// read during it call for another look.
-    async fn pass(&mut self, events: &mut UnboundedReceiver<Announcement>) -> (Report, bool) {
+    /// One look at the sequencer, with what rtpmidid's status `looked` says, and the wiring
+    /// made right.
+    async fn pass(&mut self, looked: &StatusRead) -> Report {
         let health = self.health.clone();
         let metrics = &health.metrics;
         let started = Instant::now();
-        // rtpmidid takes its time to answer (it looks up every participant's address), so the
-        // sequencer is read meanwhile, under the client name the daemon gave last time.
-        let status = async {
-            let status = self.control.status().await;
-            (status, Instant::now())
-        };
-        let early_snapshot = async {
-            let name = self.alsa_name.as_deref()?;
-            Some((name, self.sequencer.snapshot(name).await, Instant::now()))
-        };
-        let ((status, status_read), early_snapshot) = tokio::join!(status, early_snapshot);
-        let status = match status {
-            Ok(status) => status,
-            Err(error) => {
-                metrics.error(ErrorSource::Control);
-                tracing::warn!(%error, "cannot read rtpmidid's status; the wiring is left as it is");
-                let report = self
-                    .memory
-                    .report(WiringState::unknown(error.reason(), error.to_string()));
-                return (report, false);
-            }
-        };
-        // Read under the name the daemon still has, or not at all.
-        let early_snapshot = early_snapshot
-            .filter(|(name, _, _)| *name == status.alsa_name)
-            .map(|(_, snapshot, read)| (snapshot, read));
-        // What the sequencer announced while rtpmidid answered: a port that started meanwhile
-        // may be a join this status names already, so it is wired now, from a fresh look at
-        // the sequencer, rather than one more status call later.
-        let mut look_again = false;
-        let mut port_started = false;
-        while let Ok(announcement) = events.try_recv() {
-            port_started |= matches!(announcement.event, SequencerEvent::PortStart(_));
-            look_again |= self.note(announcement);
-        }
-        if self.memory.warnings_changed(&status.warnings) {
-            for warning in &status.warnings {
-                tracing::warn!(%warning, "part of rtpmidid's status was skipped");
-            }
-        }
-        let (snapshot, snapshot_read) = match early_snapshot {
-            Some((snapshot, read)) if !port_started => (snapshot, read),
-            _ => (
-                self.sequencer.snapshot(&status.alsa_name).await,
-                Instant::now(),
-            ),
-        };
-        self.alsa_name = Some(status.alsa_name.clone());
+        let status = &looked.status;
+        let room_clients: Vec<i32> = status.rooms.iter().filter_map(|r| r.alsa_client).collect();
+        let snapshot = self
+            .sequencer
+            .snapshot(&status.alsa_name, &room_clients)
+            .await;
         let snapshot = match snapshot {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 metrics.error(ErrorSource::Sequencer);
                 tracing::warn!(%error, "cannot read the sequencer");
-                let report = self.memory.report(WiringState::unknown(
+                return self.memory.report(WiringState::unknown(
                     reasons::SEQUENCER_ERROR,
                     error.to_string(),
                 ));
-                return (report, look_again);
             }
         };
-        let looked = Instant::now();
+        let looked_at = Instant::now();
         let rules = self.rules.borrow_and_update().clone();
         let plan = match step::plan(
             &self.memory,
-            &status,
+            status,
+            looked.read.into_std(),
             &snapshot,
             &rules,
-            looked.into_std(),
+            looked_at.into_std(),
             self.pacing.retry_for,
         ) {
             Ok(plan) => plan,
-            Err(wiring) => return (self.memory.report(wiring), look_again),
+            Err(wiring) => return self.memory.report(wiring),
         };
         let planned = Instant::now();
         let failures = self.rewire(&plan.wiring).await;
         let rewired = Instant::now();
         tracing::debug!(
-            status = ?(status_read - started),
-            snapshot = ?(snapshot_read - started),
-            plan = ?(planned - looked),
+            snapshot = ?(looked_at - started),
+            plan = ?(planned - looked_at),
             rewire = ?(rewired - planned),
             subscriptions = plan.wiring.add.len() + plan.wiring.remove.len(),
             "pass phases"
@@ -401,7 +458,7 @@ impl Sidecar {
             report,
         } = step::conclude(
             &mut self.memory,
-            &status,
+            status,
             plan,
             &failures,
             jiff::Timestamp::now(),
@@ -425,15 +482,18 @@ impl Sidecar {
         }
         metrics.wiring_changed(figures.added, figures.removed);
         for (port, announced) in figures.wired_joins {
-            let reaction = rewired.into_std().saturating_duration_since(announced);
+            let since = |at: Instant| at.into_std().saturating_duration_since(announced);
+            let reaction = since(rewired);
             metrics.observe_wiring_reaction(reaction);
             let milliseconds = |duration: Duration| duration.as_secs_f64() * 1000.0;
+            // The part of the status call that came after the announcement.
+            let status_wait = since(looked.read).saturating_sub(since(looked.asked));
             tracing::debug!(
                 target: REACTION_LOG_TARGET,
                 %port,
                 reaction_ms = milliseconds(reaction),
-                before_pass_ms = milliseconds(started.into_std().saturating_duration_since(announced)),
-                status_ms = milliseconds(status_read - started),
+                before_pass_ms = milliseconds(since(started)),
+                status_ms = milliseconds(status_wait),
                 rewire_ms = milliseconds(rewired - planned),
                 "join wired"
             );
@@ -448,7 +508,7 @@ impl Sidecar {
             metrics.error(ErrorSource::Sequencer);
             tracing::warn!(?failures, "some subscriptions could not be changed");
         }
-        (report, look_again)
+        report
     }
 
     /// Removes and adds the plan's subscriptions, all in one request to the sequencer thread;
@@ -472,6 +532,14 @@ impl Sidecar {
             tracing::info!(%subscription, "wired");
         }
         errors.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// The answer to the status call under way; never, without one.
+async fn answer(call: &mut Option<StatusCall>) -> StatusReply {
+    match call {
+        Some(call) => call.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -24,9 +24,10 @@ pub struct Memory {
     /// The last round-trip sample seen per participant (room, SSRC), to count each once.
     round_trips: BTreeMap<(u16, u32), f64>,
     /// Ports the sequencer announced that rtpmidid's status has not explained yet (a
-    /// participant's port can show up in the sequencer a moment before it does in `status`),
-    /// with when they were announced.
-    unexplained: BTreeMap<PortAddr, Instant>,
+    /// participant's port can show up in the sequencer a moment before it does in `status`,
+    /// and a port that joins an open room of its own client is wired before any status names
+    /// it), with when they were announced and whether they are wired.
+    unexplained: BTreeMap<PortAddr, Announced>,
     /// Ports of joins whose wiring a pass could not complete (a subscription failed), with
     /// when they were announced: a later pass that completes it wires them.
     joining: BTreeMap<PortAddr, Instant>,
@@ -35,6 +36,15 @@ pub struct Memory {
     echoes: BTreeSet<(bool, Subscription)>,
     /// What rtpmidid's last status could not explain, logged when it changes.
     status_warnings: Vec<String>,
+}
+
+/// A port the sequencer announced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Announced {
+    /// When the sequencer thread read the announcement.
+    at: Instant,
+    /// Whether a pass has wired it (its join has been counted).
+    wired: bool,
 }
 
 impl Memory {
@@ -52,7 +62,11 @@ impl Memory {
     pub fn note(&mut self, event: &SequencerEvent, now: Instant) -> bool {
         match event {
             SequencerEvent::PortStart(port) => {
-                self.unexplained.insert(*port, now);
+                let announced = Announced {
+                    at: now,
+                    wired: false,
+                };
+                self.unexplained.insert(*port, announced);
             }
             SequencerEvent::PortExit(port) => {
                 self.unexplained.remove(port);
@@ -77,6 +91,23 @@ impl Memory {
     /// again soon rather than at the next refresh.
     pub fn awaits_explanation(&self) -> bool {
         !self.unexplained.is_empty()
+    }
+
+    /// Whether a port announced since the last pass, and not wired yet, is on the sequencer
+    /// client of one of the rooms in `status` that admit everyone under `rules`: such a join
+    /// can be wired from the sequencer alone (every port of a room's client is a participant
+    /// of that room, created once the participant connected), before rtpmidid's status names
+    /// it.
+    pub fn joins_an_open_room(&self, status: &RtpmididStatus, rules: &RoomRules) -> bool {
+        let open_room_clients: BTreeSet<i32> = status
+            .rooms
+            .iter()
+            .filter(|room| rules.admits_everyone(room.port))
+            .filter_map(|room| room.alsa_client)
+            .collect();
+        self.unexplained
+            .iter()
+            .any(|(port, announced)| !announced.wired && open_room_clients.contains(&port.client))
     }
 
     /// Takes rtpmidid's warnings; true when they differ from the last ones (each set is logged
@@ -110,7 +141,7 @@ pub struct Plan {
     /// The connected participants their room's list refuses, whether or not their ports exist.
     refused: BTreeSet<roster::Key>,
     /// The announced ports still waiting for an explanation.
-    unexplained: BTreeMap<PortAddr, Instant>,
+    unexplained: BTreeMap<PortAddr, Announced>,
     /// The announced ports this look explains as playing participants (joins), and the joins a
     /// failed pass left, with when they were announced: once the plan is carried out, they are
     /// wired.
@@ -124,15 +155,19 @@ impl Plan {
     }
 }
 
-/// The subscriptions that make the wiring match what rtpmidid reports in `status`, given the
-/// daemon's ports and subscriptions in `snapshot` and the rooms' allow-lists in `rules` (a
-/// participant a list refuses is never wired, and links to it are removed); an announced port
-/// stays unexplained until the status names it, it goes away, or it is `retry_for` old (then
-/// it is something else, rtpmidid's own port say). The wiring state to report instead when the
-/// daemon has no client in the sequencer.
+/// The subscriptions that make the wiring match what rtpmidid reports in `status` (read at
+/// `status_read`), given the daemon's ports and subscriptions in `snapshot` and the rooms'
+/// allow-lists in `rules` (a participant a list refuses is never wired, and links to it are
+/// removed). A status names only the ports announced before it was read: one announced since
+/// may be a new participant's on a number the status gave another. Every port of a room's own
+/// client is a participant of that room, so in a room that admits everyone it plays before
+/// any status names it. An announced port stays unexplained until a status names it, it goes
+/// away, or it is `retry_for` old (then it is something else, rtpmidid's own port say). The
+/// wiring state to report instead when the daemon has no client in the sequencer.
 pub fn plan(
     memory: &Memory,
     status: &RtpmididStatus,
+    status_read: Instant,
     snapshot: &ClientSnapshot,
     rules: &RoomRules,
     now: Instant,
@@ -147,21 +182,29 @@ pub fn plan(
             ),
         ));
     };
-    let (participants, refused) = participant_ports(status, client, rules);
+    let announced_since = |port: &PortAddr| {
+        memory
+            .unexplained
+            .get(port)
+            .is_some_and(|announced| announced.at > status_read)
+    };
+    let (named, refused) = participant_ports(status, client, rules, announced_since);
+    let known: BTreeSet<PortAddr> = named.iter().map(|p| p.port).collect();
+    let unnamed = unnamed_room_ports(status, snapshot, rules, &known);
     let existing: BTreeSet<PortAddr> = snapshot.ports.iter().map(|p| p.addr).collect();
-    let known: BTreeSet<PortAddr> = participants.iter().map(|p| p.port).collect();
     let unexplained = memory
         .unexplained
         .iter()
         .filter(|(port, announced)| {
             !known.contains(port)
                 && existing.contains(port)
-                && now.saturating_duration_since(**announced) < retry_for
+                && now.saturating_duration_since(announced.at) < retry_for
         })
         .map(|(port, announced)| (*port, *announced))
         .collect();
-    let participants: Vec<ParticipantPort> = participants
+    let participants: Vec<ParticipantPort> = named
         .into_iter()
+        .chain(unnamed)
         .filter(|p| existing.contains(&p.port))
         .collect();
     let joins = participants
@@ -169,7 +212,11 @@ pub fn plan(
         .filter(|p| p.plays)
         .filter_map(|p| {
             let announced = memory.unexplained.get(&p.port);
-            Some((p.port, *announced.or_else(|| memory.joining.get(&p.port))?))
+            let announced = announced.filter(|a| !a.wired).map(|a| a.at);
+            Some((
+                p.port,
+                announced.or_else(|| memory.joining.get(&p.port).copied())?,
+            ))
         })
         .collect();
     Ok(Plan {
@@ -244,6 +291,11 @@ pub fn conclude(
         removed: plan.wiring.remove.len(),
         wired_joins: if failures.is_empty() {
             memory.joining.clear();
+            for (port, _) in &plan.joins {
+                if let Some(announced) = memory.unexplained.get_mut(port) {
+                    announced.wired = true;
+                }
+            }
             plan.joins
         } else {
             memory.joining = plan.joins.into_iter().collect();
@@ -290,14 +342,21 @@ fn new_round_trips(
     new
 }
 
-/// The ALSA ports of the participants rtpmidid reports, on the daemon's client (those who
-/// play are the connected ones their room's list admits), and the connected participants their
-/// room's list refuses, whether or not their ports exist.
+/// The ALSA ports of the participants rtpmidid reports, on their room's client or else the
+/// daemon's `client`, but not those `announced_since` the status was read (those who play are
+/// the connected ones their room's list admits), and the connected participants their room's
+/// list refuses, whether or not their ports exist.
 fn participant_ports(
     status: &RtpmididStatus,
     client: i32,
     rules: &RoomRules,
+    announced_since: impl Fn(&PortAddr) -> bool,
 ) -> (Vec<ParticipantPort>, BTreeSet<roster::Key>) {
+    let room_clients: BTreeMap<u16, i32> = status
+        .rooms
+        .iter()
+        .filter_map(|room| Some((room.port, room.alsa_client?)))
+        .collect();
     let mut ports = Vec::new();
     let mut refused = BTreeSet::new();
     for participant in &status.participants {
@@ -305,15 +364,45 @@ fn participant_ports(
         if participant.connected && !admitted {
             refused.insert((participant.room_port, participant.ssrc));
         }
-        if let Some(port) = participant.alsa_port {
+        let client = room_clients
+            .get(&participant.room_port)
+            .copied()
+            .unwrap_or(client);
+        if let Some(port) = participant.alsa_port.map(|port| PortAddr { client, port })
+            && !announced_since(&port)
+        {
             ports.push(ParticipantPort {
-                port: PortAddr { client, port },
+                port,
                 room: participant.room_port,
                 plays: participant.connected && admitted,
             });
         }
     }
     (ports, refused)
+}
+
+/// The ports on rooms' own clients that the status does not name (not among `named`): each is
+/// a participant of its room who connected (rtpmidid creates a port once its participant
+/// did), who plays if the room admits everyone; a room with a list waits for the status to
+/// give the address.
+fn unnamed_room_ports<'a>(
+    status: &'a RtpmididStatus,
+    snapshot: &'a ClientSnapshot,
+    rules: &'a RoomRules,
+    named: &'a BTreeSet<PortAddr>,
+) -> impl Iterator<Item = ParticipantPort> + 'a {
+    status.rooms.iter().flat_map(move |room| {
+        snapshot
+            .ports
+            .iter()
+            .filter(move |port| Some(port.addr.client) == room.alsa_client)
+            .filter(|port| !named.contains(&port.addr))
+            .map(move |port| ParticipantPort {
+                port: port.addr,
+                room: room.port,
+                plays: rules.admits_everyone(room.port),
+            })
+    })
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use std::time::Duration;
 use hub_sidecar::guard;
 use midihub_tests::applemidi::Participant;
 use midihub_tests::real_alsa::{
-    Rtpmidid, aconnect_view, join, room, rtpmidid_or_skip, scratch_dir, sequencer_client_ids,
-    wait_until,
+    Rtpmidid, SeqAddr, aconnect_view, join, room, rtpmidid_or_skip, scratch_dir,
+    sequencer_client_ids, wait_until,
 };
 use midihub_tests::sidecar::{SidecarProcess, local_copy};
 
@@ -56,10 +56,10 @@ fn read_logs(paths: &[PathBuf]) -> String {
 /// participants share a room. `rooms` maps participant names to rooms (names may repeat
 /// inside a room).
 fn expected_links(
-    ports: &BTreeMap<i32, String>,
+    ports: &BTreeMap<SeqAddr, String>,
     rooms: &BTreeMap<&str, u16>,
-) -> BTreeSet<(i32, i32)> {
-    let room_of = |port: &i32| rooms.get(ports[port].as_str()).copied();
+) -> BTreeSet<(SeqAddr, SeqAddr)> {
+    let room_of = |port: &SeqAddr| rooms.get(ports[port].as_str()).copied();
     ports
         .keys()
         .flat_map(|from| ports.keys().map(move |to| (*from, *to)))
@@ -90,7 +90,7 @@ async fn assert_wired(
             }
         }
         let guards = sequencer_client_ids(guard::CLIENT_NAME);
-        let guard_links: BTreeSet<(i32, (i32, i32))> = view
+        let guard_links: BTreeSet<(SeqAddr, SeqAddr)> = view
             .external_links
             .iter()
             .filter(|(_, (client, port))| guards.contains(client) && *port == 0)

@@ -215,7 +215,7 @@ async fn snapshot_finds_a_client_by_name_and_lists_its_ports() {
     let bravo = peer.add_port("bob-linux");
     let charlie = peer.add_port("Carol iPad, 2nd");
 
-    let snapshot = sequencer.snapshot("test-peer-snapshot").await.unwrap();
+    let snapshot = sequencer.snapshot("test-peer-snapshot", &[]).await.unwrap();
 
     assert_eq!(snapshot.client, Some(peer.client));
     let ports: Vec<_> = snapshot
@@ -233,11 +233,29 @@ async fn snapshot_finds_a_client_by_name_and_lists_its_ports() {
     );
     assert!(snapshot.subscriptions.is_empty());
 
-    let virmidi = sequencer.snapshot("Virtual Raw MIDI 0-0").await.unwrap();
+    let virmidi = sequencer
+        .snapshot("Virtual Raw MIDI 0-0", &[])
+        .await
+        .unwrap();
     assert_eq!(virmidi.client, Some(16), "snd-virmidi's first client");
 
-    let missing = sequencer.snapshot("no-such-client").await.unwrap();
+    let missing = sequencer.snapshot("no-such-client", &[]).await.unwrap();
     assert_eq!(missing, Default::default());
+
+    // A session's client as well (the named one is listed once, a missing one adds nothing).
+    let session = TestPeer::new("test-peer-snapshot jam");
+    let dave = session.add_port("Dave");
+    let no_client = 191;
+    let snapshot = sequencer
+        .snapshot(
+            "test-peer-snapshot",
+            &[session.client, peer.client, no_client],
+        )
+        .await
+        .unwrap();
+    assert_eq!(snapshot.client, Some(peer.client));
+    let ports: Vec<_> = snapshot.ports.iter().map(|port| port.addr).collect();
+    assert_eq!(ports, vec![alpha, bravo, charlie, dave]);
 }
 
 #[tokio::test]
@@ -266,7 +284,10 @@ async fn subscriptions_are_idempotent_and_seen_by_the_kernel() {
     // Again: already there is success.
     subscribe(&sequencer, &[alpha_to_bravo]).await;
 
-    let snapshot = sequencer.snapshot("test-peer-subscribe").await.unwrap();
+    let snapshot = sequencer
+        .snapshot("test-peer-subscribe", &[])
+        .await
+        .unwrap();
     let within_peer = BTreeSet::from([alpha_to_bravo, bravo_to_alpha]);
     assert_eq!(
         snapshot.subscriptions, within_peer,
@@ -282,7 +303,10 @@ async fn subscriptions_are_idempotent_and_seen_by_the_kernel() {
 
     unsubscribe(&sequencer, &[alpha_to_bravo]).await;
     unsubscribe(&sequencer, &[alpha_to_bravo]).await;
-    let snapshot = sequencer.snapshot("test-peer-subscribe").await.unwrap();
+    let snapshot = sequencer
+        .snapshot("test-peer-subscribe", &[])
+        .await
+        .unwrap();
     assert_eq!(snapshot.subscriptions, BTreeSet::from([bravo_to_alpha]));
     let kernel_view = aconnect_subscriptions();
     assert!(!kernel_view.contains(&alpha_to_bravo), "{kernel_view:?}");
@@ -291,10 +315,26 @@ async fn subscriptions_are_idempotent_and_seen_by_the_kernel() {
     // A port that is gone takes its subscriptions with it: unsubscribing is still fine.
     peer.seq.delete_port(bravo.port).unwrap();
     unsubscribe(&sequencer, &[bravo_to_alpha]).await;
-    let snapshot = sequencer.snapshot("test-peer-subscribe").await.unwrap();
+    let snapshot = sequencer
+        .snapshot("test-peer-subscribe", &[])
+        .await
+        .unwrap();
     assert!(snapshot.subscriptions.is_empty(), "{snapshot:?}");
     unsubscribe(&sequencer, &[alpha_to_other_client]).await;
     assert!(!aconnect_subscriptions().contains(&alpha_to_other_client));
+
+    // With a session's client: the subscriptions inside each client, none across them.
+    let session = TestPeer::new("test-peer-subscribe jam");
+    let carol = session.add_port("carol");
+    let dave = session.add_port("dave");
+    let carol_to_dave = subscription(carol, dave);
+    let carol_to_alpha = subscription(carol, alpha);
+    subscribe(&sequencer, &[carol_to_dave, carol_to_alpha]).await;
+    let snapshot = sequencer
+        .snapshot("test-peer-subscribe", &[session.client])
+        .await
+        .unwrap();
+    assert_eq!(snapshot.subscriptions, BTreeSet::from([carol_to_dave]));
 }
 
 #[tokio::test]

@@ -278,26 +278,41 @@ pub async fn listening_ports(control_socket: &Path) -> Vec<u16> {
         .collect()
 }
 
-/// One sequencer client as `aconnect -l` shows it.
+/// A sequencer address: (client, port).
+pub type SeqAddr = (i32, i32);
+
+/// A hub's sequencer clients as `aconnect -l` shows them: rtpmidid's own, named `alsa_name`,
+/// and those of its rooms, named `<alsa_name> <room name>` (midihub's rtpmidid gives each room
+/// a client of its own, holding its participants' ports).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClientView {
-    pub id: i32,
-    /// Port number → port name.
-    pub ports: BTreeMap<i32, String>,
-    /// (from port, to port) for every subscription from one of this client's ports to another
-    /// of its ports.
-    pub internal_links: BTreeSet<(i32, i32)>,
-    /// Subscriptions from this client's ports to other clients' ports: (port, (client, port)).
-    pub external_links: BTreeSet<(i32, (i32, i32))>,
+pub struct HubView {
+    /// Port → port name, for every port of those clients.
+    pub ports: BTreeMap<SeqAddr, String>,
+    /// (from, to) for every subscription between two of those ports.
+    pub internal_links: BTreeSet<(SeqAddr, SeqAddr)>,
+    /// (from, to) for every subscription from one of those ports to another client's port.
+    pub external_links: BTreeSet<(SeqAddr, SeqAddr)>,
 }
 
-/// The client named `name` as `aconnect -l` reports it, if it exists.
-pub fn aconnect_view(name: &str) -> Option<ClientView> {
+impl HubView {
+    /// The first port named `name`.
+    pub fn port_named(&self, name: &str) -> Option<SeqAddr> {
+        self.ports
+            .iter()
+            .find(|(_, port_name)| *port_name == name)
+            .map(|(addr, _)| *addr)
+    }
+}
+
+/// The clients of the hub whose rtpmidid is named `alsa_name`, as `aconnect -l` reports them;
+/// `None` when it lists none of them (it leaves out a client without a port to subscribe to,
+/// as a room's is while nobody is in it).
+pub fn aconnect_view(alsa_name: &str) -> Option<HubView> {
     let output = std::process::Command::new("aconnect")
         .arg("-l")
         .output()
         .expect("aconnect (alsa-utils) is installed");
-    parse_aconnect(&String::from_utf8_lossy(&output.stdout), name)
+    parse_aconnect(&String::from_utf8_lossy(&output.stdout), alsa_name)
 }
 
 /// The ids of every client named `name` in the kernel's list of sequencer clients
@@ -320,26 +335,28 @@ pub fn sequencer_client_ids(name: &str) -> BTreeSet<i32> {
     client_ids(&text, name)
 }
 
-/// Parses `aconnect -l` output for the client named `name`.
-pub fn parse_aconnect(text: &str, name: &str) -> Option<ClientView> {
-    let mut view: Option<ClientView> = None;
-    let mut in_client = false;
-    let mut port: Option<i32> = None;
+/// Parses `aconnect -l` output for the clients of the hub whose rtpmidid is named
+/// `alsa_name`.
+pub fn parse_aconnect(text: &str, alsa_name: &str) -> Option<HubView> {
+    let room_prefix = format!("{alsa_name} ");
+    let mut view: Option<HubView> = None;
+    let mut client: Option<i32> = None;
+    let mut port: Option<SeqAddr> = None;
+    let mut links = Vec::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("client ") {
             let (id, rest) = rest.split_once(": '")?;
             let client_name = rest.split('\'').next().unwrap_or_default();
-            in_client = client_name == name && view.is_none();
-            if in_client {
-                view = Some(ClientView {
-                    id: id.trim().parse().ok()?,
-                    ..ClientView::default()
-                });
+            client = (client_name == alsa_name || client_name.starts_with(&room_prefix))
+                .then(|| id.trim().parse().ok())
+                .flatten();
+            if client.is_some() {
+                view.get_or_insert_default();
             }
             port = None;
             continue;
         }
-        let Some(client) = view.as_mut().filter(|_| in_client) else {
+        let (Some(client), Some(view)) = (client, view.as_mut()) else {
             continue;
         };
         let trimmed = line.trim();
@@ -350,15 +367,8 @@ pub fn parse_aconnect(text: &str, name: &str) -> Option<ClientView> {
                 let Some((to_client, to_port)) = address.split_once(':') else {
                     continue;
                 };
-                let (Ok(to_client), Ok(to_port)) =
-                    (to_client.parse::<i32>(), to_port.parse::<i32>())
-                else {
-                    continue;
-                };
-                if to_client == client.id {
-                    client.internal_links.insert((from, to_port));
-                } else {
-                    client.external_links.insert((from, (to_client, to_port)));
+                if let (Ok(to_client), Ok(to_port)) = (to_client.parse(), to_port.parse()) {
+                    links.push((from, (to_client, to_port)));
                 }
             }
         } else if trimmed.starts_with("Connected From:") {
@@ -366,12 +376,21 @@ pub fn parse_aconnect(text: &str, name: &str) -> Option<ClientView> {
         } else if let Some((number, rest)) = trimmed.split_once(" '")
             && let Ok(number) = number.parse::<i32>()
         {
-            port = Some(number);
+            port = Some((client, number));
             let port_name = rest.trim_end_matches('\'').trim_end().to_string();
-            client.ports.insert(number, port_name);
+            view.ports.insert((client, number), port_name);
         }
     }
-    view
+    // Whether a link stays inside the hub is known once every client has been read.
+    let mut view = view?;
+    for (from, to) in links {
+        if view.ports.contains_key(&to) {
+            view.internal_links.insert((from, to));
+        } else {
+            view.external_links.insert((from, to));
+        }
+    }
+    Some(view)
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
@@ -400,36 +419,46 @@ client 0: 'System' [type=kernel]
 \tConnecting To: 15:0, 128:0
 client 14: 'Midi Through' [type=kernel]
     0 'Midi Through Port-0'
-client 128: 'rtpmidid' [type=user,pid=231]
-    1 'Alice MacBook'
-\tConnecting To: 128:2, 128:3[real:0], 14:0
-\tConnected From: 128:2
-    2 'bob-linux'
-\tConnecting To: 128:1
-\tConnected From: 128:1
-    3 'Alice MacBook'
-\tConnected From: 128:1
-client 129: 'midihub-sidecar' [type=user,pid=232]
+client 129: 'rtpmidid room-a' [type=user,pid=231]
+    0 'Alice MacBook'
+\tConnecting To: 129:1, 130:0, 131:0[real:0], 14:0
+\tConnected From: 129:1
+    1 'bob-linux'
+\tConnecting To: 129:0
+\tConnected From: 129:0
+client 130: 'rtpmidid room-b' [type=user,pid=231]
+    0 'Alice MacBook'
+\tConnected From: 129:0
+client 131: 'midihub-sidecar' [type=user,pid=232]
     0 'announce'
+client 132: 'rtpmidid-other' [type=user,pid=233]
+    0 'Dave'
 ";
 
     #[test]
-    fn aconnect_listing_gives_ports_and_links_of_one_client() {
+    fn aconnect_listing_gives_ports_and_links_of_the_hubs_clients() {
         let view = parse_aconnect(LISTING, "rtpmidid").unwrap();
-        assert_eq!(view.id, 128);
         assert_eq!(
             view.ports,
             BTreeMap::from([
-                (1, "Alice MacBook".to_string()),
-                (2, "bob-linux".to_string()),
-                (3, "Alice MacBook".to_string()),
+                ((129, 0), "Alice MacBook".to_string()),
+                ((129, 1), "bob-linux".to_string()),
+                ((130, 0), "Alice MacBook".to_string()),
             ])
         );
         assert_eq!(
             view.internal_links,
-            BTreeSet::from([(1, 2), (1, 3), (2, 1)])
+            BTreeSet::from([
+                ((129, 0), (129, 1)),
+                ((129, 0), (130, 0)),
+                ((129, 1), (129, 0))
+            ])
         );
-        assert_eq!(view.external_links, BTreeSet::from([(1, (14, 0))]));
+        assert_eq!(
+            view.external_links,
+            BTreeSet::from([((129, 0), (131, 0)), ((129, 0), (14, 0))])
+        );
+        assert_eq!(view.port_named("bob-linux"), Some((129, 1)));
     }
 
     #[test]

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use midihub_tests::applemidi::{JoinOptions, Participant, wire};
 use midihub_tests::real_alsa::{
-    ClientView, Rtpmidid, aconnect_view, loopback, mount_namespace_or_skip, room, rtpmidid_or_skip,
-    scratch_dir, status_json, wait_until,
+    HubView, Rtpmidid, SeqAddr, aconnect_view, loopback, mount_namespace_or_skip, room,
+    rtpmidid_or_skip, scratch_dir, sequencer_client_ids, status_json, wait_until,
 };
 
 const ROOM_A_PORT: u16 = 5004;
@@ -50,25 +50,30 @@ fn room_peers(status: &serde_json::Value, room: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Polls `aconnect -l` until `check` accepts the rtpmidid client's ports; returns the view.
-/// `aconnect -l` leaves out a client that has no subscribable port, which is what rtpmidid is
-/// when nobody is connected, so a missing client counts as no ports.
-async fn wait_for_ports(what: &str, check: impl Fn(&ClientView) -> bool) -> ClientView {
-    let mut view = ClientView::default();
+/// Polls `aconnect -l` until `check` accepts the hub's ports (rtpmidid's and its rooms'
+/// clients'); returns the view. `aconnect -l` leaves out a client that has no subscribable
+/// port, which is what a room's client is while nobody is in it, so a missing client counts as
+/// no ports.
+async fn wait_for_ports(what: &str, check: impl Fn(&HubView) -> bool) -> HubView {
+    let mut view = HubView::default();
     let found = wait_until(Duration::from_secs(10), || {
         view = aconnect_view(ALSA_NAME).unwrap_or_default();
         check(&view)
     })
     .await;
-    assert!(found, "{what} within 10 s; rtpmidid's client has {view:?}");
+    assert!(found, "{what} within 10 s; the hub's clients have {view:?}");
     view
 }
 
-fn port_named(view: &ClientView, name: &str) -> Option<i32> {
-    view.ports
-        .iter()
-        .find(|(_, port_name)| *port_name == name)
-        .map(|(port, _)| *port)
+/// `aconnect from to`.
+fn aconnect(
+    (from_client, from_port): SeqAddr,
+    (to_client, to_port): SeqAddr,
+) -> std::io::Result<std::process::Output> {
+    std::process::Command::new("aconnect")
+        .arg(format!("{from_client}:{from_port}"))
+        .arg(format!("{to_client}:{to_port}"))
+        .output()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,12 +115,11 @@ async fn participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_a
     assert!(alice.last_round_trip().is_some() && bob.last_round_trip().is_some());
 
     let view = wait_for_ports("ALSA ports named after both participants", |view| {
-        port_named(view, "peer-alice").is_some() && port_named(view, "peer-bob").is_some()
+        view.port_named("peer-alice").is_some() && view.port_named("peer-bob").is_some()
     })
     .await;
-    let client = view.id;
-    let alice_port = port_named(&view, "peer-alice").unwrap();
-    let bob_port = port_named(&view, "peer-bob").unwrap();
+    let alice_port = view.port_named("peer-alice").unwrap();
+    let bob_port = view.port_named("peer-bob").unwrap();
     let mut peers = room_peers(
         &status_json(&daemon.control_socket).await.unwrap(),
         "room-a",
@@ -137,12 +141,8 @@ async fn participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_a
         [("peer-carol".to_string(), "3".to_string())]
     );
 
-    let aconnect = std::process::Command::new("aconnect")
-        .arg(format!("{client}:{alice_port}"))
-        .arg(format!("{client}:{bob_port}"))
-        .output()
-        .unwrap();
-    assert!(aconnect.status.success(), "aconnect failed: {aconnect:?}");
+    let connected = aconnect(alice_port, bob_port).unwrap();
+    assert!(connected.status.success(), "aconnect: {connected:?}");
 
     let mut delivery_times = Vec::new();
     for note in 0..NOTE_COUNT {
@@ -196,7 +196,7 @@ async fn participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_a
     alice.leave().await.unwrap();
     bob.leave().await.unwrap();
     wait_for_ports("room-a's participants' ports gone after BY", |view| {
-        port_named(view, "peer-alice").is_none() && port_named(view, "peer-bob").is_none()
+        view.port_named("peer-alice").is_none() && view.port_named("peer-bob").is_none()
     })
     .await;
     assert!(
@@ -207,7 +207,7 @@ async fn participants_join_a_real_rtpmidid_room_get_alsa_ports_exchange_a_note_a
         .is_empty()
     );
     let view = wait_for_ports("peer-carol's port still there", |view| {
-        port_named(view, "peer-carol").is_some()
+        view.port_named("peer-carol").is_some()
     })
     .await;
     assert_eq!(
@@ -260,22 +260,18 @@ async fn rtpmidid_delivers_a_midi_packet_whose_sequence_number_spells_a_command(
         )
         .await
         .unwrap();
-        let mut view = ClientView::default();
+        let mut view = HubView::default();
         let ports_there = wait_until(Duration::from_secs(10), || {
             view = aconnect_view(&client_name).unwrap_or_default();
-            port_named(&view, &name).is_some() && port_named(&view, "listener").is_some()
+            view.port_named(&name).is_some() && view.port_named("listener").is_some()
         })
         .await;
         assert!(ports_there, "ports of {name} and listener: {view:?}");
-        let connected = std::process::Command::new("aconnect")
-            .arg(format!("{}:{}", view.id, port_named(&view, &name).unwrap()))
-            .arg(format!(
-                "{}:{}",
-                view.id,
-                port_named(&view, "listener").unwrap()
-            ))
-            .output()
-            .unwrap();
+        let connected = aconnect(
+            view.port_named(&name).unwrap(),
+            view.port_named("listener").unwrap(),
+        )
+        .unwrap();
         assert!(connected.status.success(), "aconnect: {connected:?}");
 
         let note = 0x20 + 3 * u8::try_from(index).unwrap();
@@ -356,6 +352,83 @@ async fn rtpmidid_reports_a_participants_address_though_its_hosts_file_names_it(
          lacks images/rtpmidid-patches/0003)"
     );
     pianist.leave().await.unwrap();
+    daemon.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// rtpmidid gives each room (listening session) a sequencer client of its own, named
+/// `<alsa_name> <room name>`, holds each participant's port on its room's client, and names
+/// the client in the room's `status` entry (`alsa_client`): the sidecar learns a new port's
+/// room from its announcement alone. rtpmidid 26.01 puts every room's ports on its one client;
+/// the hub's rtpmidid carries a patch (images/rtpmidid-patches/0004); the release without it
+/// fails this test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtpmidid_gives_each_room_its_own_sequencer_client() {
+    let Some(binary) = rtpmidid_or_skip("rtpmidid_gives_each_room_its_own_sequencer_client") else {
+        return;
+    };
+    const ROOM_A: u16 = 5110;
+    const ROOM_B: u16 = 5112;
+    let dir = scratch_dir("applemidi-room-clients");
+    let rooms = [room(ROOM_A, "room a"), room(ROOM_B, "room b")];
+    let daemon = Rtpmidid::start(&binary, &dir, "hub", &rooms).await;
+    let alsa_name = midihub_api::rtpmidid_config::alsa_client_name(&rooms);
+    let alice = Participant::join(loopback(ROOM_A), "alice", JoinOptions::default())
+        .await
+        .unwrap();
+    let carol = Participant::join(loopback(ROOM_B), "carol", JoinOptions::default())
+        .await
+        .unwrap();
+    let mut view = HubView::default();
+    let ports_there = wait_until(Duration::from_secs(10), || {
+        view = aconnect_view(&alsa_name).unwrap_or_default();
+        view.port_named("alice").is_some() && view.port_named("carol").is_some()
+    })
+    .await;
+    assert!(ports_there, "ports of alice and carol: {view:?}");
+
+    let status = status_json(&daemon.control_socket).await.unwrap();
+    let client_of = |room: &str| {
+        status["router"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|entry| {
+                entry["type"] == "network_rtpmidi_multi_listener_t" && entry["name"] == room
+            })
+            .and_then(|entry| entry["alsa_client"].as_i64())
+            .and_then(|client| i32::try_from(client).ok())
+    };
+    let (Some(client_a), Some(client_b)) = (client_of("room a"), client_of("room b")) else {
+        panic!(
+            "the rooms' status entries name no sequencer client of their own (this rtpmidid lacks \
+             images/rtpmidid-patches/0004): {status}"
+        );
+    };
+    let daemons = sequencer_client_ids(&alsa_name);
+    assert!(
+        client_a != client_b && !daemons.contains(&client_a) && !daemons.contains(&client_b),
+        "rooms' clients {client_a} and {client_b}, rtpmidid's own {daemons:?}"
+    );
+    assert_eq!(
+        sequencer_client_ids(&format!("{alsa_name} room a")),
+        [client_a].into()
+    );
+    assert_eq!(
+        sequencer_client_ids(&format!("{alsa_name} room b")),
+        [client_b].into()
+    );
+    assert_eq!(
+        view.port_named("alice").map(|(client, _)| client),
+        Some(client_a)
+    );
+    assert_eq!(
+        view.port_named("carol").map(|(client, _)| client),
+        Some(client_b)
+    );
+
+    alice.leave().await.unwrap();
+    carol.leave().await.unwrap();
     daemon.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,6 +41,10 @@ pub struct RoomStatus {
     pub port: u16,
     /// The session name participants see.
     pub name: String,
+    /// The ALSA sequencer client that holds the ports of this session's participants, when
+    /// the daemon gives each session one of its own (midihub's patched rtpmidid does); `None`:
+    /// they are on the daemon's own client, [`RtpmididStatus::alsa_name`].
+    pub alsa_client: Option<i32>,
 }
 
 /// One participant of a room, as rtpmidid sees it.
@@ -166,6 +170,7 @@ struct RawSettings {
 #[serde(default)]
 struct RawListener {
     name: Option<String>,
+    alsa_client: Option<i32>,
     listening: Option<RawListening>,
     /// Kept as raw values: only each one's `remote.ssrc` matters, and one odd peer status
     /// must not make the whole room unreadable.
@@ -383,7 +388,11 @@ fn index_rooms(listeners: &[(u64, RawListener)], warnings: &mut Vec<String>) -> 
             .filter_map(|peer| peer.pointer("/remote/ssrc").and_then(Value::as_u64))
             .collect();
         rooms.push(IndexedRoom {
-            room: RoomStatus { port, name },
+            room: RoomStatus {
+                port,
+                name,
+                alsa_client: listener.alsa_client,
+            },
             member_ssrcs,
         });
     }

@@ -75,6 +75,7 @@ fn status(participants: Vec<ParticipantStatus>) -> RtpmididStatus {
             .map(|port| RoomStatus {
                 port,
                 name: format!("room-{port}"),
+                alsa_client: None,
             })
             .into(),
         participants,
@@ -121,7 +122,8 @@ fn plan_with(
     snapshot: &ClientSnapshot,
     rules: &RoomRules,
 ) -> Plan {
-    plan(memory, status, snapshot, rules, Instant::now(), RETRY_FOR).unwrap()
+    let now = Instant::now();
+    plan(memory, status, now, snapshot, rules, now, RETRY_FOR).unwrap()
 }
 
 /// A whole pass in which every subscription of the plan was made.
@@ -134,6 +136,7 @@ fn pass(
     let plan = plan(
         memory,
         status,
+        now,
         snapshot,
         &RoomRules::default(),
         now,
@@ -210,12 +213,14 @@ fn a_daemon_without_a_client_in_the_sequencer_is_reported_and_nothing_is_planned
     let memory = Memory::default();
     let status = status(vec![participant("Alice", 1, 1, 5004)]);
     let gone = ClientSnapshot::default();
+    let now = Instant::now();
     let Err(wiring) = plan(
         &memory,
         &status,
+        now,
         &gone,
         &RoomRules::default(),
-        Instant::now(),
+        now,
         RETRY_FOR,
     ) else {
         panic!("a daemon that is not in the sequencer cannot be wired");
@@ -772,4 +777,177 @@ fn a_refused_participants_round_trips_are_not_the_hubs() {
     );
     let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
     assert_eq!(outcome.figures.new_round_trips, [20.0]);
+}
+
+/// The sequencer clients of rooms 5004 and 5006 where each room has one of its own.
+const ROOM_CLIENTS: [(u16, i32); 2] = [(5004, 129), (5006, 130)];
+
+fn room_port(room: u16, port: i32) -> PortAddr {
+    let (_, client) = ROOM_CLIENTS.iter().find(|(r, _)| *r == room).unwrap();
+    PortAddr {
+        client: *client,
+        port,
+    }
+}
+
+/// `status` from a daemon that gives each room a sequencer client of its own.
+fn with_room_clients(mut status: RtpmididStatus) -> RtpmididStatus {
+    for room in &mut status.rooms {
+        room.alsa_client = ROOM_CLIENTS
+            .iter()
+            .find(|(r, _)| *r == room.port)
+            .map(|(_, client)| *client);
+    }
+    status
+}
+
+/// The daemon's client without ports, and the rooms' clients with `ports` and `subscriptions`.
+fn room_sequencer(ports: &[PortAddr], subscriptions: &[Subscription]) -> ClientSnapshot {
+    ClientSnapshot {
+        client: Some(DAEMON),
+        ports: ports
+            .iter()
+            .map(|&addr| PortInfo {
+                addr,
+                name: String::new(),
+            })
+            .collect(),
+        subscriptions: subscriptions.iter().copied().collect(),
+    }
+}
+
+#[test]
+fn a_port_on_an_open_rooms_client_is_wired_before_any_status_names_it_and_counted_once() {
+    let alice = room_port(5004, 1);
+    let bob = room_port(5004, 2);
+    let carol = room_port(5006, 1);
+    // A status that names Alice alone, read before Bob's port was announced.
+    let status_read = Instant::now();
+    let old_status = with_room_clients(status(vec![participant("Alice", 1, 1, 5004)]));
+    let announced_at = status_read + Duration::from_millis(5);
+    let mut memory = Memory::default();
+    memory.note(&SequencerEvent::PortStart(bob), announced_at);
+    assert!(memory.joins_an_open_room(&old_status, &RoomRules::default()));
+    assert!(
+        !memory.joins_an_open_room(&old_status, &only(5004, &["203.0.113.0/24"])),
+        "a room with a list waits for the status"
+    );
+
+    let now = announced_at + Duration::from_millis(1);
+    let snapshot = room_sequencer(&[alice, bob, carol], &[]);
+    let rules = RoomRules::default();
+    let plan = super::plan(
+        &memory,
+        &old_status,
+        status_read,
+        &snapshot,
+        &rules,
+        now,
+        RETRY_FOR,
+    )
+    .unwrap();
+    let both_ways = [
+        Subscription {
+            from: alice,
+            to: bob,
+        },
+        Subscription {
+            from: bob,
+            to: alice,
+        },
+    ];
+    assert_eq!(plan.wiring.add, both_ways, "Carol's room is another client");
+    let outcome = conclude(
+        &mut memory,
+        &old_status,
+        plan,
+        &[],
+        at("2026-11-25T19:00:00Z"),
+    );
+    assert_eq!(outcome.figures.wired_joins, [(bob, announced_at)]);
+    let joined: Vec<_> = outcome
+        .changes
+        .joined
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(joined, ["Alice"], "who Bob is comes with the status");
+    assert!(
+        memory.awaits_explanation(),
+        "the status is still to name him"
+    );
+    assert!(
+        !memory.joins_an_open_room(&old_status, &rules),
+        "wired already"
+    );
+
+    let fresh = with_room_clients(alice_and_bob());
+    let later = now + Duration::from_millis(10);
+    let wired = room_sequencer(&[alice, bob, carol], &both_ways);
+    let plan = super::plan(&memory, &fresh, later, &wired, &rules, later, RETRY_FOR).unwrap();
+    assert_eq!(plan.wiring, WiringPlan::default());
+    let outcome = conclude(&mut memory, &fresh, plan, &[], at("2026-11-25T19:00:01Z"));
+    assert!(
+        outcome.figures.wired_joins.is_empty(),
+        "each join counts once"
+    );
+    assert_eq!(names(&outcome.report.participants), ["Alice", "Bob"]);
+    assert!(!memory.awaits_explanation());
+}
+
+#[test]
+fn a_port_on_a_listed_rooms_client_waits_for_a_status_read_after_its_announcement() {
+    let alice = room_port(5004, 1);
+    let port_two = room_port(5004, 2);
+    let rules = only(5004, &["203.0.113.0/24"]);
+    // The status names Bob, admitted, on port 2; then Bob left and Mallory, whom the list
+    // refuses, got port 2 before the next status.
+    let status_read = Instant::now();
+    let old_status = with_room_clients(alice_and_bob());
+    let announced_at = status_read + Duration::from_millis(5);
+    let mut memory = Memory::default();
+    memory.note(&SequencerEvent::PortExit(port_two), announced_at);
+    memory.note(&SequencerEvent::PortStart(port_two), announced_at);
+    assert!(!memory.joins_an_open_room(&old_status, &rules));
+
+    let now = announced_at + Duration::from_millis(1);
+    let snapshot = room_sequencer(&[alice, port_two], &[]);
+    let plan = super::plan(
+        &memory,
+        &old_status,
+        status_read,
+        &snapshot,
+        &rules,
+        now,
+        RETRY_FOR,
+    )
+    .unwrap();
+    assert_eq!(
+        plan.wiring,
+        WiringPlan::default(),
+        "port 2 is not Bob's any more"
+    );
+    conclude(
+        &mut memory,
+        &old_status,
+        plan,
+        &[],
+        at("2026-11-25T19:00:00Z"),
+    );
+    assert!(memory.awaits_explanation());
+
+    let mallory = from(participant("Mallory", 3, 2, 5004), "198.51.100.7");
+    let fresh = with_room_clients(status(vec![participant("Alice", 1, 1, 5004), mallory]));
+    let later = now + Duration::from_millis(10);
+    let plan = super::plan(&memory, &fresh, later, &snapshot, &rules, later, RETRY_FOR).unwrap();
+    assert_eq!(plan.wiring, WiringPlan::default(), "Mallory is refused");
+    let outcome = conclude(&mut memory, &fresh, plan, &[], at("2026-11-25T19:00:01Z"));
+    let refused: Vec<_> = outcome
+        .report
+        .refused
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(refused, ["Mallory"]);
+    assert!(!memory.awaits_explanation());
 }

@@ -81,10 +81,12 @@ fn captured_rooms() -> Vec<RoomStatus> {
         RoomStatus {
             port: 5004,
             name: "jam-studio-a".into(),
+            alsa_client: None,
         },
         RoomStatus {
             port: 5006,
             name: "jam-studio-b".into(),
+            alsa_client: None,
         },
     ]
 }
@@ -168,11 +170,23 @@ fn captured_status_without_participants_gives_one_empty_room() {
         status.rooms,
         vec![RoomStatus {
             port: 5004,
-            name: "jam-studio-a".into()
+            name: "jam-studio-a".into(),
+            alsa_client: None,
         }]
     );
     assert!(status.participants.is_empty());
     assert!(status.warnings.is_empty());
+}
+
+#[test]
+fn a_session_with_a_sequencer_client_of_its_own_says_which() {
+    // midihub's patched rtpmidid names each session's client in its router entry (id 1 is
+    // jam-studio-a's); the release names none.
+    let status = parse_captured_with(|reply| entry(reply, 1)["alsa_client"] = 129.into());
+
+    let clients: Vec<_> = status.rooms.iter().map(|room| room.alsa_client).collect();
+    assert_eq!(clients, [Some(129), None]);
+    assert_eq!(status.participants, captured_participants());
 }
 
 #[test]
