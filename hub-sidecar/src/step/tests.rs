@@ -816,6 +816,17 @@ fn room_sequencer(ports: &[PortAddr], subscriptions: &[Subscription]) -> ClientS
     }
 }
 
+/// The plan of a look at `snapshot` at `now` with a status read earlier, and when it was.
+fn plan_read_at(
+    memory: &Memory,
+    (status, status_read): (&RtpmididStatus, Instant),
+    snapshot: &ClientSnapshot,
+    rules: &RoomRules,
+    now: Instant,
+) -> Plan {
+    plan(memory, status, status_read, snapshot, rules, now, RETRY_FOR).unwrap()
+}
+
 #[test]
 fn a_port_on_an_open_rooms_client_is_wired_before_any_status_names_it_and_counted_once() {
     let alice = room_port(5004, 1);
@@ -836,16 +847,7 @@ fn a_port_on_an_open_rooms_client_is_wired_before_any_status_names_it_and_counte
     let now = announced_at + Duration::from_millis(1);
     let snapshot = room_sequencer(&[alice, bob, carol], &[]);
     let rules = RoomRules::default();
-    let plan = super::plan(
-        &memory,
-        &old_status,
-        status_read,
-        &snapshot,
-        &rules,
-        now,
-        RETRY_FOR,
-    )
-    .unwrap();
+    let plan = plan_read_at(&memory, (&old_status, status_read), &snapshot, &rules, now);
     let both_ways = [
         Subscription {
             from: alice,
@@ -884,7 +886,7 @@ fn a_port_on_an_open_rooms_client_is_wired_before_any_status_names_it_and_counte
     let fresh = with_room_clients(alice_and_bob());
     let later = now + Duration::from_millis(10);
     let wired = room_sequencer(&[alice, bob, carol], &both_ways);
-    let plan = super::plan(&memory, &fresh, later, &wired, &rules, later, RETRY_FOR).unwrap();
+    let plan = plan_read_at(&memory, (&fresh, later), &wired, &rules, later);
     assert_eq!(plan.wiring, WiringPlan::default());
     let outcome = conclude(&mut memory, &fresh, plan, &[], at("2026-11-25T19:00:01Z"));
     assert!(
@@ -912,16 +914,7 @@ fn a_port_on_a_listed_rooms_client_waits_for_a_status_read_after_its_announcemen
 
     let now = announced_at + Duration::from_millis(1);
     let snapshot = room_sequencer(&[alice, port_two], &[]);
-    let plan = super::plan(
-        &memory,
-        &old_status,
-        status_read,
-        &snapshot,
-        &rules,
-        now,
-        RETRY_FOR,
-    )
-    .unwrap();
+    let plan = plan_read_at(&memory, (&old_status, status_read), &snapshot, &rules, now);
     assert_eq!(
         plan.wiring,
         WiringPlan::default(),
@@ -939,7 +932,7 @@ fn a_port_on_a_listed_rooms_client_waits_for_a_status_read_after_its_announcemen
     let mallory = from(participant("Mallory", 3, 2, 5004), "198.51.100.7");
     let fresh = with_room_clients(status(vec![participant("Alice", 1, 1, 5004), mallory]));
     let later = now + Duration::from_millis(10);
-    let plan = super::plan(&memory, &fresh, later, &snapshot, &rules, later, RETRY_FOR).unwrap();
+    let plan = plan_read_at(&memory, (&fresh, later), &snapshot, &rules, later);
     assert_eq!(plan.wiring, WiringPlan::default(), "Mallory is refused");
     let outcome = conclude(&mut memory, &fresh, plan, &[], at("2026-11-25T19:00:01Z"));
     let refused: Vec<_> = outcome
