@@ -183,7 +183,7 @@ async fn run(rtpmidid: PathBuf) {
         .print_row("    waiting for rtpmidid's status");
     reactions
         .own_work
-        .print_row("    the pass: snapshot, plan, subscriptions");
+        .print_row("    the wiring: the thread's, or a pass's");
     poller_samples.print_row(&format!(
         "AconnectPoller, {} s poll ({} joiners at once)",
         POLL_PERIOD.as_secs(),
@@ -207,8 +207,9 @@ async fn run(rtpmidid: PathBuf) {
         "the sidecar's share: from its sequencer thread reading the joiner's port announcement \
          to the join's last subscription, exact per join (count: joins it wired); waiting for \
          rtpmidid's status: the part of a status call after the announcement that the pass \
-         waited for ({} of {} joins waited for none: wired from the announcement)",
-        reactions.wired_without_status(),
+         waited for; {} of {} joins were wired by the sequencer thread as it read the \
+         announcement (no pass: all of it is the last row)",
+        reactions.by_thread,
         reactions.total.latencies.len()
     );
     println!();
@@ -435,16 +436,9 @@ struct Reactions {
     status: Samples,
     /// The pass: what the sidecar took once it started.
     own_work: Samples,
-}
-
-impl Reactions {
-    fn wired_without_status(&self) -> usize {
-        self.status
-            .latencies
-            .iter()
-            .filter(|wait| wait.is_zero())
-            .count()
-    }
+    /// Joins the sequencer thread wired as it read the announcement (all their reaction is
+    /// `own_work`).
+    by_thread: usize,
 }
 
 fn reactions_in(log: &str) -> Reactions {
@@ -463,6 +457,7 @@ fn reactions_in(log: &str) -> Reactions {
             continue;
         };
         reactions.total.latencies.push(total);
+        reactions.by_thread += usize::from(line.contains("by=\"sequencer thread\""));
         // The parts, from a sidecar that logs them.
         if let (Some(before_pass), Some(status)) =
             (field(line, "before_pass_ms"), field(line, "status_ms"))

@@ -6,10 +6,15 @@
 //! announcements (clients and ports coming and going, subscriptions made and broken) on an
 //! unbounded channel as the kernel delivers them: nothing polls the sequencer on a timer.
 //!
+//! The thread also wires the joins of rooms that admit everyone itself, the moment it reads
+//! their ports' announcements (see [`OpenRooms`]): no hand-off between the announcement and the
+//! subscriptions.
+//!
 //! The thread stops when the [`Sequencer`] is dropped, or on a fatal `poll()` error; in both
 //! cases the event receiver closes and later requests fail with [`SequencerError::ThreadGone`].
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::ops::ControlFlow;
 use std::sync::mpsc;
@@ -49,7 +54,24 @@ pub enum SequencerEvent {
 pub struct Announcement {
     pub event: SequencerEvent,
     pub read_at: Instant,
+    /// For a port that joined an open room: the subscriptions the thread made for it before
+    /// passing the announcement on, and when it was done.
+    pub wired: Option<Wired>,
 }
+
+/// The subscriptions the sequencer thread made for a join, all of them, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wired {
+    pub subscriptions: Vec<Subscription>,
+    pub at: Instant,
+}
+
+/// The rooms whose joins the sequencer thread wires itself: by the sequencer client of each
+/// room that has one of its own and admits everyone, the ports of that client that do not play
+/// (a participant who is leaving, say). Every other port of such a client is a participant of
+/// the room who plays, so a port that starts there is subscribed to and from each of them as
+/// soon as the thread reads its announcement.
+pub type OpenRooms = BTreeMap<i32, BTreeSet<PortAddr>>;
 
 /// One port of a client, as the sequencer lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +162,7 @@ enum Command {
         plan: WiringPlan,
         reply: oneshot::Sender<Vec<SequencerError>>,
     },
+    WireJoinsOf(OpenRooms),
     Stop,
 }
 
@@ -233,6 +256,12 @@ impl Sequencer {
         answer.await.map_err(|_| SequencerError::ThreadGone)
     }
 
+    /// From now on the thread wires the joins of `rooms` itself (replacing the rooms it was
+    /// given before; none: it wires nothing by itself).
+    pub fn wire_joins_of(&self, rooms: OpenRooms) -> Result<(), SequencerError> {
+        self.send(Command::WireJoinsOf(rooms))
+    }
+
     fn send(&self, command: Command) -> Result<(), SequencerError> {
         self.commands
             .send(command)
@@ -266,6 +295,7 @@ fn run(
     commands: mpsc::Receiver<Command>,
     events: async_mpsc::UnboundedSender<Announcement>,
 ) {
+    let open_rooms = RefCell::new(OpenRooms::new());
     sequencer_thread::serve(
         THREAD_NAME,
         &seq,
@@ -273,12 +303,16 @@ fn run(
         &commands,
         |command| match command {
             Command::Stop => ControlFlow::Break(()),
+            Command::WireJoinsOf(rooms) => {
+                *open_rooms.borrow_mut() = rooms;
+                ControlFlow::Continue(())
+            }
             command => {
                 handle_command(&seq, command);
                 ControlFlow::Continue(())
             }
         },
-        || forward_announcements(&seq, &events),
+        || forward_announcements(&seq, &events, &open_rooms.borrow()),
     );
 }
 
@@ -298,18 +332,33 @@ fn handle_command(seq: &Seq, command: Command) {
             let failures = removed.chain(added).filter_map(Result::err).collect();
             let _ = reply.send(failures);
         }
-        Command::Stop => {}
+        Command::WireJoinsOf(_) | Command::Stop => {}
     }
 }
 
-/// Reads every pending announcement without blocking and forwards the ones we translate.
-fn forward_announcements(seq: &Seq, events: &async_mpsc::UnboundedSender<Announcement>) {
+/// Reads every pending announcement without blocking and forwards the ones we translate,
+/// wiring first a port that starts in one of the `open_rooms`.
+fn forward_announcements(
+    seq: &Seq,
+    events: &async_mpsc::UnboundedSender<Announcement>,
+    open_rooms: &OpenRooms,
+) {
     let mut input = seq.input();
     loop {
         let translated = match input.event_input() {
-            Ok(event) => translate(&event).map(|event| Announcement {
-                event,
-                read_at: Instant::now(),
+            Ok(event) => translate(&event).map(|event| {
+                let read_at = Instant::now();
+                let wired = match &event {
+                    SequencerEvent::PortStart(port) => open_rooms
+                        .get(&port.client)
+                        .and_then(|not_playing| wire_join(seq, *port, not_playing)),
+                    _ => None,
+                };
+                Announcement {
+                    event,
+                    read_at,
+                    wired,
+                }
             }),
             Err(error) => {
                 match sequencer_thread::errno_kind(&error) {
@@ -320,6 +369,7 @@ fn forward_announcements(seq: &Seq, events: &async_mpsc::UnboundedSender<Announc
                         let _ = events.send(Announcement {
                             event: SequencerEvent::EventsLost,
                             read_at: Instant::now(),
+                            wired: None,
                         });
                     }
                     _ => tracing::warn!(%error, "cannot read a sequencer event"),
@@ -332,6 +382,38 @@ fn forward_announcements(seq: &Seq, events: &async_mpsc::UnboundedSender<Announc
             let _ = events.send(event);
         }
     }
+}
+
+/// Subscribes `port`, which just started on the client of an open room, to and from every
+/// other port of that client but those `not_playing`; `None` when a subscription failed (the
+/// loop's next pass then wires the join, and says why it could not).
+fn wire_join(seq: &Seq, port: PortAddr, not_playing: &BTreeSet<PortAddr>) -> Option<Wired> {
+    let subscriptions: Vec<Subscription> = PortIter::new(seq, port.client)
+        .map(|info| port_addr(info.addr()))
+        .filter(|other| *other != port && !not_playing.contains(other))
+        .flat_map(|other| {
+            [
+                Subscription {
+                    from: port,
+                    to: other,
+                },
+                Subscription {
+                    from: other,
+                    to: port,
+                },
+            ]
+        })
+        .collect();
+    for subscription in &subscriptions {
+        if let Err(error) = subscribe(seq, *subscription) {
+            tracing::debug!(%error, "cannot wire a join at its announcement; the loop will");
+            return None;
+        }
+    }
+    Some(Wired {
+        subscriptions,
+        at: Instant::now(),
+    })
 }
 
 fn translate(event: &Event<'_>) -> Option<SequencerEvent> {

@@ -4,11 +4,11 @@
 //!
 //! Wiring is event-driven: a participant's port is wired as soon as the sequencer announces
 //! it, not at the next refresh. Where each room has a sequencer client of its own (midihub's
-//! patched rtpmidid), the announcement of a port in a room without an allow-list is enough to
-//! wire it at once, from the last status; rtpmidid's status, asked for beside the loop (the
-//! loop never waits for it), then says who joined. The kernel's own subscription list is the
-//! truth the plan is compared with, so a restart of the sidecar or of rtpmidid converges on
-//! the same wiring.
+//! patched rtpmidid), the sequencer thread wires a port that starts in a room without an
+//! allow-list itself, as it reads the announcement (each pass tells it which rooms those are);
+//! rtpmidid's status, asked for beside the loop (the loop never waits for it), then says who
+//! joined. The kernel's own subscription list is the truth the plan is compared with, so a
+//! restart of the sidecar or of rtpmidid converges on the same wiring.
 //!
 //! After each pass the stuck-note guard ([`crate::guard`]), when there is one, is told who plays
 //! in which room; a participant who is no longer there is its leave (the guard also hears a
@@ -17,7 +17,7 @@
 //! This is the shell: the control socket, the sequencer, the sink, the clock, the logs and the
 //! metrics. What a pass decides is [`crate::step`]'s.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,15 +37,16 @@ use crate::report::{Due, Report, Throttle, WiringState};
 use crate::roster::Roster;
 use crate::rtpmidid::control::{ControlClient, ControlError};
 use crate::rtpmidid::status::RtpmididStatus;
-use crate::sequencer::{Announcement, Sequencer, SequencerError};
+use crate::sequencer::{Announcement, OpenRooms, Sequencer, SequencerError, SequencerEvent};
 use crate::step::{self, Memory, Outcome};
-use crate::wiring::{Rooms, Subscription, WiringPlan};
+use crate::wiring::{PortAddr, Rooms, Subscription, WiringPlan};
 
 /// The log target of the line each wired join gets (at debug): `reaction_ms`, from the
-/// announcement of its port to its last subscription; `before_pass_ms`, of which until the
-/// pass that wired it started; `status_ms`, of which waiting for rtpmidid's status after the
-/// announcement (0: wired from the announcement and the last status). The join→wired
-/// benchmark reads it; it can be turned on alone (`RUST_LOG=info,hub_sidecar::reaction=debug`).
+/// announcement of its port to its last subscription; `by`, the sequencer thread (at the
+/// announcement) or a pass; for a pass, `before_pass_ms`, of the reaction until the pass
+/// started, and `status_ms`, of that the part of rtpmidid's status call after the
+/// announcement (both 0 for the thread). The join→wired benchmark reads it; it can be turned
+/// on alone (`RUST_LOG=info,hub_sidecar::reaction=debug`).
 pub const REACTION_LOG_TARGET: &str = "hub_sidecar::reaction";
 
 /// How the loop paces itself.
@@ -96,12 +97,16 @@ pub struct Sidecar {
     /// The rooms' allow-lists, read at every pass; a change also starts a pass. Their sender
     /// may be gone (local mode's lists never change): the last lists stay in force.
     rules: watch::Receiver<RoomRules>,
-    /// rtpmidid's last status, unless the last call for it failed.
-    last_status: Option<Arc<StatusRead>>,
     /// The stuck-note guard, unless it is off or its thread stopped.
     guard: Option<NoteGuard>,
     /// Requests for the hub-wide panic, while their sender lives.
     panics: Option<UnboundedReceiver<PanicRequest>>,
+    /// Who plays in which room as the last pass found it, with the joins the sequencer thread
+    /// wired since, and whether the guard has yet to hear of those.
+    playing: Rooms,
+    guard_behind: bool,
+    /// The rooms by their own sequencer clients, as the last status gave them.
+    room_of_client: BTreeMap<i32, u16>,
 }
 
 /// A status of rtpmidid's and when it was asked for and read.
@@ -143,7 +148,9 @@ impl Sidecar {
             rules,
             guard: None,
             panics: None,
-            last_status: None,
+            playing: Rooms::new(),
+            guard_behind: false,
+            room_of_client: BTreeMap::new(),
         }
     }
 
@@ -195,21 +202,12 @@ impl Sidecar {
                     while let Ok(announcement) = events.try_recv() {
                         look |= self.note(announcement);
                     }
-                    if !look {
-                        continue;
+                    // The joins the thread wired are watched at once, not after the status.
+                    if std::mem::take(&mut self.guard_behind) {
+                        self.guard_watch(self.playing.clone()).await;
                     }
-                    status_wanted = true;
-                    // A join of an open room on a client of its own is wired now.
-                    match &self.last_status {
-                        Some(last)
-                            if self
-                                .memory
-                                .joins_an_open_room(&last.status, &self.rules.borrow()) =>
-                        {
-                            last.clone()
-                        }
-                        _ => continue,
-                    }
+                    status_wanted |= look;
+                    continue;
                 }
                 reply = answer(&mut status_call) => {
                     status_call = None;
@@ -223,7 +221,12 @@ impl Sidecar {
                 }
                 changed = self.rules.changed(), if rules_may_change => {
                     match changed {
-                        Ok(()) => status_wanted = true,
+                        Ok(()) => {
+                            // A room that has a list now must not be wired by the thread
+                            // meanwhile: it wires nothing until the pass this calls for.
+                            self.wire_joins_of(OpenRooms::new());
+                            status_wanted = true;
+                        }
                         Err(_) => rules_may_change = false,
                     }
                     continue;
@@ -282,11 +285,9 @@ impl Sidecar {
     }
 
     /// Takes rtpmidid's answer: the status to look with, or, when the call failed, the report
-    /// that says why (the wiring is left as it is).
-    fn status_read(
-        &mut self,
-        (status, asked, read): StatusReply,
-    ) -> Result<Arc<StatusRead>, Report> {
+    /// that says why (the wiring is left as it is, and the sequencer thread wires nothing by
+    /// itself until a status comes).
+    fn status_read(&mut self, (status, asked, read): StatusReply) -> Result<StatusRead, Report> {
         match status {
             Ok(status) => {
                 if self.memory.warnings_changed(&status.warnings) {
@@ -294,17 +295,14 @@ impl Sidecar {
                         tracing::warn!(%warning, "part of rtpmidid's status was skipped");
                     }
                 }
-                let read = Arc::new(StatusRead {
+                Ok(StatusRead {
                     status,
                     asked,
                     read,
-                });
-                self.last_status = Some(read.clone());
-                Ok(read)
+                })
             }
             Err(error) => {
-                // Nothing is wired from what an unreachable daemon said last.
-                self.last_status = None;
+                self.wire_joins_of(OpenRooms::new());
                 self.health.metrics.error(ErrorSource::Control);
                 tracing::warn!(%error, "cannot read rtpmidid's status; the wiring is left as it is");
                 Err(self
@@ -328,11 +326,61 @@ impl Sidecar {
         }
     }
 
+    /// Counts and logs a join wired at `wired`, whose port was `announced`: by a pass that
+    /// `started` with a status as `looked`, or by the sequencer thread at the announcement.
+    fn join_wired(
+        &self,
+        port: PortAddr,
+        announced: std::time::Instant,
+        wired: std::time::Instant,
+        pass: Option<(Instant, &StatusRead)>,
+    ) {
+        let since = |at: std::time::Instant| at.saturating_duration_since(announced);
+        let reaction = since(wired);
+        self.health.metrics.observe_wiring_reaction(reaction);
+        let milliseconds = |duration: Duration| duration.as_secs_f64() * 1000.0;
+        // Until the pass started, and of that the part of the status call after the
+        // announcement; neither for a join the thread wired.
+        let (before_pass, status_wait) = pass.map_or_else(Default::default, |(started, looked)| {
+            let since = |at: Instant| since(at.into_std());
+            let status_wait = since(looked.read).saturating_sub(since(looked.asked));
+            (since(started), status_wait)
+        });
+        tracing::debug!(
+            target: REACTION_LOG_TARGET,
+            %port,
+            reaction_ms = milliseconds(reaction),
+            before_pass_ms = milliseconds(before_pass),
+            status_ms = milliseconds(status_wait),
+            by = if pass.is_some() { "pass" } else { "sequencer thread" },
+            "join wired"
+        );
+    }
+
+    /// Tells the sequencer thread which rooms' joins it wires itself.
+    fn wire_joins_of(&self, rooms: OpenRooms) {
+        if let Err(error) = self.sequencer.wire_joins_of(rooms) {
+            tracing::debug!(%error, "cannot tell the sequencer thread the open rooms");
+        }
+    }
+
     /// Takes note of a sequencer announcement, as of when the sequencer thread read it;
     /// whether it calls for a pass.
     fn note(&mut self, announcement: Announcement) -> bool {
         tracing::debug!(event = ?announcement.event, "sequencer announcement");
-        self.memory.note(&announcement.event, announcement.read_at)
+        let look = self.memory.note(&announcement.event, announcement.read_at);
+        if let (SequencerEvent::PortStart(port), Some(wired)) =
+            (&announcement.event, &announcement.wired)
+        {
+            self.memory
+                .wired_at_announcement(*port, &wired.subscriptions);
+            self.join_wired(*port, announcement.read_at, wired.at, None);
+            if let Some(room) = self.room_of_client.get(&port.client) {
+                self.playing.entry(*room).or_default().insert(*port);
+                self.guard_behind = true;
+            }
+        }
+        look
     }
 
     /// Takes what the guard did into the metrics; `None`: its thread stopped (logged, and the
@@ -411,6 +459,9 @@ impl Sidecar {
         let started = Instant::now();
         let status = &looked.status;
         let room_clients: Vec<i32> = status.rooms.iter().filter_map(|r| r.alsa_client).collect();
+        self.room_of_client = (status.rooms.iter())
+            .filter_map(|room| Some((room.alsa_client?, room.port)))
+            .collect();
         let snapshot = self
             .sequencer
             .snapshot(&status.alsa_name, &room_clients)
@@ -443,6 +494,7 @@ impl Sidecar {
         let planned = Instant::now();
         let failures = self.rewire(&plan.wiring).await;
         let rewired = Instant::now();
+        self.wire_joins_of(plan.open_rooms(status, &rules));
         tracing::debug!(
             snapshot = ?(looked_at - started),
             plan = ?(planned - looked_at),
@@ -451,7 +503,9 @@ impl Sidecar {
             "pass phases"
         );
         // After the wiring, so that a join's reaction does not wait for the guard.
-        self.guard_watch(plan.playing()).await;
+        self.playing = plan.playing();
+        self.guard_behind = false;
+        self.guard_watch(self.playing.clone()).await;
         let Outcome {
             changes,
             figures,
@@ -482,21 +536,7 @@ impl Sidecar {
         }
         metrics.wiring_changed(figures.added, figures.removed);
         for (port, announced) in figures.wired_joins {
-            let since = |at: Instant| at.into_std().saturating_duration_since(announced);
-            let reaction = since(rewired);
-            metrics.observe_wiring_reaction(reaction);
-            let milliseconds = |duration: Duration| duration.as_secs_f64() * 1000.0;
-            // The part of the status call that came after the announcement.
-            let status_wait = since(looked.read).saturating_sub(since(looked.asked));
-            tracing::debug!(
-                target: REACTION_LOG_TARGET,
-                %port,
-                reaction_ms = milliseconds(reaction),
-                before_pass_ms = milliseconds(since(started)),
-                status_ms = milliseconds(status_wait),
-                rewire_ms = milliseconds(rewired - planned),
-                "join wired"
-            );
+            self.join_wired(port, announced, rewired.into_std(), Some((started, looked)));
         }
         for (room, count) in figures.participants {
             metrics.set_participants(room, count);

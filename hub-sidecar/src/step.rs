@@ -13,7 +13,7 @@ use crate::allow::RoomRules;
 use crate::report::{Report, WiringState};
 use crate::roster::{self, Changes, Roster};
 use crate::rtpmidid::status::RtpmididStatus;
-use crate::sequencer::{ClientSnapshot, SequencerEvent};
+use crate::sequencer::{ClientSnapshot, OpenRooms, SequencerEvent};
 use crate::wiring::{self, ParticipantPort, PortAddr, Rooms, Subscription, WiringPlan};
 
 /// What the loop carries from one pass to the next.
@@ -93,21 +93,18 @@ impl Memory {
         !self.unexplained.is_empty()
     }
 
-    /// Whether a port announced since the last pass, and not wired yet, is on the sequencer
-    /// client of one of the rooms in `status` that admit everyone under `rules`: such a join
-    /// can be wired from the sequencer alone (every port of a room's client is a participant
-    /// of that room, created once the participant connected), before rtpmidid's status names
-    /// it.
-    pub fn joins_an_open_room(&self, status: &RtpmididStatus, rules: &RoomRules) -> bool {
-        let open_room_clients: BTreeSet<i32> = status
-            .rooms
-            .iter()
-            .filter(|room| rules.admits_everyone(room.port))
-            .filter_map(|room| room.alsa_client)
-            .collect();
-        self.unexplained
-            .iter()
-            .any(|(port, announced)| !announced.wired && open_room_clients.contains(&port.client))
+    /// Takes note that the sequencer thread wired the announced `port` (a join of an open
+    /// room) with `subscriptions`: its join is counted, and their announcements call for no
+    /// look.
+    pub fn wired_at_announcement(&mut self, port: PortAddr, subscriptions: &[Subscription]) {
+        if let Some(announced) = self.unexplained.get_mut(&port) {
+            announced.wired = true;
+        }
+        self.echoes.extend(
+            subscriptions
+                .iter()
+                .map(|subscription| (true, *subscription)),
+        );
     }
 
     /// Takes rtpmidid's warnings; true when they differ from the last ones (each set is logged
@@ -152,6 +149,28 @@ impl Plan {
     /// The participants who play, room by room: whom the stuck-note guard watches.
     pub fn playing(&self) -> Rooms {
         wiring::playing_rooms(&self.participants)
+    }
+
+    /// The rooms in `status` with a sequencer client of their own that admit everyone under
+    /// `rules`, with the ports there that do not play: whose joins the sequencer thread may
+    /// wire as it reads their announcements (every port of such a client is a participant of
+    /// the room, created once the participant connected).
+    pub fn open_rooms(&self, status: &RtpmididStatus, rules: &RoomRules) -> OpenRooms {
+        status
+            .rooms
+            .iter()
+            .filter(|room| rules.admits_everyone(room.port))
+            .filter_map(|room| room.alsa_client)
+            .map(|client| {
+                let not_playing = self
+                    .participants
+                    .iter()
+                    .filter(|p| p.port.client == client && !p.plays)
+                    .map(|p| p.port)
+                    .collect();
+                (client, not_playing)
+            })
+            .collect()
     }
 }
 

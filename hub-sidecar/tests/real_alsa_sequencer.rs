@@ -518,3 +518,79 @@ async fn dropping_the_sequencer_stops_its_thread() {
     assert!(!still_there, "the sequencer client was not closed");
     show(&format!("drop took {stop:?}"));
 }
+
+/// The announcement of `port`'s start, with what the thread did for it.
+async fn port_start(events: &mut UnboundedReceiver<Announcement>, port: PortAddr) -> Announcement {
+    tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            let announcement = events.recv().await.expect("event channel closed");
+            if announcement.event == SequencerEvent::PortStart(port) {
+                return announcement;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no announcement of {port}'s start"))
+}
+
+#[tokio::test]
+async fn the_thread_wires_a_join_of_an_open_room_as_it_reads_the_announcement() {
+    if !sequencer_or_skip("the_thread_wires_a_join_of_an_open_room_as_it_reads_the_announcement") {
+        return;
+    }
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let (sequencer, mut events) = Sequencer::start("midihub-sidecar").unwrap();
+    let room = TestPeer::new("test-peer-open-room");
+    let other_room = TestPeer::new("test-peer-listed-room");
+    let alice = room.add_port("alice");
+    let leaving = room.add_port("leaving");
+    let mallory = other_room.add_port("mallory");
+    port_start(&mut events, mallory).await;
+    // Only the first client is an open room, where "leaving" does not play.
+    sequencer
+        .wire_joins_of([(room.client, BTreeSet::from([leaving]))].into())
+        .unwrap();
+    // The thread is idle: the command is served before the next announcement is read.
+    let marker = room.add_port("marker");
+    let marked = port_start(&mut events, marker).await;
+    assert!(marked.wired.is_some());
+    room.seq.delete_port(marker.port).unwrap();
+
+    let bob = room.add_port("bob");
+    let announced = port_start(&mut events, bob).await;
+    let wired = announced.wired.expect("bob's join is wired by the thread");
+    let expected = BTreeSet::from([subscription(bob, alice), subscription(alice, bob)]);
+    assert_eq!(
+        wired.subscriptions.iter().copied().collect::<BTreeSet<_>>(),
+        expected
+    );
+    assert!(wired.at >= announced.read_at);
+    let kernel_view = aconnect_subscriptions();
+    for link in &expected {
+        assert!(
+            kernel_view.contains(link),
+            "aconnect -l lacks {link}: {kernel_view:?}"
+        );
+    }
+    for never in [subscription(bob, leaving), subscription(leaving, bob)] {
+        assert!(
+            !kernel_view.contains(&never),
+            "{never} made: {kernel_view:?}"
+        );
+    }
+    room.send_note_on(bob, 61);
+    assert_eq!(
+        room.receive_note_on(alice, Duration::from_secs(1)),
+        Some(61)
+    );
+
+    let eve = other_room.add_port("eve");
+    let announced = port_start(&mut events, eve).await;
+    assert_eq!(announced.wired, None, "not an open room");
+    assert!(!aconnect_subscriptions().contains(&subscription(eve, mallory)));
+
+    // Told no rooms, it wires nothing.
+    sequencer.wire_joins_of(Default::default()).unwrap();
+    let carol = room.add_port("carol");
+    assert_eq!(port_start(&mut events, carol).await.wired, None);
+}

@@ -3,7 +3,7 @@ use jiff::Timestamp;
 use super::*;
 use crate::allow::AllowList;
 use crate::rtpmidid::status::{LatencyMs, ParticipantStatus, RoomStatus};
-use crate::sequencer::PortInfo;
+use crate::sequencer::{OpenRooms, PortInfo};
 use crate::wiring::Subscription;
 
 const DAEMON: i32 = 128;
@@ -838,11 +838,6 @@ fn a_port_on_an_open_rooms_client_is_wired_before_any_status_names_it_and_counte
     let announced_at = status_read + Duration::from_millis(5);
     let mut memory = Memory::default();
     memory.note(&SequencerEvent::PortStart(bob), announced_at);
-    assert!(memory.joins_an_open_room(&old_status, &RoomRules::default()));
-    assert!(
-        !memory.joins_an_open_room(&old_status, &only(5004, &["203.0.113.0/24"])),
-        "a room with a list waits for the status"
-    );
 
     let now = announced_at + Duration::from_millis(1);
     let snapshot = room_sequencer(&[alice, bob, carol], &[]);
@@ -878,10 +873,6 @@ fn a_port_on_an_open_rooms_client_is_wired_before_any_status_names_it_and_counte
         memory.awaits_explanation(),
         "the status is still to name him"
     );
-    assert!(
-        !memory.joins_an_open_room(&old_status, &rules),
-        "wired already"
-    );
 
     let fresh = with_room_clients(alice_and_bob());
     let later = now + Duration::from_millis(10);
@@ -910,7 +901,6 @@ fn a_port_on_a_listed_rooms_client_waits_for_a_status_read_after_its_announcemen
     let mut memory = Memory::default();
     memory.note(&SequencerEvent::PortExit(port_two), announced_at);
     memory.note(&SequencerEvent::PortStart(port_two), announced_at);
-    assert!(!memory.joins_an_open_room(&old_status, &rules));
 
     let now = announced_at + Duration::from_millis(1);
     let snapshot = room_sequencer(&[alice, port_two], &[]);
@@ -943,4 +933,90 @@ fn a_port_on_a_listed_rooms_client_waits_for_a_status_read_after_its_announcemen
         .collect();
     assert_eq!(refused, ["Mallory"]);
     assert!(!memory.awaits_explanation());
+}
+
+#[test]
+fn the_sequencer_thread_wires_joins_of_open_rooms_on_their_own_clients_but_not_who_does_not_play() {
+    let alice = room_port(5004, 1);
+    let bob = room_port(5004, 2);
+    let carol = room_port(5006, 1);
+    let leaving = ParticipantStatus {
+        connected: false,
+        ..participant("Bob", 2, 2, 5004)
+    };
+    let status = with_room_clients(status(vec![
+        participant("Alice", 1, 1, 5004),
+        leaving,
+        participant("Carol", 3, 1, 5006),
+    ]));
+    let snapshot = room_sequencer(&[alice, bob, carol], &[]);
+    let open = plan_now(&Memory::default(), &status, &snapshot);
+    assert_eq!(
+        open.open_rooms(&status, &RoomRules::default()),
+        OpenRooms::from([(129, BTreeSet::from([bob])), (130, BTreeSet::new())])
+    );
+    let listed = plan_with(
+        &Memory::default(),
+        &status,
+        &snapshot,
+        &only(5004, &["203.0.113.0/24"]),
+    );
+    assert_eq!(
+        listed.open_rooms(&status, &only(5004, &["203.0.113.0/24"])),
+        OpenRooms::from([(130, BTreeSet::new())]),
+        "a room with a list waits for the status, which gives the address"
+    );
+    let daemon_only = alice_and_bob();
+    let plan = plan_now(&Memory::default(), &daemon_only, &sequencer(&[1, 2], &[]));
+    assert!(
+        plan.open_rooms(&daemon_only, &RoomRules::default())
+            .is_empty(),
+        "ports on rtpmidid's own client say no room"
+    );
+}
+
+#[test]
+fn a_join_the_sequencer_thread_wired_is_counted_once_and_its_subscriptions_call_for_no_look() {
+    let alice = room_port(5004, 1);
+    let dave = room_port(5004, 4);
+    let status_read = Instant::now();
+    let old_status = with_room_clients(status(vec![participant("Alice", 1, 1, 5004)]));
+    let announced_at = status_read + Duration::from_millis(5);
+    let both_ways = [
+        Subscription {
+            from: dave,
+            to: alice,
+        },
+        Subscription {
+            from: alice,
+            to: dave,
+        },
+    ];
+    let mut memory = Memory::default();
+    assert!(memory.note(&SequencerEvent::PortStart(dave), announced_at));
+    memory.wired_at_announcement(dave, &both_ways);
+    for subscription in both_ways {
+        assert!(!memory.note(&SequencerEvent::Subscribed(subscription), announced_at));
+    }
+
+    let now = announced_at + Duration::from_millis(1);
+    let wired = room_sequencer(&[alice, dave], &both_ways);
+    let rules = RoomRules::default();
+    let plan = plan_read_at(&memory, (&old_status, status_read), &wired, &rules, now);
+    assert_eq!(plan.wiring, WiringPlan::default(), "the pass agrees");
+    let outcome = conclude(
+        &mut memory,
+        &old_status,
+        plan,
+        &[],
+        at("2026-11-25T19:00:00Z"),
+    );
+    assert!(
+        outcome.figures.wired_joins.is_empty(),
+        "the thread's join is counted where it was wired"
+    );
+    assert!(
+        memory.awaits_explanation(),
+        "who Dave is comes with the status"
+    );
 }
