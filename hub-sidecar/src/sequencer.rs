@@ -312,7 +312,7 @@ fn run(
                 ControlFlow::Continue(())
             }
         },
-        || forward_announcements(&seq, &events, &open_rooms.borrow()),
+        || forward_announcements(&seq, &events, &mut open_rooms.borrow_mut()),
     );
 }
 
@@ -337,11 +337,12 @@ fn handle_command(seq: &Seq, command: Command) {
 }
 
 /// Reads every pending announcement without blocking and forwards the ones we translate,
-/// wiring first a port that starts in one of the `open_rooms`.
+/// wiring first a port that starts in one of the `open_rooms` (a client that exits is no room
+/// any more: its number may come back as another client's).
 fn forward_announcements(
     seq: &Seq,
     events: &async_mpsc::UnboundedSender<Announcement>,
-    open_rooms: &OpenRooms,
+    open_rooms: &mut OpenRooms,
 ) {
     let mut input = seq.input();
     loop {
@@ -352,6 +353,10 @@ fn forward_announcements(
                     SequencerEvent::PortStart(port) => open_rooms
                         .get(&port.client)
                         .and_then(|not_playing| wire_join(seq, *port, not_playing)),
+                    SequencerEvent::ClientExit(client) => {
+                        open_rooms.remove(client);
+                        None
+                    }
                     _ => None,
                 };
                 Announcement {

@@ -593,4 +593,25 @@ async fn the_thread_wires_a_join_of_an_open_room_as_it_reads_the_announcement() 
     sequencer.wire_joins_of(Default::default()).unwrap();
     let carol = room.add_port("carol");
     assert_eq!(port_start(&mut events, carol).await.wired, None);
+
+    // A room's client that exits is forgotten: its number may come back as another client's.
+    sequencer
+        .wire_joins_of([(room.client, BTreeSet::new())].into())
+        .unwrap();
+    let gone = room.client;
+    drop(room);
+    wait_for(
+        &mut events,
+        &SequencerEvent::ClientExit(gone),
+        Instant::now(),
+        ANNOUNCEMENT_DEADLINE,
+    )
+    .await;
+    let newcomer = TestPeer::new("test-peer-newcomer");
+    let first = newcomer.add_port("first");
+    assert_eq!(
+        newcomer.client, gone,
+        "the kernel gives the lowest free number"
+    );
+    assert_eq!(port_start(&mut events, first).await.wired, None);
 }

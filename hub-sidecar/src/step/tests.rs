@@ -779,6 +779,19 @@ fn a_refused_participants_round_trips_are_not_the_hubs() {
     assert_eq!(outcome.figures.new_round_trips, [20.0]);
 }
 
+/// What came of `plan`, all of whose subscriptions were made.
+fn conclude_ok(memory: &mut Memory, status: &RtpmididStatus, plan: Plan) -> Outcome {
+    conclude(memory, status, plan, &[], at("2026-11-25T19:00:00Z"))
+}
+
+/// `a` to `b` and back.
+fn both_ways(a: PortAddr, b: PortAddr) -> [Subscription; 2] {
+    [
+        Subscription { from: a, to: b },
+        Subscription { from: b, to: a },
+    ]
+}
+
 /// The sequencer clients of rooms 5004 and 5006 where each room has one of its own.
 const ROOM_CLIENTS: [(u16, i32); 2] = [(5004, 129), (5006, 130)];
 
@@ -843,24 +856,9 @@ fn a_port_on_an_open_rooms_client_is_wired_before_any_status_names_it_and_counte
     let snapshot = room_sequencer(&[alice, bob, carol], &[]);
     let rules = RoomRules::default();
     let plan = plan_read_at(&memory, (&old_status, status_read), &snapshot, &rules, now);
-    let both_ways = [
-        Subscription {
-            from: alice,
-            to: bob,
-        },
-        Subscription {
-            from: bob,
-            to: alice,
-        },
-    ];
+    let both_ways = both_ways(alice, bob);
     assert_eq!(plan.wiring.add, both_ways, "Carol's room is another client");
-    let outcome = conclude(
-        &mut memory,
-        &old_status,
-        plan,
-        &[],
-        at("2026-11-25T19:00:00Z"),
-    );
+    let outcome = conclude_ok(&mut memory, &old_status, plan);
     assert_eq!(outcome.figures.wired_joins, [(bob, announced_at)]);
     let joined: Vec<_> = outcome
         .changes
@@ -910,13 +908,7 @@ fn a_port_on_a_listed_rooms_client_waits_for_a_status_read_after_its_announcemen
         WiringPlan::default(),
         "port 2 is not Bob's any more"
     );
-    conclude(
-        &mut memory,
-        &old_status,
-        plan,
-        &[],
-        at("2026-11-25T19:00:00Z"),
-    );
+    conclude_ok(&mut memory, &old_status, plan);
     assert!(memory.awaits_explanation());
 
     let mallory = from(participant("Mallory", 3, 2, 5004), "198.51.100.7");
@@ -982,16 +974,7 @@ fn a_join_the_sequencer_thread_wired_is_counted_once_and_its_subscriptions_call_
     let status_read = Instant::now();
     let old_status = with_room_clients(status(vec![participant("Alice", 1, 1, 5004)]));
     let announced_at = status_read + Duration::from_millis(5);
-    let both_ways = [
-        Subscription {
-            from: dave,
-            to: alice,
-        },
-        Subscription {
-            from: alice,
-            to: dave,
-        },
-    ];
+    let both_ways = both_ways(dave, alice);
     let mut memory = Memory::default();
     assert!(memory.note(&SequencerEvent::PortStart(dave), announced_at));
     memory.wired_at_announcement(dave, &both_ways);
@@ -1004,13 +987,7 @@ fn a_join_the_sequencer_thread_wired_is_counted_once_and_its_subscriptions_call_
     let rules = RoomRules::default();
     let plan = plan_read_at(&memory, (&old_status, status_read), &wired, &rules, now);
     assert_eq!(plan.wiring, WiringPlan::default(), "the pass agrees");
-    let outcome = conclude(
-        &mut memory,
-        &old_status,
-        plan,
-        &[],
-        at("2026-11-25T19:00:00Z"),
-    );
+    let outcome = conclude_ok(&mut memory, &old_status, plan);
     assert!(
         outcome.figures.wired_joins.is_empty(),
         "the thread's join is counted where it was wired"
