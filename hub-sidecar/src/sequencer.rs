@@ -25,8 +25,9 @@ use alsa::seq::{
     Addr, ClientIter, Connect, Event, EventType, PortCap, PortIter, PortSubscribe,
     PortSubscribeIter, PortType, QuerySubsType, Seq,
 };
-use tokio::sync::{mpsc as async_mpsc, oneshot};
+use tokio::sync::{mpsc as async_mpsc, oneshot, watch};
 
+use crate::allow::RoomRules;
 use crate::sequencer_thread::{self, WakeReader, Waker};
 use crate::wiring::{PortAddr, Subscription, WiringPlan};
 
@@ -66,12 +67,31 @@ pub struct Wired {
     pub at: Instant,
 }
 
-/// The rooms whose joins the sequencer thread wires itself: by the sequencer client of each
-/// room that has one of its own and admits everyone, the ports of that client that do not play
-/// (a participant who is leaving, say). Every other port of such a client is a participant of
-/// the room who plays, so a port that starts there is subscribed to and from each of them as
-/// soon as the thread reads its announcement.
-pub type OpenRooms = BTreeMap<i32, BTreeSet<PortAddr>>;
+/// The rooms whose joins the sequencer thread wires itself, by the sequencer client each has of
+/// its own. Every port of such a client is a participant of the room who plays, but those
+/// `not_playing` (a participant who is leaving, say), so a port that starts there is subscribed
+/// to and from each of them as soon as the thread reads its announcement — if the room still
+/// admits everyone and the client still has its name.
+pub type OpenRooms = BTreeMap<i32, OpenRoom>;
+
+/// A room whose joins the sequencer thread may wire (see [`OpenRooms`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenRoom {
+    /// The room's control port, whose rule the thread checks at each join.
+    pub room: u16,
+    /// The client's name when the pass looked: under that number, a client of another name is
+    /// another client.
+    pub client_name: String,
+    pub not_playing: BTreeSet<PortAddr>,
+}
+
+/// What the thread goes by to wire joins: the open rooms the last pass found, and the rooms'
+/// rules as they are now (a room that gets a list is wired by passes alone from that moment).
+#[derive(Default)]
+struct JoinWiring {
+    rooms: OpenRooms,
+    rules: Option<watch::Receiver<RoomRules>>,
+}
 
 /// One port of a client, as the sequencer lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +110,8 @@ pub struct ClientSnapshot {
     pub ports: Vec<PortInfo>,
     /// Subscriptions between two ports of one of those clients.
     pub subscriptions: BTreeSet<Subscription>,
+    /// The names of the other clients asked for that are there.
+    pub more_client_names: BTreeMap<i32, String>,
 }
 
 /// Everything that can go wrong talking to the ALSA sequencer.
@@ -162,7 +184,10 @@ enum Command {
         plan: WiringPlan,
         reply: oneshot::Sender<Vec<SequencerError>>,
     },
-    WireJoinsOf(OpenRooms),
+    WireJoinsOf {
+        rooms: OpenRooms,
+        rules: watch::Receiver<RoomRules>,
+    },
     Stop,
 }
 
@@ -256,10 +281,14 @@ impl Sequencer {
         answer.await.map_err(|_| SequencerError::ThreadGone)
     }
 
-    /// From now on the thread wires the joins of `rooms` itself (replacing the rooms it was
-    /// given before; none: it wires nothing by itself).
-    pub fn wire_joins_of(&self, rooms: OpenRooms) -> Result<(), SequencerError> {
-        self.send(Command::WireJoinsOf(rooms))
+    /// From now on the thread wires the joins of `rooms` itself, while `rules` say they admit
+    /// everyone (replacing the rooms it was given before; none: it wires nothing by itself).
+    pub fn wire_joins_of(
+        &self,
+        rooms: OpenRooms,
+        rules: watch::Receiver<RoomRules>,
+    ) -> Result<(), SequencerError> {
+        self.send(Command::WireJoinsOf { rooms, rules })
     }
 
     fn send(&self, command: Command) -> Result<(), SequencerError> {
@@ -295,7 +324,7 @@ fn run(
     commands: mpsc::Receiver<Command>,
     events: async_mpsc::UnboundedSender<Announcement>,
 ) {
-    let open_rooms = RefCell::new(OpenRooms::new());
+    let join_wiring = RefCell::new(JoinWiring::default());
     sequencer_thread::serve(
         THREAD_NAME,
         &seq,
@@ -303,16 +332,24 @@ fn run(
         &commands,
         |command| match command {
             Command::Stop => ControlFlow::Break(()),
-            Command::WireJoinsOf(rooms) => {
-                *open_rooms.borrow_mut() = rooms;
+            Command::WireJoinsOf { rooms, rules } => {
+                *join_wiring.borrow_mut() = JoinWiring {
+                    rooms,
+                    rules: Some(rules),
+                };
                 ControlFlow::Continue(())
             }
             command => {
+                // A snapshot comes after the announcements of what it shows: a port it lists
+                // has been announced by the time its reply arrives.
+                if matches!(command, Command::Snapshot { .. }) {
+                    forward_announcements(&seq, &events, &mut join_wiring.borrow_mut());
+                }
                 handle_command(&seq, command);
                 ControlFlow::Continue(())
             }
         },
-        || forward_announcements(&seq, &events, &mut open_rooms.borrow_mut()),
+        || forward_announcements(&seq, &events, &mut join_wiring.borrow_mut()),
     );
 }
 
@@ -332,17 +369,17 @@ fn handle_command(seq: &Seq, command: Command) {
             let failures = removed.chain(added).filter_map(Result::err).collect();
             let _ = reply.send(failures);
         }
-        Command::WireJoinsOf(_) | Command::Stop => {}
+        Command::WireJoinsOf { .. } | Command::Stop => {}
     }
 }
 
 /// Reads every pending announcement without blocking and forwards the ones we translate,
-/// wiring first a port that starts in one of the `open_rooms` (a client that exits is no room
-/// any more: its number may come back as another client's).
+/// wiring first a port that starts in one of the open rooms of `join_wiring` (and forgetting
+/// what goes: a port or client number may come back as another's).
 fn forward_announcements(
     seq: &Seq,
     events: &async_mpsc::UnboundedSender<Announcement>,
-    open_rooms: &mut OpenRooms,
+    join_wiring: &mut JoinWiring,
 ) {
     let mut input = seq.input();
     loop {
@@ -350,11 +387,15 @@ fn forward_announcements(
             Ok(event) => translate(&event).map(|event| {
                 let read_at = Instant::now();
                 let wired = match &event {
-                    SequencerEvent::PortStart(port) => open_rooms
-                        .get(&port.client)
-                        .and_then(|not_playing| wire_join(seq, *port, not_playing)),
+                    SequencerEvent::PortStart(port) => join_wiring.wire(seq, *port),
+                    SequencerEvent::PortExit(port) => {
+                        if let Some(room) = join_wiring.rooms.get_mut(&port.client) {
+                            room.not_playing.remove(port);
+                        }
+                        None
+                    }
                     SequencerEvent::ClientExit(client) => {
-                        open_rooms.remove(client);
+                        join_wiring.rooms.remove(client);
                         None
                     }
                     _ => None,
@@ -389,9 +430,25 @@ fn forward_announcements(
     }
 }
 
+impl JoinWiring {
+    /// Wires `port`, which just started, if it joined an open room that still admits
+    /// everyone, on the client that had the room's name.
+    fn wire(&self, seq: &Seq, port: PortAddr) -> Option<Wired> {
+        let room = self.rooms.get(&port.client)?;
+        if !self.rules.as_ref()?.borrow().admits_everyone(room.room) {
+            return None;
+        }
+        let info = seq.get_any_client_info(port.client).ok()?;
+        if info.get_name().ok()? != room.client_name {
+            return None;
+        }
+        wire_join(seq, port, &room.not_playing)
+    }
+}
+
 /// Subscribes `port`, which just started on the client of an open room, to and from every
 /// other port of that client but those `not_playing`; `None` when a subscription failed (the
-/// loop's next pass then wires the join, and says why it could not).
+/// loop's next pass then wires the join, and logs why it could not).
 fn wire_join(seq: &Seq, port: PortAddr, not_playing: &BTreeSet<PortAddr>) -> Option<Wired> {
     let subscriptions: Vec<Subscription> = PortIter::new(seq, port.client)
         .map(|info| port_addr(info.addr()))
@@ -464,8 +521,8 @@ fn snapshot(seq: &Seq, client_name: &str, more_clients: &[i32]) -> ClientSnapsho
     };
     let mut ports = Vec::new();
     let mut subscriptions = BTreeSet::new();
-    let more_clients = more_clients.iter().copied().filter(|more| *more != client);
-    let clients = std::iter::once(client).chain(more_clients);
+    let others = || more_clients.iter().copied().filter(|more| *more != client);
+    let clients = std::iter::once(client).chain(others());
     for info in clients.flat_map(|client| PortIter::new(seq, client)) {
         let addr = port_addr(info.addr());
         let name = match info.get_name() {
@@ -483,10 +540,17 @@ fn snapshot(seq: &Seq, client_name: &str, more_clients: &[i32]) -> ClientSnapsho
                 .map(|to| Subscription { from: addr, to }),
         );
     }
+    let more_client_names = others()
+        .filter_map(|more| {
+            let info = seq.get_any_client_info(more).ok()?;
+            Some((more, info.get_name().ok()?.to_owned()))
+        })
+        .collect();
     ClientSnapshot {
         client: Some(client),
         ports,
         subscriptions,
+        more_client_names,
     }
 }
 

@@ -221,12 +221,8 @@ impl Sidecar {
                 }
                 changed = self.rules.changed(), if rules_may_change => {
                     match changed {
-                        Ok(()) => {
-                            // A room that has a list now must not be wired by the thread
-                            // meanwhile: it wires nothing until the pass this calls for.
-                            self.wire_joins_of(OpenRooms::new());
-                            status_wanted = true;
-                        }
+                        // (The sequencer thread checks the rules at each join itself.)
+                        Ok(()) => status_wanted = true,
                         Err(_) => rules_may_change = false,
                     }
                     continue;
@@ -257,12 +253,8 @@ impl Sidecar {
                     continue;
                 }
             };
-            // Announcements still queued are taken in first, so that a port announced since
-            // the status was read is not taken for one it names.
-            while let Ok(announcement) = events.try_recv() {
-                status_wanted |= self.note(announcement);
-            }
-            let report = self.pass(&looked).await;
+            let report;
+            (report, status_wanted) = self.pass(&looked, &mut events, status_wanted).await;
             pending = self.reported(report).await;
         }
         let farewell = Report {
@@ -357,9 +349,10 @@ impl Sidecar {
         );
     }
 
-    /// Tells the sequencer thread which rooms' joins it wires itself.
+    /// Tells the sequencer thread which rooms' joins it wires itself (none: it wires nothing by
+    /// itself until a pass says otherwise).
     fn wire_joins_of(&self, rooms: OpenRooms) {
-        if let Err(error) = self.sequencer.wire_joins_of(rooms) {
+        if let Err(error) = self.sequencer.wire_joins_of(rooms, self.rules.clone()) {
             tracing::debug!(%error, "cannot tell the sequencer thread the open rooms");
         }
     }
@@ -379,6 +372,20 @@ impl Sidecar {
                 self.playing.entry(*room).or_default().insert(*port);
                 self.guard_behind = true;
             }
+        }
+        // What goes leaves the rooms the guard is told of between passes.
+        match announcement.event {
+            SequencerEvent::PortExit(gone) => {
+                for ports in self.playing.values_mut() {
+                    ports.remove(&gone);
+                }
+            }
+            SequencerEvent::ClientExit(gone) => {
+                for ports in self.playing.values_mut() {
+                    ports.retain(|port| port.client != gone);
+                }
+            }
+            _ => {}
         }
         look
     }
@@ -452,8 +459,14 @@ impl Sidecar {
     }
 
     /// One look at the sequencer, with what rtpmidid's status `looked` says, and the wiring
-    /// made right.
-    async fn pass(&mut self, looked: &StatusRead) -> Report {
+    /// made right; whether a status is wanted (`status_wanted`, or announcements read during
+    /// the pass call for a look).
+    async fn pass(
+        &mut self,
+        looked: &StatusRead,
+        events: &mut UnboundedReceiver<Announcement>,
+        mut status_wanted: bool,
+    ) -> (Report, bool) {
         let health = self.health.clone();
         let metrics = &health.metrics;
         let started = Instant::now();
@@ -466,15 +479,22 @@ impl Sidecar {
             .sequencer
             .snapshot(&status.alsa_name, &room_clients)
             .await;
+        // The announcement of every port the snapshot shows came before its reply: taken in
+        // now, a port announced since the status was asked for is not taken for one it names.
+        while let Ok(announcement) = events.try_recv() {
+            status_wanted |= self.note(announcement);
+        }
         let snapshot = match snapshot {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 metrics.error(ErrorSource::Sequencer);
                 tracing::warn!(%error, "cannot read the sequencer");
-                return self.memory.report(WiringState::unknown(
+                self.wire_joins_of(OpenRooms::new());
+                let report = self.memory.report(WiringState::unknown(
                     reasons::SEQUENCER_ERROR,
                     error.to_string(),
                 ));
+                return (report, status_wanted);
             }
         };
         let looked_at = Instant::now();
@@ -482,19 +502,22 @@ impl Sidecar {
         let plan = match step::plan(
             &self.memory,
             status,
-            looked.read.into_std(),
+            looked.asked.into_std(),
             &snapshot,
             &rules,
             looked_at.into_std(),
             self.pacing.retry_for,
         ) {
             Ok(plan) => plan,
-            Err(wiring) => return self.memory.report(wiring),
+            Err(wiring) => {
+                self.wire_joins_of(OpenRooms::new());
+                return (self.memory.report(wiring), status_wanted);
+            }
         };
         let planned = Instant::now();
         let failures = self.rewire(&plan.wiring).await;
         let rewired = Instant::now();
-        self.wire_joins_of(plan.open_rooms(status, &rules));
+        self.wire_joins_of(plan.open_rooms(status, &snapshot, &rules));
         tracing::debug!(
             snapshot = ?(looked_at - started),
             plan = ?(planned - looked_at),
@@ -548,7 +571,7 @@ impl Sidecar {
             metrics.error(ErrorSource::Sequencer);
             tracing::warn!(?failures, "some subscriptions could not be changed");
         }
-        report
+        (report, status_wanted)
     }
 
     /// Removes and adds the plan's subscriptions, all in one request to the sequencer thread;

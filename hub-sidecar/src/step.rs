@@ -13,7 +13,7 @@ use crate::allow::RoomRules;
 use crate::report::{Report, WiringState};
 use crate::roster::{self, Changes, Roster};
 use crate::rtpmidid::status::RtpmididStatus;
-use crate::sequencer::{ClientSnapshot, OpenRooms, SequencerEvent};
+use crate::sequencer::{ClientSnapshot, OpenRoom, OpenRooms, SequencerEvent};
 use crate::wiring::{self, ParticipantPort, PortAddr, Rooms, Subscription, WiringPlan};
 
 /// What the loop carries from one pass to the next.
@@ -43,7 +43,7 @@ pub struct Memory {
 struct Announced {
     /// When the sequencer thread read the announcement.
     at: Instant,
-    /// Whether a pass has wired it (its join has been counted).
+    /// Whether it is wired, by a pass or by the sequencer thread (its join has been counted).
     wired: bool,
 }
 
@@ -151,42 +151,49 @@ impl Plan {
         wiring::playing_rooms(&self.participants)
     }
 
-    /// The rooms in `status` with a sequencer client of their own that admit everyone under
-    /// `rules`, with the ports there that do not play: whose joins the sequencer thread may
-    /// wire as it reads their announcements (every port of such a client is a participant of
-    /// the room, created once the participant connected).
-    pub fn open_rooms(&self, status: &RtpmididStatus, rules: &RoomRules) -> OpenRooms {
-        status
-            .rooms
-            .iter()
+    /// The rooms in `status` with a sequencer client of their own, there in `snapshot`, that
+    /// admit everyone under `rules`, with the ports there that do not play: whose joins the
+    /// sequencer thread may wire as it reads their announcements (every port of such a client
+    /// is a participant of the room, created once the participant connected).
+    pub fn open_rooms(
+        &self,
+        status: &RtpmididStatus,
+        snapshot: &ClientSnapshot,
+        rules: &RoomRules,
+    ) -> OpenRooms {
+        (status.rooms.iter())
             .filter(|room| rules.admits_everyone(room.port))
-            .filter_map(|room| room.alsa_client)
-            .map(|client| {
-                let not_playing = self
-                    .participants
-                    .iter()
+            .filter_map(|room| {
+                let client = room.alsa_client?;
+                let client_name = snapshot.more_client_names.get(&client)?.clone();
+                let not_playing = (self.participants.iter())
                     .filter(|p| p.port.client == client && !p.plays)
                     .map(|p| p.port)
                     .collect();
-                (client, not_playing)
+                let room = OpenRoom {
+                    room: room.port,
+                    client_name,
+                    not_playing,
+                };
+                Some((client, room))
             })
             .collect()
     }
 }
 
-/// The subscriptions that make the wiring match what rtpmidid reports in `status` (read at
-/// `status_read`), given the daemon's ports and subscriptions in `snapshot` and the rooms'
+/// The subscriptions that make the wiring match what rtpmidid reports in `status` (asked for
+/// at `status_asked`), given the daemon's ports and subscriptions in `snapshot` and the rooms'
 /// allow-lists in `rules` (a participant a list refuses is never wired, and links to it are
-/// removed). A status names only the ports announced before it was read: one announced since
-/// may be a new participant's on a number the status gave another. Every port of a room's own
-/// client is a participant of that room, so in a room that admits everyone it plays before
-/// any status names it. An announced port stays unexplained until a status names it, it goes
+/// removed). A status names only the ports announced before it was asked for: one announced
+/// since may be a new participant's on a number the status gave another. Every port of a
+/// room's own client is a participant of that room, so in a room that admits everyone it plays
+/// before any status names it (one whose entry the status parser skipped plays too). An announced port stays unexplained until a status names it, it goes
 /// away, or it is `retry_for` old (then it is something else, rtpmidid's own port say). The
 /// wiring state to report instead when the daemon has no client in the sequencer.
 pub fn plan(
     memory: &Memory,
     status: &RtpmididStatus,
-    status_read: Instant,
+    status_asked: Instant,
     snapshot: &ClientSnapshot,
     rules: &RoomRules,
     now: Instant,
@@ -205,7 +212,7 @@ pub fn plan(
         memory
             .unexplained
             .get(port)
-            .is_some_and(|announced| announced.at > status_read)
+            .is_some_and(|announced| announced.at > status_asked)
     };
     let (named, refused) = participant_ports(status, client, rules, announced_since);
     let known: BTreeSet<PortAddr> = named.iter().map(|p| p.port).collect();
@@ -362,7 +369,7 @@ fn new_round_trips(
 }
 
 /// The ALSA ports of the participants rtpmidid reports, on their room's client or else the
-/// daemon's `client`, but not those `announced_since` the status was read (those who play are
+/// daemon's `client`, but not those `announced_since` the status was asked for (those who play are
 /// the connected ones their room's list admits), and the connected participants their room's
 /// list refuses, whether or not their ports exist.
 fn participant_ports(

@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 
 use alsa::PollDescriptors;
 use alsa::seq::{EvNote, Event, EventType, PortCap, PortType, Seq};
-use hub_sidecar::sequencer::{Announcement, Sequencer, SequencerError, SequencerEvent};
+use hub_sidecar::allow::{AllowList, RoomRules};
+use hub_sidecar::sequencer::{Announcement, OpenRoom, Sequencer, SequencerError, SequencerEvent};
 use hub_sidecar::wiring::{PortAddr, Subscription, WiringPlan};
 use midihub_tests::real_alsa::sequencer_or_skip;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 
 /// Announcements must arrive this fast after the change (they are pushed, not polled).
 const ANNOUNCEMENT_DEADLINE: Duration = Duration::from_millis(100);
@@ -547,8 +549,17 @@ async fn the_thread_wires_a_join_of_an_open_room_as_it_reads_the_announcement() 
     let mallory = other_room.add_port("mallory");
     port_start(&mut events, mallory).await;
     // Only the first client is an open room, where "leaving" does not play.
+    let (rules, rules_receiver) = watch::channel(RoomRules::default());
+    let open_room = |not_playing| OpenRoom {
+        room: 5004,
+        client_name: "test-peer-open-room".to_owned(),
+        not_playing,
+    };
     sequencer
-        .wire_joins_of([(room.client, BTreeSet::from([leaving]))].into())
+        .wire_joins_of(
+            [(room.client, open_room(BTreeSet::from([leaving])))].into(),
+            rules_receiver.clone(),
+        )
         .unwrap();
     // The thread is idle: the command is served before the next announcement is read.
     let marker = room.add_port("marker");
@@ -589,14 +600,33 @@ async fn the_thread_wires_a_join_of_an_open_room_as_it_reads_the_announcement() 
     assert_eq!(announced.wired, None, "not an open room");
     assert!(!aconnect_subscriptions().contains(&subscription(eve, mallory)));
 
+    // A room that gets an allow-list is not wired by the thread from that moment.
+    rules.send_replace(
+        [(5004, AllowList::parse(&["192.0.2.0/24"]).unwrap())]
+            .into_iter()
+            .collect(),
+    );
+    let dave = room.add_port("dave");
+    assert_eq!(
+        port_start(&mut events, dave).await.wired,
+        None,
+        "the room has a list"
+    );
+    rules.send_replace(RoomRules::default());
+
     // Told no rooms, it wires nothing.
-    sequencer.wire_joins_of(Default::default()).unwrap();
+    sequencer
+        .wire_joins_of(Default::default(), rules_receiver.clone())
+        .unwrap();
     let carol = room.add_port("carol");
     assert_eq!(port_start(&mut events, carol).await.wired, None);
 
     // A room's client that exits is forgotten: its number may come back as another client's.
     sequencer
-        .wire_joins_of([(room.client, BTreeSet::new())].into())
+        .wire_joins_of(
+            [(room.client, open_room(BTreeSet::new()))].into(),
+            rules_receiver.clone(),
+        )
         .unwrap();
     let gone = room.client;
     drop(room);
@@ -614,4 +644,18 @@ async fn the_thread_wires_a_join_of_an_open_room_as_it_reads_the_announcement() 
         "the kernel gives the lowest free number"
     );
     assert_eq!(port_start(&mut events, first).await.wired, None);
+
+    // Under a room's client number told the thread, a client of another name is another one.
+    sequencer
+        .wire_joins_of(
+            [(newcomer.client, open_room(BTreeSet::new()))].into(),
+            rules_receiver,
+        )
+        .unwrap();
+    let second = newcomer.add_port("second");
+    assert_eq!(
+        port_start(&mut events, second).await.wired,
+        None,
+        "another client"
+    );
 }

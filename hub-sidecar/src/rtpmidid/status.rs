@@ -66,8 +66,9 @@ pub struct ParticipantStatus {
     pub remote_port: u16,
     /// The participant's (remote) SSRC.
     pub ssrc: u32,
-    /// Port of its ALSA side (`local_alsa_peer_t`) on rtpmidid's client; `None` while that
-    /// port does not exist (yet).
+    /// Port of its ALSA side (`local_alsa_peer_t`) on its room's client
+    /// ([`RoomStatus::alsa_client`]) or else rtpmidid's; `None` while that port does not exist
+    /// (yet).
     pub alsa_port: Option<i32>,
     /// rtpmidid's status is "3" (connected), and the participant has not gone silent; any
     /// other status means not (or no longer) connected, and such a participant must not be

@@ -3,7 +3,7 @@ use jiff::Timestamp;
 use super::*;
 use crate::allow::AllowList;
 use crate::rtpmidid::status::{LatencyMs, ParticipantStatus, RoomStatus};
-use crate::sequencer::{OpenRooms, PortInfo};
+use crate::sequencer::{OpenRoom, OpenRooms, PortInfo};
 use crate::wiring::Subscription;
 
 const DAEMON: i32 = 128;
@@ -95,6 +95,7 @@ fn sequencer(ports: &[i32], subscriptions: &[Subscription]) -> ClientSnapshot {
             })
             .collect(),
         subscriptions: subscriptions.iter().copied().collect(),
+        more_client_names: BTreeMap::new(),
     }
 }
 
@@ -818,6 +819,9 @@ fn with_room_clients(mut status: RtpmididStatus) -> RtpmididStatus {
 fn room_sequencer(ports: &[PortAddr], subscriptions: &[Subscription]) -> ClientSnapshot {
     ClientSnapshot {
         client: Some(DAEMON),
+        more_client_names: (ROOM_CLIENTS.iter())
+            .map(|(room, client)| (*client, format!("rtpmidid room-{room}")))
+            .collect(),
         ports: ports
             .iter()
             .map(|&addr| PortInfo {
@@ -942,26 +946,35 @@ fn the_sequencer_thread_wires_joins_of_open_rooms_on_their_own_clients_but_not_w
         participant("Carol", 3, 1, 5006),
     ]));
     let snapshot = room_sequencer(&[alice, bob, carol], &[]);
+    let open_room = |room: u16, not_playing: &[PortAddr]| OpenRoom {
+        room,
+        client_name: format!("rtpmidid room-{room}"),
+        not_playing: not_playing.iter().copied().collect(),
+    };
     let open = plan_now(&Memory::default(), &status, &snapshot);
     assert_eq!(
-        open.open_rooms(&status, &RoomRules::default()),
-        OpenRooms::from([(129, BTreeSet::from([bob])), (130, BTreeSet::new())])
+        open.open_rooms(&status, &snapshot, &RoomRules::default()),
+        OpenRooms::from([(129, open_room(5004, &[bob])), (130, open_room(5006, &[]))])
     );
-    let listed = plan_with(
-        &Memory::default(),
-        &status,
-        &snapshot,
-        &only(5004, &["203.0.113.0/24"]),
-    );
+    let rules = only(5004, &["203.0.113.0/24"]);
+    let listed = plan_with(&Memory::default(), &status, &snapshot, &rules);
     assert_eq!(
-        listed.open_rooms(&status, &only(5004, &["203.0.113.0/24"])),
-        OpenRooms::from([(130, BTreeSet::new())]),
+        listed.open_rooms(&status, &snapshot, &rules),
+        OpenRooms::from([(130, open_room(5006, &[]))]),
         "a room with a list waits for the status, which gives the address"
     );
+    let mut without_b = snapshot.clone();
+    without_b.more_client_names.remove(&130);
+    assert_eq!(
+        open.open_rooms(&status, &without_b, &RoomRules::default()),
+        OpenRooms::from([(129, open_room(5004, &[bob]))]),
+        "a client that is not there is no room"
+    );
     let daemon_only = alice_and_bob();
-    let plan = plan_now(&Memory::default(), &daemon_only, &sequencer(&[1, 2], &[]));
+    let daemon_snapshot = sequencer(&[1, 2], &[]);
+    let plan = plan_now(&Memory::default(), &daemon_only, &daemon_snapshot);
     assert!(
-        plan.open_rooms(&daemon_only, &RoomRules::default())
+        plan.open_rooms(&daemon_only, &daemon_snapshot, &RoomRules::default())
             .is_empty(),
         "ports on rtpmidid's own client say no room"
     );
