@@ -29,7 +29,7 @@ use tokio::sync::{mpsc as async_mpsc, oneshot, watch};
 
 use crate::allow::RoomRules;
 use crate::sequencer_thread::{self, WakeReader, Waker};
-use crate::wiring::{PortAddr, Subscription, WiringPlan};
+use crate::wiring::{self, ParticipantPort, PortAddr, Subscription, WiringPlan};
 
 /// Name of the thread that owns the sequencer handle (visible in `ps -T`, `top -H`).
 const THREAD_NAME: &str = "alsa-sequencer";
@@ -60,10 +60,12 @@ pub struct Announcement {
     pub wired: Option<Wired>,
 }
 
-/// The subscriptions the sequencer thread made for a join, all of them, and when.
+/// The subscriptions the sequencer thread made for a join, all of them, in which room (its
+/// control port), and when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wired {
     pub subscriptions: Vec<Subscription>,
+    pub room: u16,
     pub at: Instant,
 }
 
@@ -442,29 +444,27 @@ impl JoinWiring {
         if info.get_name().ok()? != room.client_name {
             return None;
         }
-        wire_join(seq, port, &room.not_playing)
+        wire_join(seq, port, room)
     }
 }
 
-/// Subscribes `port`, which just started on the client of an open room, to and from every
-/// other port of that client but those `not_playing`; `None` when a subscription failed (the
+/// Makes the subscriptions the hub wants ([`wiring::desired_subscriptions`]) to and from
+/// `port`, which just started on the client of the open `room`, whose participants who play
+/// are that client's ports but those not playing; `None` when a subscription failed (the
 /// loop's next pass then wires the join, and logs why it could not).
-fn wire_join(seq: &Seq, port: PortAddr, not_playing: &BTreeSet<PortAddr>) -> Option<Wired> {
-    let subscriptions: Vec<Subscription> = PortIter::new(seq, port.client)
+fn wire_join(seq: &Seq, port: PortAddr, room: &OpenRoom) -> Option<Wired> {
+    let participants: Vec<ParticipantPort> = PortIter::new(seq, port.client)
         .map(|info| port_addr(info.addr()))
-        .filter(|other| *other != port && !not_playing.contains(other))
-        .flat_map(|other| {
-            [
-                Subscription {
-                    from: port,
-                    to: other,
-                },
-                Subscription {
-                    from: other,
-                    to: port,
-                },
-            ]
+        .filter(|addr| !room.not_playing.contains(addr))
+        .map(|addr| ParticipantPort {
+            port: addr,
+            room: room.room,
+            plays: true,
         })
+        .collect();
+    let subscriptions: Vec<Subscription> = wiring::desired_subscriptions(&participants)
+        .into_iter()
+        .filter(|subscription| subscription.from == port || subscription.to == port)
         .collect();
     for subscription in &subscriptions {
         if let Err(error) = subscribe(seq, *subscription) {
@@ -474,6 +474,7 @@ fn wire_join(seq: &Seq, port: PortAddr, not_playing: &BTreeSet<PortAddr>) -> Opt
     }
     Some(Wired {
         subscriptions,
+        room: room.room,
         at: Instant::now(),
     })
 }

@@ -17,7 +17,7 @@
 //! This is the shell: the control socket, the sequencer, the sink, the clock, the logs and the
 //! metrics. What a pass decides is [`crate::step`]'s.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -105,8 +105,6 @@ pub struct Sidecar {
     /// wired since, and whether the guard has yet to hear of those.
     playing: Rooms,
     guard_behind: bool,
-    /// The rooms by their own sequencer clients, as the last status gave them.
-    room_of_client: BTreeMap<i32, u16>,
 }
 
 /// A status of rtpmidid's and when it was asked for and read.
@@ -150,7 +148,6 @@ impl Sidecar {
             panics: None,
             playing: Rooms::new(),
             guard_behind: false,
-            room_of_client: BTreeMap::new(),
         }
     }
 
@@ -368,10 +365,8 @@ impl Sidecar {
             self.memory
                 .wired_at_announcement(*port, &wired.subscriptions);
             self.join_wired(*port, announcement.read_at, wired.at, None);
-            if let Some(room) = self.room_of_client.get(&port.client) {
-                self.playing.entry(*room).or_default().insert(*port);
-                self.guard_behind = true;
-            }
+            self.playing.entry(wired.room).or_default().insert(*port);
+            self.guard_behind = true;
         }
         // What goes leaves the rooms the guard is told of between passes.
         match announcement.event {
@@ -472,9 +467,6 @@ impl Sidecar {
         let started = Instant::now();
         let status = &looked.status;
         let room_clients: Vec<i32> = status.rooms.iter().filter_map(|r| r.alsa_client).collect();
-        self.room_of_client = (status.rooms.iter())
-            .filter_map(|room| Some((room.alsa_client?, room.port)))
-            .collect();
         let snapshot = self
             .sequencer
             .snapshot(&status.alsa_name, &room_clients)

@@ -187,9 +187,10 @@ impl Plan {
 /// removed). A status names only the ports announced before it was asked for: one announced
 /// since may be a new participant's on a number the status gave another. Every port of a
 /// room's own client is a participant of that room, so in a room that admits everyone it plays
-/// before any status names it (one whose entry the status parser skipped plays too). An announced port stays unexplained until a status names it, it goes
-/// away, or it is `retry_for` old (then it is something else, rtpmidid's own port say). The
-/// wiring state to report instead when the daemon has no client in the sequencer.
+/// before any status names it (one whose entry the status parser skipped plays too). An
+/// announced port stays unexplained until a status names it, it goes away, or it is
+/// `retry_for` old (then it is something else, rtpmidid's own port say). The wiring state to
+/// report instead when the daemon has no client in the sequencer.
 pub fn plan(
     memory: &Memory,
     status: &RtpmididStatus,
@@ -369,9 +370,9 @@ fn new_round_trips(
 }
 
 /// The ALSA ports of the participants rtpmidid reports, on their room's client or else the
-/// daemon's `client`, but not those `announced_since` the status was asked for (those who play are
-/// the connected ones their room's list admits), and the connected participants their room's
-/// list refuses, whether or not their ports exist.
+/// daemon's `client`, but not those `announced_since` the status was asked for (those who play
+/// are the connected ones their room's list admits), and the connected participants their
+/// room's list refuses, whether or not their ports exist.
 fn participant_ports(
     status: &RtpmididStatus,
     client: i32,

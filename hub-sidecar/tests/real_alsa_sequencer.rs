@@ -135,22 +135,33 @@ async fn wait_for(
     started: Instant,
     within: Duration,
 ) -> Duration {
-    let deadline = started + within;
-    let elapsed = tokio::time::timeout_at(deadline.into(), async {
-        loop {
-            let announcement = events.recv().await.expect("event channel closed");
-            if &announcement.event == wanted {
-                return started.elapsed();
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{wanted:?} did not arrive within {within:?}"));
+    announcement(events, wanted, started, within).await;
+    let elapsed = started.elapsed();
     assert!(
         elapsed <= within,
         "{wanted:?} took {elapsed:?}, over {within:?}"
     );
     elapsed
+}
+
+/// The announcement `wanted`, arriving within `within` of `started`.
+async fn announcement(
+    events: &mut UnboundedReceiver<Announcement>,
+    wanted: &SequencerEvent,
+    started: Instant,
+    within: Duration,
+) -> Announcement {
+    let deadline = started + within;
+    tokio::time::timeout_at(deadline.into(), async {
+        loop {
+            let announcement = events.recv().await.expect("event channel closed");
+            if &announcement.event == wanted {
+                return announcement;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{wanted:?} did not arrive within {within:?}"))
 }
 
 /// Subscriptions as `aconnect -l` lists them ("Connecting To:" lines), the kernel's view
@@ -523,16 +534,8 @@ async fn dropping_the_sequencer_stops_its_thread() {
 
 /// The announcement of `port`'s start, with what the thread did for it.
 async fn port_start(events: &mut UnboundedReceiver<Announcement>, port: PortAddr) -> Announcement {
-    tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            let announcement = events.recv().await.expect("event channel closed");
-            if announcement.event == SequencerEvent::PortStart(port) {
-                return announcement;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no announcement of {port}'s start"))
+    let start = SequencerEvent::PortStart(port);
+    announcement(events, &start, Instant::now(), Duration::from_secs(2)).await
 }
 
 #[tokio::test]
@@ -575,6 +578,7 @@ async fn the_thread_wires_a_join_of_an_open_room_as_it_reads_the_announcement() 
         wired.subscriptions.iter().copied().collect::<BTreeSet<_>>(),
         expected
     );
+    assert_eq!(wired.room, 5004);
     assert!(wired.at >= announced.read_at);
     let kernel_view = aconnect_subscriptions();
     for link in &expected {

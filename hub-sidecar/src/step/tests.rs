@@ -160,6 +160,10 @@ fn names(participants: &[midihub_api::Participant]) -> Vec<&str> {
     participants.iter().map(|p| p.name.as_str()).collect()
 }
 
+fn refused_names(refused: &[midihub_api::RefusedParticipant]) -> Vec<&str> {
+    refused.iter().map(|p| p.name.as_str()).collect()
+}
+
 #[test]
 fn participants_of_a_room_are_wired_to_each_other_and_reported_as_wired() {
     let mut memory = Memory::default();
@@ -720,13 +724,7 @@ fn a_refused_participant_is_reported_as_refused_and_counted_nowhere() {
         ["Alice", "Bob", "Carol"]
     );
     assert_eq!(outcome.report.participant_count(), 3);
-    let refused: Vec<&str> = outcome
-        .report
-        .refused
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect();
-    assert_eq!(refused, ["Mallory"]);
+    assert_eq!(refused_names(&outcome.report.refused), ["Mallory"]);
     assert_eq!(
         outcome.report.refused[0].remote_address,
         "198.51.100.7:7000"
@@ -751,13 +749,7 @@ fn a_refused_participant_whose_port_is_not_there_yet_is_refused_all_the_same() {
         &only(5004, &["203.0.113.0/24"]),
     );
     let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
-    let refused: Vec<&str> = outcome
-        .report
-        .refused
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect();
-    assert_eq!(refused, ["Mallory"]);
+    assert_eq!(refused_names(&outcome.report.refused), ["Mallory"]);
 }
 
 #[test]
@@ -864,13 +856,11 @@ fn a_port_on_an_open_rooms_client_is_wired_before_any_status_names_it_and_counte
     assert_eq!(plan.wiring.add, both_ways, "Carol's room is another client");
     let outcome = conclude_ok(&mut memory, &old_status, plan);
     assert_eq!(outcome.figures.wired_joins, [(bob, announced_at)]);
-    let joined: Vec<_> = outcome
-        .changes
-        .joined
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect();
-    assert_eq!(joined, ["Alice"], "who Bob is comes with the status");
+    assert_eq!(
+        names(&outcome.changes.joined),
+        ["Alice"],
+        "who Bob is comes with the status"
+    );
     assert!(
         memory.awaits_explanation(),
         "the status is still to name him"
@@ -921,13 +911,7 @@ fn a_port_on_a_listed_rooms_client_waits_for_a_status_read_after_its_announcemen
     let plan = plan_read_at(&memory, (&fresh, later), &snapshot, &rules, later);
     assert_eq!(plan.wiring, WiringPlan::default(), "Mallory is refused");
     let outcome = conclude(&mut memory, &fresh, plan, &[], at("2026-11-25T19:00:01Z"));
-    let refused: Vec<_> = outcome
-        .report
-        .refused
-        .iter()
-        .map(|r| r.name.as_str())
-        .collect();
-    assert_eq!(refused, ["Mallory"]);
+    assert_eq!(refused_names(&outcome.report.refused), ["Mallory"]);
     assert!(!memory.awaits_explanation());
 }
 
