@@ -7,7 +7,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use midihub_api::contract::hub_selector;
@@ -17,17 +18,35 @@ use serde_json::{Value, json};
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Polls `check` until it succeeds; after `limit`, fails the test with what the last check saw.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
+{
+    eventually_explained(what, limit, check, || async { String::new() }).await
+}
+
+/// [`eventually`], and on failure also what `explain` finds then (what stands behind the
+/// last thing seen, read only once it is needed).
+async fn eventually_explained<T, F, Fut, E, EFut>(
+    what: &str,
+    limit: Duration,
+    mut check: F,
+    explain: E,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+    E: FnOnce() -> EFut,
+    EFut: Future<Output = String>,
 {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         match check().await {
             Ok(value) => return value,
             Err(seen) if tokio::time::Instant::now() >= deadline => {
-                panic!("timed out after {limit:?} waiting for {what}; last seen: {seen}")
+                let behind = explain().await;
+                panic!("timed out after {limit:?} waiting for {what}; last seen: {seen}{behind}")
             }
             Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
         }
@@ -143,15 +162,102 @@ pub async fn wait_for_status(
     limit: Duration,
     accept: impl Fn(&MidiHubStatus) -> bool,
 ) -> MidiHubStatus {
-    eventually(&format!("hub {name}: {what}"), limit, || async {
-        let status = status_of(hubs, name).await?;
-        if accept(&status) {
-            Ok(status)
-        } else {
-            Err(describe(&status))
-        }
-    })
+    eventually_explained(
+        &format!("hub {name}: {what}"),
+        limit,
+        || async {
+            let status = status_of(hubs, name).await?;
+            if accept(&status) {
+                Ok(status)
+            } else {
+                Err(describe(&status))
+            }
+        },
+        || describe_pods(hubs, name),
+    )
     .await
+}
+
+/// The hub's pods as the API server has them, and their nodes' readiness, for a failure to
+/// show whether the operator or the cluster lags behind: a pod Kubernetes marked not ready
+/// (its node missed heartbeats) looks to the operator like one still starting.
+async fn describe_pods(hubs: &Api<MidiHub>, name: &str) -> String {
+    let namespace = hubs.namespace().unwrap_or("default").to_string();
+    let client = Client::from(hubs.clone());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let nodes: Api<Node> = Api::all(client);
+    let listed = match pods
+        .list(&ListParams::default().labels(&hub_selector(name)))
+        .await
+    {
+        Ok(list) => list.items,
+        Err(error) => return format!("; its pods: cannot list them: {error}"),
+    };
+    if listed.is_empty() {
+        return "; it has no pods".into();
+    }
+    let mut lines = Vec::new();
+    for pod in listed {
+        let status = pod.status.unwrap_or_default();
+        let conditions = status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| condition_text(&c.type_, &c.status, c.reason, c.last_transition_time))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let node = match pod.spec.and_then(|spec| spec.node_name) {
+            None => "on no node".to_string(),
+            Some(node) => match nodes.get(&node).await {
+                Err(error) => format!("on node {node}: {error}"),
+                Ok(found) => found
+                    .status
+                    .and_then(|status| status.conditions)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|c| c.type_ == "Ready")
+                    .map_or_else(
+                        || format!("on node {node}, which reports no Ready condition"),
+                        |c| {
+                            let ready = condition_text(
+                                &c.type_,
+                                &c.status,
+                                c.reason,
+                                c.last_transition_time,
+                            );
+                            format!("on node {node}, {ready}")
+                        },
+                    ),
+            },
+        };
+        lines.push(format!(
+            "pod {} phase {}{} [{conditions}] {node}",
+            pod.metadata.name.unwrap_or_default(),
+            status.phase.as_deref().unwrap_or("unknown"),
+            if pod.metadata.deletion_timestamp.is_some() {
+                " (being deleted)"
+            } else {
+                ""
+            },
+        ));
+    }
+    format!("; its pods: {}", lines.join(" | "))
+}
+
+/// `Ready=False SomeReason since 2026-…`.
+fn condition_text(
+    type_: &str,
+    status: &str,
+    reason: Option<String>,
+    since: Option<Time>,
+) -> String {
+    let reason = reason
+        .map(|reason| format!(" {reason}"))
+        .unwrap_or_default();
+    let since = since
+        .map(|time| format!(" since {}", time.0))
+        .unwrap_or_default();
+    format!("{type_}={status}{reason}{since}")
 }
 
 /// Names and phases of the hub's pods (terminating ones included: they still hold the ports).

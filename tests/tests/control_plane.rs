@@ -1348,6 +1348,7 @@ async fn an_operator_whose_watches_stay_dead_past_the_grace_reports_unhealthy_un
     plane
         .start_operator(&[])
         .expect("the operator with its defaults");
+    delete_namespace(&client, "cp-health").await;
     refresh_scheduling(&plane);
 }
 
