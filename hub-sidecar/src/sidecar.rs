@@ -206,7 +206,7 @@ impl Sidecar {
                     status_wanted |= look;
                     continue;
                 }
-                reply = answer(&mut status_call) => {
+                reply = or_never(status_call.as_mut()) => {
                     status_call = None;
                     match self.status_read(reply) {
                         Ok(read) => read,
@@ -224,11 +224,11 @@ impl Sidecar {
                     }
                     continue;
                 }
-                event = recv_or_pending(self.guard.as_mut().map(|guard| &mut guard.events)) => {
+                event = or_never(self.guard.as_mut().map(|guard| guard.events.recv())) => {
                     self.guard_did(event);
                     continue;
                 }
-                request = recv_or_pending(self.panics.as_mut()) => {
+                request = or_never(self.panics.as_mut().map(UnboundedReceiver::recv)) => {
                     match request {
                         Some(request) => self.panic(request).await,
                         None => self.panics = None,
@@ -239,11 +239,11 @@ impl Sidecar {
                     status_wanted = true;
                     continue;
                 }
-                () = sleep_until(retry_at) => {
+                () = or_never(retry_at.map(tokio::time::sleep_until)) => {
                     status_wanted = true;
                     continue;
                 }
-                () = sleep_until(pending.as_ref().map(|(at, _)| *at)) => {
+                () = or_never(pending.as_ref().map(|(at, _)| tokio::time::sleep_until(*at))) => {
                     if let Some((_, report)) = pending.take() {
                         self.publish(report).await;
                     }
@@ -590,26 +590,11 @@ impl Sidecar {
     }
 }
 
-/// The answer to the status call under way; never, without one.
-async fn answer(call: &mut Option<StatusCall>) -> StatusReply {
-    match call {
-        Some(call) => call.await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The next message of `receiver` (`None`: no more will come); never, without a receiver (no
-/// guard, no panic requests).
-async fn recv_or_pending<T>(receiver: Option<&mut UnboundedReceiver<T>>) -> Option<T> {
-    match receiver {
-        Some(receiver) => receiver.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+/// What `future` gives; never, without one (no status call under way, no guard, no panic
+/// requests, nothing to wait for).
+async fn or_never<F: Future>(future: Option<F>) -> F::Output {
+    match future {
+        Some(future) => future.await,
         None => std::future::pending().await,
     }
 }
