@@ -144,6 +144,11 @@ fn pass(
         RETRY_FOR,
     )
     .unwrap();
+    conclude_ok(memory, status, plan)
+}
+
+/// What came of `plan`, all of whose subscriptions were made.
+fn conclude_ok(memory: &mut Memory, status: &RtpmididStatus, plan: Plan) -> Outcome {
     conclude(memory, status, plan, &[], at("2026-11-25T19:00:00Z"))
 }
 
@@ -181,7 +186,7 @@ fn participants_of_a_room_are_wired_to_each_other_and_reported_as_wired() {
         }
     );
 
-    let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
+    let outcome = conclude_ok(&mut memory, &status, plan);
     assert_eq!(
         outcome.report.wiring,
         WiringState::wired(3, 2),
@@ -275,7 +280,7 @@ fn joins_and_leaves_are_told_once_with_the_time_of_the_join() {
 
     let first = status(vec![alice.clone()]);
     let plan_1 = plan_now(&memory, &first, &ports);
-    let outcome = conclude(&mut memory, &first, plan_1, &[], at("2026-11-25T19:00:00Z"));
+    let outcome = conclude_ok(&mut memory, &first, plan_1);
     assert_eq!(names(&outcome.changes.joined), ["Alice"]);
 
     let second = status(vec![alice, bob.clone()]);
@@ -424,7 +429,7 @@ fn a_join_whose_subscriptions_failed_or_that_does_not_play_is_not_counted_as_wir
     let band = band_and_strangers();
     let rules = only(5004, &["203.0.113.0/24"]);
     let plan = plan_with(&memory, &band, &sequencer(&[1, 2, 3, 4], &[]), &rules);
-    let outcome = conclude(&mut memory, &band, plan, &[], at("2026-11-25T19:00:00Z"));
+    let outcome = conclude_ok(&mut memory, &band, plan);
     assert_eq!(
         outcome.figures.wired_joins,
         [(port(1), start)],
@@ -610,7 +615,7 @@ fn a_participant_its_rooms_list_refuses_is_wired_in_neither_direction() {
         "Alice and Bob hear each other; Mallory hears nobody and nobody hears Mallory"
     );
 
-    let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
+    let outcome = conclude_ok(&mut memory, &status, plan);
     assert_eq!(
         outcome.report.wiring,
         WiringState::wired(3, 2),
@@ -717,7 +722,7 @@ fn a_refused_participant_is_reported_as_refused_and_counted_nowhere() {
         &sequencer(&[1, 2, 3, 4], &[]),
         &only(5004, &["203.0.113.0/24"]),
     );
-    let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
+    let outcome = conclude_ok(&mut memory, &status, plan);
 
     assert_eq!(
         names(&outcome.report.participants),
@@ -748,7 +753,7 @@ fn a_refused_participant_whose_port_is_not_there_yet_is_refused_all_the_same() {
         &sequencer(&[1, 2], &[]),
         &only(5004, &["203.0.113.0/24"]),
     );
-    let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
+    let outcome = conclude_ok(&mut memory, &status, plan);
     assert_eq!(refused_names(&outcome.report.refused), ["Mallory"]);
 }
 
@@ -768,13 +773,8 @@ fn a_refused_participants_round_trips_are_not_the_hubs() {
         &sequencer(&[1, 3], &[]),
         &only(5004, &["203.0.113.0/24"]),
     );
-    let outcome = conclude(&mut memory, &status, plan, &[], at("2026-11-25T19:00:00Z"));
+    let outcome = conclude_ok(&mut memory, &status, plan);
     assert_eq!(outcome.figures.new_round_trips, [20.0]);
-}
-
-/// What came of `plan`, all of whose subscriptions were made.
-fn conclude_ok(memory: &mut Memory, status: &RtpmididStatus, plan: Plan) -> Outcome {
-    conclude(memory, status, plan, &[], at("2026-11-25T19:00:00Z"))
 }
 
 /// `a` to `b` and back.
@@ -788,10 +788,16 @@ fn both_ways(a: PortAddr, b: PortAddr) -> [Subscription; 2] {
 /// The sequencer clients of rooms 5004 and 5006 where each room has one of its own.
 const ROOM_CLIENTS: [(u16, i32); 2] = [(5004, 129), (5006, 130)];
 
+/// The sequencer client of room `room`, if it has one of its own.
+fn room_client(room: u16) -> Option<i32> {
+    (ROOM_CLIENTS.iter())
+        .find(|(r, _)| *r == room)
+        .map(|(_, client)| *client)
+}
+
 fn room_port(room: u16, port: i32) -> PortAddr {
-    let (_, client) = ROOM_CLIENTS.iter().find(|(r, _)| *r == room).unwrap();
     PortAddr {
-        client: *client,
+        client: room_client(room).unwrap(),
         port,
     }
 }
@@ -799,10 +805,7 @@ fn room_port(room: u16, port: i32) -> PortAddr {
 /// `status` from a daemon that gives each room a sequencer client of its own.
 fn with_room_clients(mut status: RtpmididStatus) -> RtpmididStatus {
     for room in &mut status.rooms {
-        room.alsa_client = ROOM_CLIENTS
-            .iter()
-            .find(|(r, _)| *r == room.port)
-            .map(|(_, client)| *client);
+        room.alsa_client = room_client(room.port);
     }
     status
 }
