@@ -184,13 +184,9 @@ pub async fn wait_for_status(
 async fn describe_pods(hubs: &Api<MidiHub>, name: &str) -> String {
     let namespace = hubs.namespace().unwrap_or("default").to_string();
     let client = Client::from(hubs.clone());
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let nodes: Api<Node> = Api::all(client);
-    let listed = match pods
-        .list(&ListParams::default().labels(&hub_selector(name)))
-        .await
-    {
-        Ok(list) => list.items,
+    let nodes: Api<Node> = Api::all(client.clone());
+    let listed = match list_hub_pods(&client, &namespace, name).await {
+        Ok(pods) => pods,
         Err(error) => return format!("; its pods: cannot list them: {error}"),
     };
     if listed.is_empty() {
@@ -262,9 +258,16 @@ fn condition_text(
 
 /// Names and phases of the hub's pods (terminating ones included: they still hold the ports).
 pub async fn hub_pods(client: &Client, namespace: &str, hub: &str) -> Vec<Pod> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    pods.list(&ListParams::default().labels(&hub_selector(hub)))
+    list_hub_pods(client, namespace, hub)
         .await
         .expect("list the hub's pods")
-        .items
+}
+
+/// [`hub_pods`], the error returned: a failure's explanation must not hide the failure.
+async fn list_hub_pods(client: &Client, namespace: &str, hub: &str) -> kube::Result<Vec<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&hub_selector(hub)))
+        .await?;
+    Ok(list.items)
 }
