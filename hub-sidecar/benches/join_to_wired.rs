@@ -22,7 +22,6 @@
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,8 +29,8 @@ use midihub_api::rtpmidid_config::alsa_client_name;
 use midihub_tests::applemidi::{JoinOptions, Participant};
 use midihub_tests::bench::{self, Footprint, children_cpu_ticks, cpu_percent, percentile};
 use midihub_tests::real_alsa::{
-    Rtpmidid, SeqAddr, aconnect_view, join, loopback, room, rtpmidid_or_skip, scratch_dir,
-    wait_until,
+    Rtpmidid, SeqAddr, aconnect, aconnect_view, join, loopback, room, rtpmidid_or_skip,
+    scratch_dir, wait_until,
 };
 use midihub_tests::sidecar::SidecarProcess;
 use tokio::sync::watch;
@@ -546,14 +545,8 @@ fn poll_once(client: &str) -> (usize, usize) {
         .filter(|link| !view.internal_links.contains(link))
         .collect();
     let mut failed = 0;
-    for ((from_client, from_port), (to_client, to_port)) in &missing {
-        let connected = std::process::Command::new("aconnect")
-            .arg(format!("{from_client}:{from_port}"))
-            .arg(format!("{to_client}:{to_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
+    for (from, to) in &missing {
+        let connected = aconnect(*from, *to).is_ok_and(|output| output.status.success());
         if !connected {
             failed += 1;
         }

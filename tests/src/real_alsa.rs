@@ -315,6 +315,17 @@ pub fn aconnect_view(alsa_name: &str) -> Option<HubView> {
     parse_aconnect(&String::from_utf8_lossy(&output.stdout), alsa_name)
 }
 
+/// `aconnect from to`: subscribes `to` to `from`, as a test or the 5 s poller does by hand.
+pub fn aconnect(
+    (from_client, from_port): SeqAddr,
+    (to_client, to_port): SeqAddr,
+) -> std::io::Result<std::process::Output> {
+    std::process::Command::new("aconnect")
+        .arg(format!("{from_client}:{from_port}"))
+        .arg(format!("{to_client}:{to_port}"))
+        .output()
+}
+
 /// The ids of every client named `name` in the kernel's list of sequencer clients
 /// (`/proc/asound/seq/clients`: `Client 130 : "midihub-guard" [User ...]`). `aconnect -l`
 /// leaves out clients whose ports are all unexported, as the stuck-note guard's are.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use midihub_tests::applemidi::{JoinOptions, Participant, wire};
 use midihub_tests::real_alsa::{
-    HubView, Rtpmidid, SeqAddr, aconnect_view, loopback, mount_namespace_or_skip, room,
+    HubView, Rtpmidid, aconnect, aconnect_view, loopback, mount_namespace_or_skip, room,
     rtpmidid_or_skip, scratch_dir, sequencer_client_ids, status_json, wait_until,
 };
 
@@ -63,17 +63,6 @@ async fn wait_for_ports(what: &str, check: impl Fn(&HubView) -> bool) -> HubView
     .await;
     assert!(found, "{what} within 10 s; the hub's clients have {view:?}");
     view
-}
-
-/// `aconnect from to`.
-fn aconnect(
-    (from_client, from_port): SeqAddr,
-    (to_client, to_port): SeqAddr,
-) -> std::io::Result<std::process::Output> {
-    std::process::Command::new("aconnect")
-        .arg(format!("{from_client}:{from_port}"))
-        .arg(format!("{to_client}:{to_port}"))
-        .output()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
